@@ -1,0 +1,218 @@
+"""The per-chunk unit of work: read, digest, decode and hash a list of files.
+
+A chunk is the unit of scheduling, retry and resume. Its inputs (file records)
+and its output (:class:`HashChunk`) are small files in the run's work folder, so
+tasks pass paths, never pixel arrays, and a retried chunk simply rewrites its
+own file. Files are ``.json`` and ``.npz`` read with ``allow_pickle=False``:
+nothing read back can execute code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from imgdedup.errors import ImageLoadError
+from imgdedup.hashing import HASH_INPUT_SIZES, hash_pixels
+from imgdedup.io import FileRecord, content_digest, load_image, load_image_compat, oriented_size, open_image, read_bytes
+
+
+@dataclass
+class HashChunk:
+    """Results of one chunk: one row per readable image, plus the unreadable ones.
+
+    Attributes
+    ----------
+    positions : (n,) int64 ndarray
+        Index of each hashed file in the run's file list.
+    hashes : (n, len(methods)) uint64 ndarray
+    width, height : (n,) int32 ndarray
+        Size after EXIF orientation (default path) or as stored (compat path).
+    formats : (n,) str ndarray
+        Pillow's format name.
+    digests : (n,) str ndarray
+        BLAKE2b-128 of the file bytes.
+    errors : list of (position, reason)
+    """
+
+    methods: tuple[str, ...]
+    positions: np.ndarray
+    hashes: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+    formats: np.ndarray
+    digests: np.ndarray
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _resize_gray(image: Image.Image, size: tuple[int, int], compat: bool) -> np.ndarray:
+    if compat:
+        # imagededup resizes the RGB image, then converts to grayscale.
+        return np.asarray(image.resize(size, Image.LANCZOS).convert("L"), dtype=np.uint8)
+    return np.asarray(image.resize(size, Image.LANCZOS, reducing_gap=3.0), dtype=np.uint8)
+
+
+def hash_image_bytes(data: bytes, methods: Sequence[str], compat: bool, max_pixels: int) -> tuple[list[np.ndarray], tuple[int, int], str]:
+    """Decode one file's bytes into the grayscale arrays each method hashes.
+
+    Returns the arrays (one per method), the image size and its format.
+    Raises :class:`ImageLoadError` when the bytes are not a usable image.
+    """
+    if compat:
+        image_format = open_image(data, max_pixels).format
+        image = load_image_compat(data, max_pixels)
+        size = image.size
+    else:
+        probe = open_image(data, max_pixels)
+        size, image_format = oriented_size(probe), probe.format
+        largest = max((HASH_INPUT_SIZES[m] for m in methods), key=lambda s: s[0] * s[1])
+        image = load_image(data, mode="L", max_pixels=max_pixels, draft_size=largest)
+    try:
+        arrays = [_resize_gray(image, HASH_INPUT_SIZES[m], compat) for m in methods]
+    except Exception as exc:
+        raise ImageLoadError(f"cannot resize image: {type(exc).__name__}: {exc}") from None
+    return arrays, size, image_format or "unknown"
+
+
+def hash_images(root: str | os.PathLike, records: Sequence[FileRecord], start: int, methods: Sequence[str], compat: bool = False, max_pixels: int = 178_956_970) -> HashChunk:
+    """Hash every file of one chunk; unreadable files become recorded errors.
+
+    ``start`` is the position of ``records[0]`` in the run's file list.
+    """
+    methods = tuple(methods)
+    pixels: list[list[np.ndarray]] = [[] for _ in methods]
+    positions, widths, heights, formats, digests = [], [], [], [], []
+    errors: list[tuple[int, str]] = []
+    for offset, record in enumerate(records):
+        position = start + offset
+        try:
+            data = read_bytes(root, record)
+            digest = content_digest(data)
+            arrays, (width, height), image_format = hash_image_bytes(data, methods, compat, max_pixels)
+        except ImageLoadError as exc:
+            errors.append((position, exc.reason))
+            continue
+        except MemoryError:
+            errors.append((position, "out of memory while decoding"))
+            continue
+        for bucket, array in zip(pixels, arrays):
+            bucket.append(array)
+        positions.append(position)
+        widths.append(width)
+        heights.append(height)
+        formats.append(image_format)
+        digests.append(digest)
+    n = len(positions)
+    hashes = np.zeros((n, len(methods)), dtype=np.uint64)
+    for column, (method, bucket) in enumerate(zip(methods, pixels)):
+        if bucket:
+            hashes[:, column] = hash_pixels(method, np.stack(bucket))
+    return HashChunk(
+        methods=methods,
+        positions=np.asarray(positions, dtype=np.int64),
+        hashes=hashes,
+        width=np.asarray(widths, dtype=np.int32),
+        height=np.asarray(heights, dtype=np.int32),
+        formats=np.asarray(formats, dtype=str),
+        digests=np.asarray(digests, dtype="U32"),
+        errors=errors,
+    )
+
+
+# --- chunk files -----------------------------------------------------------------
+
+def write_file_chunks(root: str | os.PathLike, records: Sequence[FileRecord], chunk_size: int, folder: Path) -> list[Path]:
+    """Split the file list into chunk files ``files-NNNNN.json``; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, start in enumerate(range(0, len(records), chunk_size)):
+        path = folder / f"files-{number:05d}.json"
+        body = {
+            "root": os.fsdecode(os.path.abspath(root)),
+            "start": start,
+            "files": [[r.id, r.size, r.mtime_ns] for r in records[start:start + chunk_size]],
+        }
+        atomic_write_text(path, json.dumps(body))
+        paths.append(path)
+    return paths
+
+
+def read_file_chunk(path: Path) -> tuple[str, int, list[FileRecord]]:
+    body = json.loads(Path(path).read_text(encoding="utf-8"))
+    return body["root"], body["start"], [FileRecord(i, s, m) for i, s, m in body["files"]]
+
+
+def hash_chunk_path(files_path: Path) -> Path:
+    return Path(files_path).with_name(Path(files_path).name.replace("files-", "hashes-").replace(".json", ".npz"))
+
+
+def save_hash_chunk(chunk: HashChunk, path: Path) -> Path:
+    error_positions = np.asarray([p for p, _ in chunk.errors], dtype=np.int64)
+    error_reasons = np.asarray([r for _, r in chunk.errors], dtype=str)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(
+        tmp,
+        methods=np.asarray(chunk.methods, dtype=str),
+        positions=chunk.positions,
+        hashes=chunk.hashes,
+        width=chunk.width,
+        height=chunk.height,
+        formats=chunk.formats,
+        digests=chunk.digests,
+        error_positions=error_positions,
+        error_reasons=error_reasons,
+    )
+    os.replace(tmp, path)
+    return path
+
+
+def load_hash_chunk(path: Path) -> HashChunk:
+    with np.load(path, allow_pickle=False) as data:
+        return HashChunk(
+            methods=tuple(str(m) for m in data["methods"]),
+            positions=data["positions"],
+            hashes=data["hashes"],
+            width=data["width"],
+            height=data["height"],
+            formats=data["formats"],
+            digests=data["digests"],
+            errors=[(int(p), str(r)) for p, r in zip(data["error_positions"], data["error_reasons"])],
+        )
+
+
+def concatenate_chunks(chunks: Sequence[HashChunk], methods: Sequence[str]) -> HashChunk:
+    """Join chunk results in file order into one :class:`HashChunk`."""
+    methods = tuple(methods)
+    chunks = sorted(chunks, key=lambda c: int(c.positions[0]) if len(c.positions) else (c.errors[0][0] if c.errors else 0))
+    for chunk in chunks:
+        if chunk.methods != methods:
+            raise ValueError(f"chunk hashed with {chunk.methods}, expected {methods}")
+
+    def cat(name: str, dtype, shape=(0,)) -> np.ndarray:
+        parts = [getattr(c, name) for c in chunks]
+        return np.concatenate(parts) if parts else np.zeros(shape, dtype=dtype)
+
+    return HashChunk(
+        methods=methods,
+        positions=cat("positions", np.int64),
+        hashes=cat("hashes", np.uint64, (0, len(methods))),
+        width=cat("width", np.int32),
+        height=cat("height", np.int32),
+        formats=cat("formats", str),
+        digests=cat("digests", "U32"),
+        errors=sorted(e for c in chunks for e in c.errors),
+    )
+
+
+def atomic_write_text(path: Path, text: str, errors: str = "strict") -> None:
+    """Write to a temporary name then rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", errors=errors, newline="") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

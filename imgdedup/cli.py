@@ -1,0 +1,132 @@
+"""The ``imgdedup`` command: thin adapters from flags to library calls.
+
+Exit status: 0 every file was processed; 3 finished, but some files were
+unreadable (listed in errors.csv); 1 failed (``Error: ...``); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import click
+
+from imgdedup.config import HASH_METHODS, Config, load_config
+from imgdedup.errors import ImgdedupError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def _settings(config: Optional[str], **overrides) -> Config:
+    try:
+        return load_config(config, **overrides)
+    except ImgdedupError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail exits
+
+
+def _finish(summary) -> None:
+    for line in summary.lines():
+        click.echo(line)
+    sys.exit(EXIT_UNREADABLE if summary.unreadable else EXIT_OK)
+
+
+def _common_options(function):
+    options = [
+        click.argument("path", type=click.Path(file_okay=False, path_type=str)),
+        click.option("--method", type=click.Choice(HASH_METHODS), default=None, help="Hash method (default phash)."),
+        click.option("--threshold", type=int, default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10)."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None, help="Run folder (default: a new folder under ./imgdedup-runs/)."),
+        click.option("--config", "config_name", default=None, help="Configuration: a YAML path or a name in configs/."),
+        click.option("--compat", is_flag=True, default=None, help="imagededup 0.3.3's pixel path: bit-identical hashes."),
+        click.option("--recursive/--no-recursive", default=None, help="Walk sub-folders (default: yes)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="imgdedup")
+def main() -> None:
+    """Find duplicate and near-duplicate images."""
+
+
+@main.command()
+@_common_options
+def find(path, method, threshold, out, config_name, compat, recursive) -> None:
+    """Find duplicates in PATH in this process (no Prefect server needed).
+
+    Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
+    """
+    from imgdedup.pipeline import default_out_dir, find_duplicates_in_folder
+
+    settings = _settings(config_name, method=method, threshold=threshold, compat=compat, recursive=recursive)
+    bar = None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=f"{stage} chunks", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+        if done == total:
+            bar.__exit__(None, None, None)
+
+    try:
+        summary = find_duplicates_in_folder(path, settings, out or default_out_dir(), progress=progress)
+    except ImgdedupError as exc:
+        _fail(exc)
+    _finish(summary)
+
+
+@main.command()
+@_common_options
+@click.option("--address", default=None, help="Existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: start a LocalCluster).")
+@click.option("--workers", "n_workers", type=int, default=None, help="Worker processes of the LocalCluster (default 2).")
+def run(path, method, threshold, out, config_name, compat, recursive, address, n_workers) -> None:
+    """Run the same job as the Prefect flow ``dedup`` on Dask workers.
+
+    Example: imgdedup run ~/Pictures --threshold 8 --config default --address tcp://127.0.0.1:8786
+    """
+    _settings(config_name, method=method, threshold=threshold, compat=compat, recursive=recursive, address=address, n_workers=n_workers)
+    from flows.dedup import dedup_flow
+    from imgdedup.pipeline import default_out_dir
+
+    try:
+        summary = dedup_flow(
+            path=path, method=method, threshold=threshold, out=out or str(default_out_dir()), config=config_name,
+            address=address, compat=compat, recursive=recursive, n_workers=n_workers,
+        )
+    except ImgdedupError as exc:
+        _fail(exc)
+    _finish(summary)
+
+
+@main.command()
+@click.option("--folder", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/sample", help="Where to write the sample images.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/run", help="Run folder.")
+def demo(folder, out) -> None:
+    """Generate a sample folder with known duplicates and run ``find`` on it.
+
+    Example: imgdedup demo --folder /tmp/sample --out /tmp/sample-run
+    """
+    from imgdedup.pipeline import find_duplicates_in_folder
+    from imgdedup.sample import make_sample_folder
+
+    truth = make_sample_folder(folder)
+    click.echo(f"sample:       {folder} ({len(truth)} images, {sum(1 for v in truth.values() if v)} with known duplicates)")
+    try:
+        summary = find_duplicates_in_folder(folder, load_config(), out)
+    except ImgdedupError as exc:
+        _fail(exc)
+    _finish(summary)
+
+
+if __name__ == "__main__":
+    main()

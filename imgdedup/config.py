@@ -1,0 +1,119 @@
+"""One frozen configuration object, loaded from YAML and overridden by flags.
+
+``configs/default.yaml`` mirrors the defaults below (a test keeps them equal), so a
+user can copy it, change a value and pass ``--config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from imgdedup.errors import ConfigError
+
+HASH_METHODS = ("phash", "dhash", "ahash", "whash")
+KEEP_POLICIES = ("resolution",)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a run. Build with :func:`load_config`, never mutate."""
+
+    method: str = "phash"
+    threshold: int = 10
+    recursive: bool = True
+    compat: bool = False
+    chunk_size: int = 1000
+    n_workers: int = 2
+    threads_per_worker: int = 1
+    address: str | None = None
+    max_image_pixels: int = 178_956_970
+    thumbnail_size: int = 160
+    keep: str = "resolution"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+
+    def replace(self, **changes: Any) -> "Config":
+        """Return a copy with ``changes`` applied (``None`` values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("extra")
+        return data
+
+
+def validate_config(config: Config) -> None:
+    """Raise :class:`ConfigError` naming the first invalid setting."""
+    if config.method not in HASH_METHODS:
+        raise ConfigError(f"`method` must be one of {', '.join(HASH_METHODS)}, got {config.method!r}")
+    if not _is_int(config.threshold) or not 0 <= config.threshold <= 64:
+        raise ConfigError(f"`threshold` must be an int in 0..64 for hash methods, got {config.threshold!r}")
+    if not _is_int(config.chunk_size) or config.chunk_size < 1:
+        raise ConfigError(f"`chunk_size` must be a positive int, got {config.chunk_size!r}")
+    if not _is_int(config.n_workers) or config.n_workers < 1:
+        raise ConfigError(f"`n_workers` must be a positive int, got {config.n_workers!r}")
+    if not _is_int(config.threads_per_worker) or config.threads_per_worker < 1:
+        raise ConfigError(f"`threads_per_worker` must be a positive int, got {config.threads_per_worker!r}")
+    if not _is_int(config.max_image_pixels) or config.max_image_pixels < 1:
+        raise ConfigError(f"`max_image_pixels` must be a positive int, got {config.max_image_pixels!r}")
+    if not _is_int(config.thumbnail_size) or not 16 <= config.thumbnail_size <= 1024:
+        raise ConfigError(f"`thumbnail_size` must be an int in 16..1024, got {config.thumbnail_size!r}")
+    if config.keep not in KEEP_POLICIES:
+        raise ConfigError(f"`keep` must be one of {', '.join(KEEP_POLICIES)}, got {config.keep!r}")
+    if config.address is not None and not isinstance(config.address, str):
+        raise ConfigError(f"`address` must be a string like tcp://host:8786, got {config.address!r}")
+    for name in ("recursive", "compat"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"`{name}` must be true or false, got {getattr(config, name)!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def config_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(Config) if f.name != "extra")
+
+
+def config_from_mapping(data: Mapping[str, Any], base: Config | None = None) -> Config:
+    """Build a config from a mapping, rejecting unknown keys with a clear message."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a configuration must be a mapping of settings, got {type(data).__name__}")
+    known = set(config_fields())
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+    base = base or Config()
+    return dataclasses.replace(base, **dict(data))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path to a YAML file, or a name looked up as ``configs/NAME.yaml``."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    for folder in (Path.cwd() / "configs", Path(__file__).resolve().parent.parent / "configs"):
+        candidate = folder / f"{path.stem}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"configuration {str(name_or_path)!r} not found (a .yaml path or a name in configs/)")
+
+
+def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> Config:
+    """Load a named or given YAML configuration, then apply non-None overrides."""
+    import yaml
+
+    config = Config()
+    if name_or_path is not None:
+        path = resolve_config_path(name_or_path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        config = config_from_mapping(data, config)
+    return config_from_mapping({k: v for k, v in overrides.items() if v is not None}, config)

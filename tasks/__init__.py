@@ -1,0 +1,1 @@
+"""Thin Prefect tasks over the imgdedup library: one library stage per task."""

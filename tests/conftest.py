@@ -1,0 +1,38 @@
+import os
+import tempfile
+from pathlib import Path
+
+# Prefect reads its settings at import: point it at a throwaway home before any test imports it.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="imgdedup-prefect-home-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+import pytest  # noqa: E402
+
+from imgdedup.sample import make_sample_folder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect API for every flow test of the session (it takes seconds to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="session")
+def sample_folder(tmp_path_factory) -> tuple[Path, dict]:
+    """A generated folder with known duplicates: (folder, ground truth map)."""
+    root = tmp_path_factory.mktemp("sample") / "sample"
+    truth = make_sample_folder(root, n_with_copies=5, n_distinct=8, seed=1)
+    return root, truth
+
+
+def known_pairs(truth: dict) -> set[frozenset]:
+    return {frozenset((a, b)) for a, dups in truth.items() for b in dups}
+
+
+def found_pairs(duplicates: dict) -> set[frozenset]:
+    return {frozenset((a, b)) for a, dups in duplicates.items() for b in dups}

@@ -1,0 +1,66 @@
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from imgdedup.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_find_prints_summary_and_exits_zero(sample_folder, tmp_path):
+    folder, truth = sample_folder
+    result = CliRunner().invoke(main, ["find", str(folder), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert f"images:       {len(truth)} ({len(truth)} files scanned)" in result.output
+    assert "clusters:     5" in result.output
+    assert f"report:       {tmp_path / 'run' / 'report.html'}" in result.output
+    for name in ("duplicates.json", "clusters.json", "clusters.csv", "errors.csv", "report.html"):
+        assert (tmp_path / "run" / name).is_file()
+
+
+def test_unreadable_files_exit_three(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "x.jpg").write_text("text")
+    result = CliRunner().invoke(main, ["find", str(folder), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 3
+    assert "unreadable:   1" in result.output
+
+
+def test_bad_parameters_exit_with_clear_errors(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["find", str(tmp_path), "--threshold", "99"])
+    assert result.exit_code == 1
+    assert "Error: `threshold` must be an int in 0..64" in result.output
+    result = runner.invoke(main, ["find", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "Error: folder" in result.output and "does not exist" in result.output
+    result = runner.invoke(main, ["find", str(tmp_path), "--method", "md5"])
+    assert result.exit_code == 2
+
+
+def test_demo_runs_the_main_job(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--folder", str(tmp_path / "s"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "s_ground_truth.json").read_text())
+    duplicates = json.loads((tmp_path / "r" / "duplicates.json").read_text())
+    assert {k: sorted(v) for k, v in duplicates.items()} == truth
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for name in main.commands:
+        assert re.search(rf"imgdedup {name}\b", readme), f"`imgdedup {name}` is not in README.md"
+        assert "Example:" in main.commands[name].help
+
+
+def test_console_script_starts_without_prefect():
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; from imgdedup.cli import main; print('prefect' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.strip() == "False"

@@ -1,0 +1,113 @@
+import csv
+import json
+import os
+import shutil
+
+import pytest
+from PIL import Image
+
+from imgdedup.config import load_config
+from imgdedup.errors import OutputError
+from imgdedup.pipeline import find_duplicates_in_folder
+from tests.conftest import found_pairs, known_pairs
+
+
+def test_find_reports_every_known_pair_and_no_false_pair(sample_folder, tmp_path):
+    folder, truth = sample_folder
+    summary = find_duplicates_in_folder(folder, load_config(), tmp_path / "run")
+    duplicates = json.loads((tmp_path / "run" / "duplicates.json").read_text())
+    assert set(duplicates) == set(truth)  # every readable image is a key
+    assert found_pairs(duplicates) == known_pairs(truth)
+    assert summary.clusters == 5 and summary.unreadable == 0
+    assert summary.duplicates == 5 * 5
+
+
+def test_clusters_name_the_highest_resolution_keeper(sample_folder, tmp_path):
+    folder, _ = sample_folder
+    find_duplicates_in_folder(folder, load_config(), tmp_path / "run")
+    document = json.loads((tmp_path / "run" / "clusters.json").read_text())
+    for cluster in document["clusters"]:
+        keeper = cluster["members"][0]
+        assert keeper["keeper"] and keeper["path"] == cluster["keeper"]
+        assert keeper["distance"] == 0
+        best = max(cluster["members"], key=lambda m: (m["width"] * m["height"], m["bytes"]))
+        assert (keeper["width"] * keeper["height"], keeper["bytes"]) == (best["width"] * best["height"], best["bytes"])
+        assert cluster["reclaimable_bytes"] == sum(m["bytes"] for m in cluster["members"][1:])
+    with open(tmp_path / "run" / "clusters.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == sum(len(c["members"]) for c in document["clusters"])
+    assert sum(int(r["keeper"]) for r in rows) == len(document["clusters"])
+
+
+def test_bad_files_are_recorded_and_duplicates_still_found(sample_folder, tmp_path):
+    folder, truth = sample_folder
+    work = tmp_path / "mixed"
+    shutil.copytree(folder, work)
+    good = sorted(p for p in work.glob("*.jpg"))[0]
+    (work / "corrupt.jpg").write_bytes(good.read_bytes()[:300])
+    (work / "empty.png").write_bytes(b"")
+    (work / "x.jpg").write_text("this is not an image\n")
+    summary = find_duplicates_in_folder(work, load_config(), tmp_path / "run")
+    with open(tmp_path / "run" / "errors.csv", newline="") as handle:
+        errors = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
+    assert set(errors) == {"corrupt.jpg", "empty.png", "x.jpg"}
+    assert "empty file" in errors["empty.png"]
+    assert "not an image" in errors["x.jpg"]
+    assert "decode" in errors["corrupt.jpg"] or "truncated" in errors["corrupt.jpg"].lower()
+    duplicates = json.loads((tmp_path / "run" / "duplicates.json").read_text())
+    assert found_pairs(duplicates) == known_pairs(truth)
+    assert summary.unreadable == 3
+
+
+def test_non_utf8_name_is_written_exactly(tmp_path):
+    folder = tmp_path / "names"
+    folder.mkdir()
+    image = Image.new("RGB", (64, 64), (200, 30, 30))
+    image.paste((10, 10, 240), (0, 0, 32, 64))
+    raw = os.fsencode(folder) + b"/r\xe9sum\xe9.png"
+    image.save(os.fsdecode(raw), "PNG")
+    image.save(folder / "copy.png", "PNG")
+    find_duplicates_in_folder(folder, load_config(), tmp_path / "run")
+    duplicates = json.loads((tmp_path / "run" / "duplicates.json").read_text())
+    names = {os.fsencode(k) for k in duplicates}
+    assert names == {b"r\xe9sum\xe9.png", b"copy.png"}
+    with open(tmp_path / "run" / "clusters.csv", "rb") as handle:
+        assert b"r\xe9sum\xe9.png" in handle.read()
+
+
+def test_report_is_offline_and_escapes_names(tmp_path):
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    image = Image.new("RGB", (64, 64), (0, 128, 255))
+    image.paste((255, 255, 0), (0, 0, 32, 32))
+    image.save(folder / "<img src=x onerror=alert(1)>.png")
+    image.save(folder / "plain.png")
+    (folder / "<script>alert(1)<!--.jpg").write_bytes(b"nope")
+    find_duplicates_in_folder(folder, load_config(), tmp_path / "run")
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;.png" in page
+    assert "&lt;script&gt;alert(1)&lt;!--.jpg" in page
+    assert "<script" not in page
+    assert "http://" not in page and "https://" not in page
+    thumbs = list((tmp_path / "run" / "thumbs").glob("*.jpg"))
+    assert len(thumbs) == 1  # both members share one digest-named thumbnail
+
+
+def test_unwritable_output_is_a_clear_error(sample_folder, tmp_path):
+    folder, _ = sample_folder
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutputError, match="cannot write to output folder"):
+        find_duplicates_in_folder(folder, load_config(), blocker / "run")
+
+
+def test_other_methods_and_compat_run(sample_folder, tmp_path):
+    """Every method runs end to end; phash in compat mode still finds the known pairs."""
+    folder, truth = sample_folder
+    for method in ("dhash", "ahash", "whash"):
+        summary = find_duplicates_in_folder(folder, load_config(method=method), tmp_path / method)
+        assert summary.images == len(truth)
+    find_duplicates_in_folder(folder, load_config(compat=True), tmp_path / "compat")
+    duplicates = json.loads((tmp_path / "compat" / "duplicates.json").read_text())
+    assert found_pairs(duplicates) == known_pairs(truth)
