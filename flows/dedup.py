@@ -1,4 +1,4 @@
-"""The ``dedup`` flow: preprocess -> hash (one task per chunk, on Dask) -> index -> cluster -> report.
+"""The ``dedup`` flow: preprocess -> process chunks (on Dask) -> commit -> index -> cluster -> report.
 
 ``dedup_flow`` takes the run's parameters (as a deployment or the ``run``
 command passes them), builds the configuration and the Dask task runner from
@@ -11,17 +11,19 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect_dask import DaskTaskRunner
+from pydantic import Field
 
 from imgdedup.config import Config, load_config
-from imgdedup.pipeline import RunSummary, default_out_dir, prepare_out_dir
+from imgdedup.pipeline import RunSummary, default_out_dir, open_store, prepare_out_dir
 from imgdedup.report import human_bytes
 from imgdedup.results import read_json
-from tasks.dedup import cluster, hash_chunk, index, preprocess, report
+from imgdedup.plan import read_plan
+from tasks.dedup import cluster, commit, index, preprocess, process_chunk, report
 
 ARTIFACT_ROWS = 20
 
@@ -41,28 +43,40 @@ def dask_task_runner(config: Config) -> DaskTaskRunner:
 
 
 @flow(name="dedup-stages")
-def dedup_stages(path: str, config: Config, out_dir: str) -> RunSummary:
+def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> RunSummary:
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    files_paths = preprocess(path, out_dir, config)
+    plan_path = preprocess(path, out_dir, config, store_path)
     seconds["preprocess"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    hash_futures = hash_chunk.map(files_paths, config=unmapped(config))
-    hash_paths = [f.result() for f in hash_futures]
+    chunk_futures = process_chunk.map(read_plan(plan_path).chunk_paths, config=unmapped(config))
+    chunk_results = [f.result() for f in chunk_futures]
     seconds["hash"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    pairs_path = index(hash_paths, config, out_dir)
+    manifest_path = commit(plan_path, config, chunk_results)
+    seconds["commit"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    pairs_path = index(plan_path, config, out_dir, manifest_path)
     seconds["index"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    clusters_path = cluster(files_paths, hash_paths, pairs_path, config, out_dir)
+    clusters_path = cluster(plan_path, pairs_path, config, out_dir)
     seconds["cluster"] = time.perf_counter() - started
 
-    summary = report(clusters_path, config, out_dir, seconds)
-    publish_artifacts(summary, clusters_path)
-    return summary
+    return report(clusters_path, config, out_dir, seconds)
+
+
+def artifact_key(base: str) -> str:
+    """``base``, suffixed with the deployment's name when run from one, so each deployment keeps its own history."""
+    import re
+
+    from prefect.runtime import deployment
+
+    name = deployment.name
+    return base if not name else f"{base}-{re.sub(r'[^a-z0-9]+', '-', str(name).lower()).strip('-')}"
 
 
 def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
@@ -76,10 +90,10 @@ def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
         }
         for c in clusters[:ARTIFACT_ROWS]
     ]
-    create_table_artifact(key="dedup-largest-clusters", table=rows, description=f"Largest of {len(clusters)} clusters")
+    create_table_artifact(key=artifact_key("dedup-largest-clusters"), table=rows, description=f"Largest of {len(clusters)} clusters")
     report_uri = Path(summary.report).resolve().as_uri()
     create_markdown_artifact(
-        key="dedup-summary",
+        key=artifact_key("dedup-summary"),
         markdown="\n".join(
             [
                 f"# imgdedup: {summary.root}",
@@ -113,21 +127,42 @@ def run_name() -> str:
 @flow(name="dedup", flow_run_name=run_name)
 def dedup_flow(
     path: str,
-    method: Optional[Literal["phash", "dhash", "ahash", "whash"]] = None,
-    threshold: Optional[int] = None,
+    method: Optional[Literal["phash", "dhash", "ahash", "whash", "cnn", "hybrid"]] = None,
+    threshold: Optional[Annotated[int, Field(ge=0, le=64)]] = None,
+    min_similarity: Optional[Annotated[float, Field(ge=-1.0, le=1.0)]] = None,
     out: Optional[str] = None,
+    store: Optional[str] = None,
     config: Optional[str] = None,
     address: Optional[str] = None,
     compat: Optional[bool] = None,
     recursive: Optional[bool] = None,
-    chunk_size: Optional[int] = None,
-    n_workers: Optional[int] = None,
+    chunk_size: Optional[Annotated[int, Field(ge=1)]] = None,
+    n_workers: Optional[Annotated[int, Field(ge=1)]] = None,
 ) -> RunSummary:
-    """Find duplicate images under ``path``; parameters left empty come from the config."""
+    """Find duplicate images under ``path``; parameters left empty come from the config.
+
+    Args:
+        path: Folder of images to scan.
+        method: phash, dhash, ahash, whash, cnn or hybrid.
+        threshold: Largest Hamming distance (0-64) counted as a duplicate.
+        min_similarity: cnn/hybrid: smallest cosine similarity counted as a duplicate.
+        out: Run folder for the results (default: a new folder under ./imgdedup-runs/).
+        store: Incremental store folder (default: one per scanned root).
+        config: A YAML configuration path, or a name in configs/.
+        address: An existing Dask scheduler (tcp://host:8786); default: a LocalCluster.
+        compat: imagededup 0.3.3's pixel path.
+        recursive: Walk sub-folders.
+        chunk_size: Images per chunk task.
+        n_workers: Worker processes of the LocalCluster.
+    """
     settings = load_config(
-        config, method=method, threshold=threshold, address=address, compat=compat,
-        recursive=recursive, chunk_size=chunk_size, n_workers=n_workers,
+        config, method=method, threshold=threshold, min_similarity=min_similarity, store=store, address=address,
+        compat=compat, recursive=recursive, chunk_size=chunk_size, n_workers=n_workers,
     )
     out_dir = str(prepare_out_dir(out or default_out_dir()))
-    runner = dask_task_runner(settings)
-    return dedup_stages.with_options(task_runner=runner)(path, settings, out_dir)
+    run_store = open_store(path, settings)
+    with run_store.lock():
+        runner = dask_task_runner(settings)
+        summary = dedup_stages.with_options(task_runner=runner)(path, settings, out_dir, str(run_store.path))
+    publish_artifacts(summary, str(Path(out_dir) / "clusters.json"))
+    return summary

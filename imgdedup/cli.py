@@ -11,7 +11,7 @@ from typing import Optional
 
 import click
 
-from imgdedup.config import HASH_METHODS, Config, load_config
+from imgdedup.config import METHODS, Config, load_config
 from imgdedup.errors import ImgdedupError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
@@ -39,8 +39,10 @@ def _finish(summary) -> None:
 def _common_options(function):
     options = [
         click.argument("path", type=click.Path(file_okay=False, path_type=str)),
-        click.option("--method", type=click.Choice(HASH_METHODS), default=None, help="Hash method (default phash)."),
+        click.option("--method", type=click.Choice(METHODS), default=None, help="phash, dhash, ahash, whash, cnn or hybrid (default phash)."),
         click.option("--threshold", type=int, default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10)."),
+        click.option("--min-similarity", type=float, default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.9)."),
+        click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None, help="Incremental store folder (default: one per scanned root under $IMGDEDUP_HOME)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None, help="Run folder (default: a new folder under ./imgdedup-runs/)."),
         click.option("--config", "config_name", default=None, help="Configuration: a YAML path or a name in configs/."),
         click.option("--compat", is_flag=True, default=None, help="imagededup 0.3.3's pixel path: bit-identical hashes."),
@@ -59,14 +61,16 @@ def main() -> None:
 
 @main.command()
 @_common_options
-def find(path, method, threshold, out, config_name, compat, recursive) -> None:
+def find(path, method, threshold, min_similarity, store, out, config_name, compat, recursive) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
 
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
     """
     from imgdedup.pipeline import default_out_dir, find_duplicates_in_folder
 
-    settings = _settings(config_name, method=method, threshold=threshold, compat=compat, recursive=recursive)
+    settings = _settings(
+        config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat, recursive=recursive
+    )
     bar = None
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -89,19 +93,22 @@ def find(path, method, threshold, out, config_name, compat, recursive) -> None:
 @_common_options
 @click.option("--address", default=None, help="Existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: start a LocalCluster).")
 @click.option("--workers", "n_workers", type=int, default=None, help="Worker processes of the LocalCluster (default 2).")
-def run(path, method, threshold, out, config_name, compat, recursive, address, n_workers) -> None:
+def run(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, address, n_workers) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.
 
     Example: imgdedup run ~/Pictures --threshold 8 --config default --address tcp://127.0.0.1:8786
     """
-    _settings(config_name, method=method, threshold=threshold, compat=compat, recursive=recursive, address=address, n_workers=n_workers)
+    _settings(
+        config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat,
+        recursive=recursive, address=address, n_workers=n_workers,
+    )
     from flows.dedup import dedup_flow
     from imgdedup.pipeline import default_out_dir
 
     try:
         summary = dedup_flow(
-            path=path, method=method, threshold=threshold, out=out or str(default_out_dir()), config=config_name,
-            address=address, compat=compat, recursive=recursive, n_workers=n_workers,
+            path=path, method=method, threshold=threshold, min_similarity=min_similarity, out=out or str(default_out_dir()),
+            store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers,
         )
     except ImgdedupError as exc:
         _fail(exc)
@@ -109,9 +116,29 @@ def run(path, method, threshold, out, config_name, compat, recursive, address, n
 
 
 @main.command()
+def deploy() -> None:
+    """Create the work pool and every deployment of prefect.yaml on the current Prefect API.
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api IMGDEDUP_LIBRARY=~/Pictures imgdedup deploy
+    """
+    import subprocess
+
+    from deployments.local import DEPLOYMENTS, WORK_POOL, deploy_all, worker_command
+
+    try:
+        deploy_all()
+    except subprocess.CalledProcessError as exc:
+        _fail(ImgdedupError(f"prefect deploy failed:\n{exc.stdout}{exc.stderr}"))
+    click.echo(f"deployed {', '.join(DEPLOYMENTS)} on work pool {WORK_POOL}")
+    click.echo(f"start a worker:  {' '.join(worker_command())}")
+    click.echo("run one:         prefect deployment run 'dedup/adhoc' --param path=/some/folder --param threshold=8")
+
+
+@main.command()
 @click.option("--folder", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/sample", help="Where to write the sample images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/run", help="Run folder.")
-def demo(folder, out) -> None:
+@click.option("--store", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/store", help="Incremental store folder.")
+def demo(folder, out, store) -> None:
     """Generate a sample folder with known duplicates and run ``find`` on it.
 
     Example: imgdedup demo --folder /tmp/sample --out /tmp/sample-run
@@ -122,7 +149,7 @@ def demo(folder, out) -> None:
     truth = make_sample_folder(folder)
     click.echo(f"sample:       {folder} ({len(truth)} images, {sum(1 for v in truth.values() if v)} with known duplicates)")
     try:
-        summary = find_duplicates_in_folder(folder, load_config(), out)
+        summary = find_duplicates_in_folder(folder, load_config(store=store), out)
     except ImgdedupError as exc:
         _fail(exc)
     _finish(summary)

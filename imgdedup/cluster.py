@@ -12,6 +12,7 @@ import numpy as np
 class ClusterMember:
     index: int
     distance: int  # Hamming distance to the keeper's hash
+    similarity: float | None = None  # cosine similarity to the keeper, when the run has embeddings
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def cluster_pairs(
     j: np.ndarray,
     hashes: np.ndarray,
     keeper_rank: np.ndarray,
+    embeddings: np.ndarray | None = None,
 ) -> list[Cluster]:
     """Group images joined by pairs into clusters.
 
@@ -61,6 +63,9 @@ def cluster_pairs(
         Used for each member's distance to the keeper.
     keeper_rank : (N,) int ndarray
         From :func:`keeper_order`; the lowest rank in a cluster is its keeper.
+    embeddings : (N, D) float ndarray, optional
+        L2-normalised; when given, members also carry their similarity to the
+        keeper and are ordered by it.
 
     Returns
     -------
@@ -75,24 +80,37 @@ def cluster_pairs(
             raise ValueError(f"pair index out of range for n={n}")
         keeper = int(members[np.argmin(keeper_rank[members])])
         distances = np.bitwise_count(hashes[members] ^ hashes[keeper]).astype(np.int64)
-        order = np.lexsort((members, distances, members != keeper))
+        if embeddings is None:
+            similarities = None
+            order = np.lexsort((members, distances, members != keeper))
+        else:
+            similarities = np.asarray(embeddings[members], dtype=np.float32) @ np.asarray(embeddings[keeper], dtype=np.float32)
+            order = np.lexsort((members, -similarities, members != keeper))
         clusters.append(
-            Cluster(keeper=keeper, members=tuple(ClusterMember(int(members[k]), int(distances[k])) for k in order))
+            Cluster(
+                keeper=keeper,
+                members=tuple(
+                    ClusterMember(int(members[k]), int(distances[k]), None if similarities is None else round(float(similarities[k]), 4))
+                    for k in order
+                ),
+            )
         )
     clusters.sort(key=lambda c: min(c.indices))
     return clusters
 
 
-def neighbour_lists(n: int, i: np.ndarray, j: np.ndarray, distance: np.ndarray) -> list[list[tuple[int, int]]]:
-    """For each image, its direct neighbours as ``(index, distance)`` sorted by distance then index.
+def neighbour_lists(n: int, i: np.ndarray, j: np.ndarray, score: np.ndarray, higher_is_closer: bool = False) -> list[list[tuple[int, float]]]:
+    """For each image, its direct neighbours as ``(index, score)``, nearest first, then by index.
 
     This is imagededup's ``find_duplicates`` shape: a pair within the threshold,
-    not membership of the same cluster.
+    not membership of the same cluster. ``score`` is a distance, or a
+    similarity when ``higher_is_closer``.
     """
-    lists: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    for a, b, d in zip(np.asarray(i).tolist(), np.asarray(j).tolist(), np.asarray(distance).tolist()):
+    lists: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    for a, b, d in zip(np.asarray(i).tolist(), np.asarray(j).tolist(), np.asarray(score).tolist()):
         lists[a].append((b, d))
         lists[b].append((a, d))
+    sign = -1 if higher_is_closer else 1
     for entry in lists:
-        entry.sort(key=lambda t: (t[1], t[0]))
+        entry.sort(key=lambda t: (sign * t[1], t[0]))
     return lists

@@ -14,7 +14,11 @@ from typing import Any, Mapping
 from imgdedup.errors import ConfigError
 
 HASH_METHODS = ("phash", "dhash", "ahash", "whash")
+METHODS = HASH_METHODS + ("cnn", "hybrid")
 KEEP_POLICIES = ("resolution",)
+POOLINGS = ("avg", "gem")
+RUNTIMES = ("auto", "onnx", "torch")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,16 @@ class Config:
 
     method: str = "phash"
     threshold: int = 10
+    min_similarity: float = 0.9
+    hybrid_hash: str = "phash"
+    hybrid_floor: float = 0.75
+    model: str = "efficientnet_lite0"
+    pooling: str = "avg"
+    mirror: bool = False
+    runtime: str = "auto"
+    device: str = "auto"
+    embed_batch_size: int = 32
+    store: str | None = None
     recursive: bool = True
     compat: bool = False
     chunk_size: int = 1000
@@ -41,6 +55,23 @@ class Config:
         """Return a copy with ``changes`` applied (``None`` values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    @property
+    def features(self) -> tuple[str, ...]:
+        """What the store must hold for every image of this run."""
+        if self.method in HASH_METHODS:
+            return (f"hash:{self.method}",)
+        if self.method == "cnn":
+            return ("hash:phash", "embedding")
+        return (f"hash:{self.hybrid_hash}", "embedding")
+
+    @property
+    def hash_methods(self) -> tuple[str, ...]:
+        return tuple(f.split(":", 1)[1] for f in self.features if f.startswith("hash:"))
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return "embedding" in self.features
+
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("extra")
@@ -49,10 +80,25 @@ class Config:
 
 def validate_config(config: Config) -> None:
     """Raise :class:`ConfigError` naming the first invalid setting."""
-    if config.method not in HASH_METHODS:
-        raise ConfigError(f"`method` must be one of {', '.join(HASH_METHODS)}, got {config.method!r}")
+    if config.method not in METHODS:
+        raise ConfigError(f"`method` must be one of {', '.join(METHODS)}, got {config.method!r}")
     if not _is_int(config.threshold) or not 0 <= config.threshold <= 64:
         raise ConfigError(f"`threshold` must be an int in 0..64 for hash methods, got {config.threshold!r}")
+    for name in ("min_similarity", "hybrid_floor"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
+            raise ConfigError(f"`{name}` must be a cosine similarity in -1..1, got {value!r}")
+    if config.hybrid_hash not in HASH_METHODS:
+        raise ConfigError(f"`hybrid_hash` must be one of {', '.join(HASH_METHODS)}, got {config.hybrid_hash!r}")
+    for name, choices in (("pooling", POOLINGS), ("runtime", RUNTIMES), ("device", DEVICES)):
+        if getattr(config, name) not in choices:
+            raise ConfigError(f"`{name}` must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
+    if not isinstance(config.model, str) or not config.model.strip():
+        raise ConfigError(f"`model` must be a model name such as 'efficientnet_lite0' or 'torchvision:resnet50', got {config.model!r}")
+    if not _is_int(config.embed_batch_size) or config.embed_batch_size < 1:
+        raise ConfigError(f"`embed_batch_size` must be a positive int, got {config.embed_batch_size!r}")
+    if config.store is not None and not isinstance(config.store, str):
+        raise ConfigError(f"`store` must be a folder path, got {config.store!r}")
     if not _is_int(config.chunk_size) or config.chunk_size < 1:
         raise ConfigError(f"`chunk_size` must be a positive int, got {config.chunk_size!r}")
     if not _is_int(config.n_workers) or config.n_workers < 1:
@@ -67,7 +113,7 @@ def validate_config(config: Config) -> None:
         raise ConfigError(f"`keep` must be one of {', '.join(KEEP_POLICIES)}, got {config.keep!r}")
     if config.address is not None and not isinstance(config.address, str):
         raise ConfigError(f"`address` must be a string like tcp://host:8786, got {config.address!r}")
-    for name in ("recursive", "compat"):
+    for name in ("recursive", "compat", "mirror"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"`{name}` must be true or false, got {getattr(config, name)!r}")
 

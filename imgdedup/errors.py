@@ -23,3 +23,7 @@ class ImageLoadError(ImgdedupError):
 
 class OutputError(ImgdedupError):
     """The output folder cannot be written."""
+
+
+class StoreError(ImgdedupError):
+    """The store cannot be used: busy, another layout, or built with another model."""

@@ -1,17 +1,21 @@
-"""The dedup job as stage functions over a run folder: preprocess -> hash -> index -> cluster -> report.
+"""The dedup job as stage functions: preprocess -> process chunks -> commit -> index -> cluster -> report.
 
-Stages take and return paths inside the run folder, never pixel arrays, so the
-same functions run in-process (:func:`find_duplicates_in_folder`, the ``find``
-command) and as Prefect tasks on Dask workers (``flows/dedup.py``): one code
-path, identical results.
+Stages take and return paths (the run folder, the store), never pixel arrays,
+so the same functions run in-process (:func:`find_duplicates_in_folder`, the
+``find`` command) and as Prefect tasks on Dask workers (``flows/dedup.py``):
+one code path, identical results.
 
 Run folder layout::
 
     OUT/duplicates.json clusters.json clusters.csv errors.csv report.html summary.json
     OUT/thumbs/<digest>.jpg
-    OUT/work/files-NNNNN.json    one chunk of discovered files
-    OUT/work/hashes-NNNNN.npz    that chunk's hashes and image metadata
-    OUT/work/pairs.npz           every pair within the threshold
+    OUT/work/plan.json            what this run reuses and processes
+    OUT/work/discovered.json      every file found, with size and mtime
+    OUT/work/chunk-NNNNN.json     one chunk task: files and the store rows it owns
+    OUT/work/pairs.npz            every duplicate pair of the run
+
+The store (see :mod:`imgdedup.store`) keeps hashes, embeddings and the
+manifest between runs; only new and changed files are decoded.
 """
 
 from __future__ import annotations
@@ -21,27 +25,32 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
-from imgdedup.chunks import (
-    concatenate_chunks,
-    hash_chunk_path,
-    hash_images,
-    load_hash_chunk,
-    read_file_chunk,
-    save_hash_chunk,
-    write_file_chunks,
-)
+from imgdedup.chunks import hash_images
 from imgdedup.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
-from imgdedup.errors import OutputError
-from imgdedup.index import hamming_pairs
-from imgdedup.io import discover_images
+from imgdedup.errors import ImageLoadError, OutputError
+from imgdedup.io import discover_images, read_bytes
+from imgdedup.plan import (
+    ChunkWork,
+    RunPlan,
+    files_to_process,
+    new_run_id,
+    order_like,
+    padded_rows,
+    read_chunk_work,
+    read_discovered,
+    read_plan,
+    write_chunk_work,
+    write_discovered,
+    write_plan,
+)
 from imgdedup.report import human_bytes, render_report
 from imgdedup.results import (
-    Scan,
+    ImageTable,
     clusters_document,
     duplicates_map,
     read_json,
@@ -49,6 +58,8 @@ from imgdedup.results import (
     write_errors_csv,
     write_json,
 )
+from imgdedup.search import search_pairs
+from imgdedup.store import STATUS_ERROR, STATUS_OK, Manifest, Store, default_store_path, merge_pending
 
 WORK = "work"
 
@@ -57,11 +68,13 @@ WORK = "work"
 class RunSummary:
     root: str
     out_dir: str
+    store: str
     method: str
     threshold: int
     files: int
     images: int
     unreadable: int
+    decoded: int
     clusters: int
     duplicates: int
     reclaimable_bytes: int
@@ -70,7 +83,7 @@ class RunSummary:
 
     def lines(self) -> list[str]:
         return [
-            f"images:       {self.images} ({self.files} files scanned)",
+            f"images:       {self.images} ({self.files} files scanned, {self.decoded} read this run)",
             f"unreadable:   {self.unreadable}",
             f"clusters:     {self.clusters}",
             f"duplicates:   {self.duplicates}",
@@ -102,58 +115,233 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
+def open_store(root: str | os.PathLike, config: Config) -> Store:
+    """The run's store: ``config.store``, or the default one for this root."""
+    return Store.open(config.store or default_store_path(root), row_chunk=min(1024, max(16, config.chunk_size)))
+
+
+# --- embeddings ----------------------------------------------------------------
+
+_EMBEDDERS: dict[tuple, object] = {}
+
+
+def embedder_for(config: Config, threads: int | None = None):
+    """One embedder per process and setting: building it (model, ONNX session) takes seconds."""
+    from imgdedup.embed import load_embedder
+
+    key = (config.model, config.pooling, config.mirror, config.runtime, config.device, config.embed_batch_size, threads)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = load_embedder(
+            config.model, pooling=config.pooling, mirror=config.mirror, runtime=config.runtime,
+            device=config.device, batch_size=config.embed_batch_size, threads=threads,
+        )
+    return _EMBEDDERS[key]
+
+
+def embedding_settings(config: Config) -> dict:
+    """What the config says about embeddings; checked against the store without building a model."""
+    return {"model": config.model, "pooling": config.pooling, "mirror": config.mirror}
+
+
+def embed_files(embedder, datas: list[bytes]) -> tuple[np.ndarray, dict[int, str]]:
+    """Embed a batch; if it fails, embed one by one so one bad file costs only itself."""
+    try:
+        return embedder.embed_bytes(datas), {}
+    except ImageLoadError:
+        pass
+    vectors = np.zeros((len(datas), embedder.dim), dtype=np.float32)
+    failed: dict[int, str] = {}
+    for k, data in enumerate(datas):
+        try:
+            vectors[k] = embedder.embed_bytes([data])[0]
+        except ImageLoadError as exc:
+            failed[k] = exc.reason
+    return vectors, failed
+
+
 # --- stages ----------------------------------------------------------------------
 
-def preprocess(root: str | os.PathLike, out_dir: Path, config: Config) -> list[Path]:
-    """Discover and fingerprint the files; write them as chunk files. Returns their paths."""
+def preprocess(root: str | os.PathLike, out_dir: Path, config: Config, store: Store) -> Path:
+    """Discover files, compare them with the store, plan chunk tasks; return the plan's path.
+
+    The caller holds the store's lock. Chunks committed by an interrupted run are
+    merged first, so their work is not repeated.
+    """
+    out_dir = Path(out_dir)
+    manifest = merge_pending(store, store.load_manifest())
+    store.save_manifest(manifest)
+    for path in store.pending_paths():
+        path.unlink()
     records = discover_images(root, recursive=config.recursive)
-    return write_file_chunks(root, records, config.chunk_size, Path(out_dir) / WORK)
+    todo = files_to_process(records, manifest, config.features)
+    run_id = new_run_id()
+    per_chunk = padded_rows(config.chunk_size, store.row_chunk)
+    base_row = -(-store.n_rows() // store.row_chunk) * store.row_chunk
+    n_chunks = -(-len(todo) // config.chunk_size)
+    if n_chunks:
+        rows = base_row + n_chunks * per_chunk
+        for method in config.hash_methods:
+            store.ensure_array(f"hashes_{method}", rows, "uint64")
+        if config.uses_embeddings:
+            embedder = embedder_for(config)
+            store.ensure_array(
+                "embeddings", rows, "float16", width=embedder.dim,
+                attributes={**embedding_settings(config), "identity": embedder.identity},
+            )
+    elif config.uses_embeddings and "embeddings" in store.group():
+        store.ensure_array("embeddings", 0, "float16", attributes=embedding_settings(config))
+    chunk_paths = []
+    for number in range(n_chunks):
+        files = [records[k] for k in todo[number * config.chunk_size:(number + 1) * config.chunk_size]]
+        work = ChunkWork(
+            root=os.fsdecode(os.path.abspath(root)), store=str(store.path), run_id=run_id, number=number,
+            row_start=base_row + number * per_chunk, files=files,
+        )
+        chunk_paths.append(str(write_chunk_work(work, out_dir / WORK / f"chunk-{number:05d}.json")))
+    plan = RunPlan(
+        run_id=run_id, root=os.fsdecode(os.path.abspath(root)), store=str(store.path), features=list(config.features),
+        discovered=len(records), reused=len(records) - len(todo), to_process=len(todo), chunk_paths=chunk_paths,
+        discovered_path=str(write_discovered(records, out_dir / WORK / "discovered.json")), base_row=base_row,
+    )
+    return write_plan(plan, out_dir / WORK / "plan.json")
 
 
-def hash_chunk(files_path: Path, config: Config) -> Path:
-    """Hash one chunk of files and save the result next to it. Returns its path."""
-    root, start, records = read_file_chunk(files_path)
-    chunk = hash_images(root, records, start, (config.method,), compat=config.compat, max_pixels=config.max_image_pixels)
-    return save_hash_chunk(chunk, hash_chunk_path(files_path))
+def process_chunk(work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Path:
+    """Read, hash and embed one chunk of files into its rows of the store; commit it. Returns the commit file."""
+    work: ChunkWork = read_chunk_work(work_path)
+    store = Store.open(work.store)
+    methods = config.hash_methods
+    chunk = hash_images(work.root, work.files, 0, methods, compat=config.compat, max_pixels=config.max_image_pixels)
+    ok = chunk.positions.tolist()
+    for column, method in enumerate(methods):
+        store.write_rows(f"hashes_{method}", work.row_start, chunk.hashes[:, column])
+    errors = dict(chunk.errors)
+    if config.uses_embeddings and ok:
+        datas = []
+        for position in ok:
+            try:
+                datas.append(read_bytes(work.root, work.files[position]))
+            except ImageLoadError:
+                datas.append(b"")  # vanished since hashing: embed_files records it
+        vectors, failed = embed_files(embedder_for(config, threads), datas)
+        store.write_rows("embeddings", work.row_start, vectors.astype(np.float16))
+        errors.update({ok[k]: f"cannot embed: {reason}" for k, reason in failed.items()})
+    n = len(work.files)
+    row = np.full(n, -1, dtype=np.int64)
+    row[ok] = work.row_start + np.arange(len(ok))
+    status = np.full(n, STATUS_OK, dtype=np.uint8)
+    reason = np.full(n, "", dtype=object)
+    for position, why in errors.items():
+        status[position], reason[position], row[position] = STATUS_ERROR, why, -1
+    width, height = np.zeros(n, np.int32), np.zeros(n, np.int32)
+    formats, digests = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+    width[ok], height[ok], formats[ok], digests[ok] = chunk.width, chunk.height, chunk.formats, chunk.digests
+    good = status == STATUS_OK
+    manifest = Manifest(
+        ids=[r.id for r in work.files],
+        size=np.asarray([r.size for r in work.files], dtype=np.int64),
+        mtime_ns=np.asarray([r.mtime_ns for r in work.files], dtype=np.int64),
+        status=status, reason=reason.astype(str), row=row, width=width, height=height,
+        formats=formats.astype(str), digests=digests.astype("U32"),
+        features={feature: good.copy() for feature in config.features},
+    )
+    path = store.pending_path(work.run_id, work.number)
+    manifest.save(path)
+    return path
 
 
-def load_scan(files_paths: Sequence[Path], hash_paths: Sequence[Path], config: Config) -> Scan:
-    root, records = "", []
-    for path in sorted(files_paths):
-        root, _, chunk_records = read_file_chunk(path)
-        records.extend(chunk_records)
-    images = concatenate_chunks([load_hash_chunk(p) for p in hash_paths], (config.method,))
-    return Scan(root=root, records=records, images=images)
+def commit(plan_path: str | os.PathLike, config: Config) -> Path:
+    """Merge the run's committed chunks into the manifest, drop deleted files; return the manifest path.
+
+    A discovered file whose entry does not match its fingerprint or lacks a
+    needed feature was not processed (its chunk failed): it is recorded as an
+    error and retried by the next run.
+    """
+    plan = read_plan(plan_path)
+    store = Store.open(plan.store)
+    records = read_discovered(plan.discovered_path)
+    manifest = merge_pending(store, store.load_manifest())
+    position = manifest.position()
+    missing = []
+    for record in records:
+        m = position.get(record.id)
+        fresh = m is not None and manifest.size[m] == record.size and manifest.mtime_ns[m] == record.mtime_ns
+        if not fresh or (manifest.status[m] == STATUS_OK and not all(manifest.has(f)[m] for f in plan.features)):
+            missing.append(record)
+    if missing:
+        n = len(missing)
+        failed = Manifest(
+            ids=[r.id for r in missing], size=np.full(n, -1, np.int64), mtime_ns=np.zeros(n, np.int64),
+            status=np.full(n, STATUS_ERROR, np.uint8), reason=np.full(n, "not processed: its chunk task failed"),
+            row=np.full(n, -1, np.int64), width=np.zeros(n, np.int32), height=np.zeros(n, np.int32),
+            formats=np.full(n, ""), digests=np.full(n, "", "U32"),
+        )
+        manifest = Manifest.concatenate([manifest, failed])
+        last = {file_id: k for k, file_id in enumerate(manifest.ids)}
+        manifest = manifest.take(np.fromiter(sorted(last.values()), dtype=np.int64))
+    manifest = order_like(manifest, records)
+    store.save_manifest(manifest)
+    for path in store.pending_paths():
+        path.unlink()
+    return store.manifest_path
 
 
-def index(hash_paths: Sequence[Path], config: Config, out_dir: Path) -> Path:
-    """Find every pair of images within ``config.threshold``; save as ``pairs.npz``."""
-    images = concatenate_chunks([load_hash_chunk(p) for p in hash_paths], (config.method,))
-    i, j, distance = hamming_pairs(images.hashes[:, 0], config.threshold)
+def image_table(manifest: Manifest, root: str) -> tuple[ImageTable, np.ndarray]:
+    """The readable images of the manifest (file order) and their store rows."""
+    ok = np.flatnonzero(manifest.status == STATUS_OK)
+    part = manifest.take(ok)
+    table = ImageTable(
+        root=root, ids=part.ids, sizes=part.size, mtime_ns=part.mtime_ns, width=part.width,
+        height=part.height, formats=part.formats, digests=part.digests,
+    )
+    return table, part.row
+
+
+def index(plan_path: str | os.PathLike, config: Config, out_dir: Path) -> Path:
+    """Find every duplicate pair of the run (incrementally when the store allows); save as ``pairs.npz``."""
+    plan = read_plan(plan_path)
+    store = Store.open(plan.store)
+    _, rows = image_table(store.load_manifest(), plan.root)
+    pairs = search_pairs(store, rows, rows >= plan.base_row, config)
     path = Path(out_dir) / WORK / "pairs.npz"
     tmp = path.with_name("pairs.tmp.npz")
-    np.savez(tmp, i=i, j=j, distance=distance)
+    np.savez(tmp, i=pairs.i, j=pairs.j, distance=pairs.distance, similarity=pairs.similarity)
     os.replace(tmp, path)
     return path
 
 
-def cluster(files_paths: Sequence[Path], hash_paths: Sequence[Path], pairs_path: Path, config: Config, out_dir: Path) -> Path:
+def run_settings(config: Config) -> dict:
+    settings: dict = {"method": config.method, "threshold": config.threshold, "compat": config.compat}
+    if config.uses_embeddings:
+        settings.update({"min_similarity": config.min_similarity, "model": config.model, "pooling": config.pooling, "mirror": config.mirror})
+    if config.method == "hybrid":
+        settings.update({"hybrid_hash": config.hybrid_hash, "hybrid_floor": config.hybrid_floor})
+    return settings
+
+
+def cluster(plan_path: str | os.PathLike, pairs_path: Path, config: Config, out_dir: Path) -> Path:
     """Cluster the pairs and write duplicates.json, clusters.json/.csv and errors.csv."""
     out_dir = Path(out_dir)
-    scan = load_scan(files_paths, hash_paths, config)
+    plan = read_plan(plan_path)
+    store = Store.open(plan.store)
+    manifest = store.load_manifest()
+    table, rows = image_table(manifest, plan.root)
     with np.load(pairs_path, allow_pickle=False) as pairs:
-        i, j, distance = pairs["i"], pairs["j"], pairs["distance"]
-    hashes = scan.images.hashes[:, 0]
-    ids = scan.image_ids
-    rank = keeper_order(scan.images.width, scan.images.height, scan.image_sizes)
-    clusters = cluster_pairs(len(ids), i, j, hashes, rank)
-    document = clusters_document(scan, clusters, config.method, config.threshold)
-    write_json(out_dir / "duplicates.json", duplicates_map(ids, i, j, distance))
+        i, j, distance, similarity = pairs["i"], pairs["j"], pairs["distance"], pairs["similarity"]
+    if len(rows):
+        hashes = store.read_rows(f"hashes_{config.hash_methods[0]}", rows)
+        embeddings = store.read_rows("embeddings", rows).astype(np.float32) if config.uses_embeddings else None
+    else:
+        hashes, embeddings = np.zeros(0, np.uint64), None
+    rank = keeper_order(table.width, table.height, table.sizes)
+    clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings)
+    document = clusters_document(table, clusters, run_settings(config))
+    by_similarity = config.uses_embeddings
+    write_json(out_dir / "duplicates.json", duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity))
+    errors = [(manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()]
     write_clusters_csv(out_dir / "clusters.csv", document)
-    write_errors_csv(out_dir / "errors.csv", scan.errors)
-    document["files"] = len(scan.records)
-    document["images"] = len(ids)
-    document["errors"] = [list(e) for e in scan.errors]
+    write_errors_csv(out_dir / "errors.csv", errors)
+    document.update(files=len(manifest), images=len(table.ids), decoded=plan.to_process, store=plan.store, errors=[list(e) for e in errors])
     return write_json(out_dir / "clusters.json", document)
 
 
@@ -164,24 +352,21 @@ def report(clusters_path: Path, config: Config, out_dir: Path, seconds: dict[str
     errors = [tuple(e) for e in document["errors"]]
     clusters = document["clusters"]
     summary = RunSummary(
-        root=document["root"],
-        out_dir=str(out_dir),
-        method=config.method,
-        threshold=config.threshold,
-        files=document["files"],
-        images=document["images"],
-        unreadable=len(errors),
-        clusters=len(clusters),
-        duplicates=sum(len(c["members"]) - 1 for c in clusters),
-        reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters),
-        report=str(out_dir / "report.html"),
+        root=document["root"], out_dir=str(out_dir), store=document["store"], method=config.method,
+        threshold=config.threshold, files=document["files"], images=document["images"], unreadable=len(errors),
+        decoded=document["decoded"], clusters=len(clusters), duplicates=sum(len(c["members"]) - 1 for c in clusters),
+        reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters), report=str(out_dir / "report.html"),
         seconds=dict(seconds),
     )
+    thresholds = f"threshold {config.threshold}"
+    if config.uses_embeddings:
+        thresholds += f", min similarity {config.min_similarity}"
     shown = {
         "folder": summary.root,
-        "method": f"{config.method}{' (compat)' if config.compat else ''}, threshold {config.threshold}",
+        "method": f"{config.method}{' (compat)' if config.compat else ''}, {thresholds}",
         "files scanned": summary.files,
         "images": summary.images,
+        "read this run": summary.decoded,
         "unreadable": summary.unreadable,
         "clusters": summary.clusters,
         "duplicate files": summary.duplicates,
@@ -201,25 +386,23 @@ Progress = Callable[[str, int, int], None]
 def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None) -> RunSummary:
     """Run every stage in this process, chunk by chunk, exactly as the flow does."""
     out = prepare_out_dir(out_dir)
+    store = open_store(root, config)
     seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    files_paths = preprocess(root, out, config)
-    seconds["preprocess"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    hash_paths = []
-    for number, files_path in enumerate(files_paths, start=1):
-        hash_paths.append(hash_chunk(files_path, config))
-        if progress:
-            progress("hash", number, len(files_paths))
-    seconds["hash"] = time.perf_counter() - started
+    def timed(name: str, function, *args):
+        started = time.perf_counter()
+        result = function(*args)
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+        return result
 
-    started = time.perf_counter()
-    pairs_path = index(hash_paths, config, out)
-    seconds["index"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    clusters_path = cluster(files_paths, hash_paths, pairs_path, config, out)
-    seconds["cluster"] = time.perf_counter() - started
-
-    return report(clusters_path, config, out, seconds)
+    with store.lock():
+        plan_path = timed("preprocess", preprocess, root, out, config, store)
+        chunk_paths = read_plan(plan_path).chunk_paths
+        for number, chunk_path in enumerate(chunk_paths, start=1):
+            timed("hash", process_chunk, chunk_path, config)
+            if progress:
+                progress("read", number, len(chunk_paths))
+        timed("commit", commit, plan_path, config)
+        pairs_path = timed("index", index, plan_path, config, out)
+        clusters_path = timed("cluster", cluster, plan_path, pairs_path, config, out)
+        return report(clusters_path, config, out, seconds)

@@ -18,66 +18,57 @@ from typing import Sequence
 
 import numpy as np
 
-from imgdedup.chunks import HashChunk, atomic_write_text
+from imgdedup.chunks import atomic_write_text
 from imgdedup.cluster import Cluster, neighbour_lists
-from imgdedup.io import FileRecord
 
-CLUSTER_CSV_FIELDS = ("cluster", "path", "keeper", "distance", "width", "height", "bytes", "format", "digest")
+CLUSTER_CSV_FIELDS = ("cluster", "path", "keeper", "distance", "similarity", "width", "height", "bytes", "format", "digest")
 
 
 @dataclass
-class Scan:
-    """Everything known about the files of one run, in file order.
-
-    ``images`` holds one row per readable image; ``image_ids`` and
-    ``image_sizes`` are aligned with it.
-    """
+class ImageTable:
+    """The readable images of a run, in file order, with what the report and keeper need."""
 
     root: str
-    records: list[FileRecord]
-    images: HashChunk
-
-    @property
-    def image_ids(self) -> list[str]:
-        return [self.records[p].id for p in self.images.positions.tolist()]
-
-    @property
-    def image_sizes(self) -> np.ndarray:
-        return np.asarray([self.records[p].size for p in self.images.positions.tolist()], dtype=np.int64)
-
-    @property
-    def errors(self) -> list[tuple[str, str]]:
-        return [(self.records[p].id, reason) for p, reason in self.images.errors]
+    ids: list[str]
+    sizes: np.ndarray
+    mtime_ns: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+    formats: np.ndarray
+    digests: np.ndarray
 
 
-def duplicates_map(ids: Sequence[str], i: np.ndarray, j: np.ndarray, distance: np.ndarray, scores: bool = False) -> dict:
+def duplicates_map(ids: Sequence[str], i: np.ndarray, j: np.ndarray, score: np.ndarray, scores: bool = False, higher_is_closer: bool = False) -> dict:
     """imagededup's ``find_duplicates`` result: every image a key, its neighbours as values."""
-    lists = neighbour_lists(len(ids), i, j, distance)
+    lists = neighbour_lists(len(ids), i, j, score, higher_is_closer)
     if scores:
         return {ids[k]: [(ids[b], d) for b, d in entry] for k, entry in enumerate(lists)}
     return {ids[k]: [ids[b] for b, _ in entry] for k, entry in enumerate(lists)}
 
 
-def clusters_document(scan: Scan, clusters: Sequence[Cluster], method: str, threshold: int) -> dict:
-    ids, sizes, images = scan.image_ids, scan.image_sizes, scan.images
+def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: dict) -> dict:
+    """The clusters.json document: settings, then each cluster with its members' metadata."""
+    ids = table.ids
     out = []
     for number, cluster in enumerate(clusters, start=1):
-        members = [
-            {
+        members = []
+        for m in cluster.members:
+            entry = {
                 "path": ids[m.index],
                 "keeper": m.index == cluster.keeper,
                 "distance": m.distance,
-                "width": int(images.width[m.index]),
-                "height": int(images.height[m.index]),
-                "bytes": int(sizes[m.index]),
-                "format": str(images.formats[m.index]),
-                "digest": str(images.digests[m.index]),
+                "width": int(table.width[m.index]),
+                "height": int(table.height[m.index]),
+                "bytes": int(table.sizes[m.index]),
+                "format": str(table.formats[m.index]),
+                "digest": str(table.digests[m.index]),
             }
-            for m in cluster.members
-        ]
+            if m.similarity is not None:
+                entry["similarity"] = m.similarity
+            members.append(entry)
         reclaimable = sum(m["bytes"] for m in members if not m["keeper"])
         out.append({"cluster": number, "keeper": ids[cluster.keeper], "reclaimable_bytes": reclaimable, "members": members})
-    return {"root": scan.root, "method": method, "threshold": threshold, "clusters": out}
+    return {"root": table.root, **settings, "clusters": out}
 
 
 def write_json(path: Path, document) -> Path:
@@ -95,7 +86,7 @@ def _csv_text(header: Sequence[str], rows) -> str:
 
 def write_clusters_csv(path: Path, document: dict) -> Path:
     rows = (
-        [c["cluster"], m["path"], int(m["keeper"]), m["distance"], m["width"], m["height"], m["bytes"], m["format"], m["digest"]]
+        [c["cluster"], m["path"], int(m["keeper"]), m["distance"], m.get("similarity", ""), m["width"], m["height"], m["bytes"], m["format"], m["digest"]]
         for c in document["clusters"]
         for m in c["members"]
     )

@@ -7,6 +7,8 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="imgdedup-prefect-home-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+# Default stores (one per scanned root) go here, not into the user's cache.
+os.environ["IMGDEDUP_HOME"] = tempfile.mkdtemp(prefix="imgdedup-home-")
 
 import pytest  # noqa: E402
 

@@ -13,13 +13,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_find_prints_summary_and_exits_zero(sample_folder, tmp_path):
     folder, truth = sample_folder
-    result = CliRunner().invoke(main, ["find", str(folder), "--out", str(tmp_path / "run")])
+    store = str(tmp_path / "store")
+    result = CliRunner().invoke(main, ["find", str(folder), "--out", str(tmp_path / "run"), "--store", store])
     assert result.exit_code == 0, result.output
-    assert f"images:       {len(truth)} ({len(truth)} files scanned)" in result.output
+    assert f"images:       {len(truth)} ({len(truth)} files scanned, {len(truth)} read this run)" in result.output
     assert "clusters:     5" in result.output
     assert f"report:       {tmp_path / 'run' / 'report.html'}" in result.output
     for name in ("duplicates.json", "clusters.json", "clusters.csv", "errors.csv", "report.html"):
         assert (tmp_path / "run" / name).is_file()
+    again = CliRunner().invoke(main, ["find", str(folder), "--out", str(tmp_path / "run2"), "--store", store])
+    assert f"({len(truth)} files scanned, 0 read this run)" in again.output
+    assert (tmp_path / "run2" / "duplicates.json").read_text() == (tmp_path / "run" / "duplicates.json").read_text()
 
 
 def test_unreadable_files_exit_three(tmp_path):

@@ -27,7 +27,9 @@ def test_named_config_and_overrides(tmp_path):
 @pytest.mark.parametrize(
     "changes,message",
     [
-        ({"method": "md5"}, "`method` must be one of phash, dhash, ahash, whash, got 'md5'"),
+        ({"method": "md5"}, "`method` must be one of phash, dhash, ahash, whash, cnn, hybrid, got 'md5'"),
+        ({"min_similarity": 1.5}, "`min_similarity` must be a cosine similarity in -1..1, got 1.5"),
+        ({"pooling": "max"}, "`pooling` must be one of avg, gem, got 'max'"),
         ({"threshold": 65}, "`threshold` must be an int in 0..64"),
         ({"threshold": True}, "`threshold` must be an int in 0..64"),
         ({"chunk_size": 0}, "`chunk_size` must be a positive int"),

@@ -12,8 +12,8 @@ from tests.conftest import found_pairs, known_pairs
 def test_flow_on_two_dask_workers_equals_find(sample_folder, tmp_path):
     """The Prefect flow (DaskTaskRunner, 2 worker processes, several chunks) gives find's exact outputs."""
     folder, truth = sample_folder
-    summary = dedup_flow(path=str(folder), out=str(tmp_path / "flow"), chunk_size=7, n_workers=2)
-    find_duplicates_in_folder(folder, load_config(chunk_size=7), tmp_path / "find")
+    summary = dedup_flow(path=str(folder), out=str(tmp_path / "flow"), store=str(tmp_path / "flow-store"), chunk_size=7, n_workers=2)
+    find_duplicates_in_folder(folder, load_config(chunk_size=7, store=str(tmp_path / "find-store")), tmp_path / "find")
     flow_dups = (tmp_path / "flow" / "duplicates.json").read_text()
     assert flow_dups == (tmp_path / "find" / "duplicates.json").read_text()
     assert found_pairs(json.loads(flow_dups)) == known_pairs(truth)
@@ -21,7 +21,7 @@ def test_flow_on_two_dask_workers_equals_find(sample_folder, tmp_path):
     flow_clusters = json.loads((tmp_path / "flow" / "clusters.json").read_text())
     find_clusters = json.loads((tmp_path / "find" / "clusters.json").read_text())
     assert flow_clusters["clusters"] == find_clusters["clusters"]
-    assert len(list((tmp_path / "flow" / "work").glob("hashes-*.npz"))) == -(-len(truth) // 7)
+    assert len(list((tmp_path / "flow" / "work").glob("chunk-*.json"))) == -(-len(truth) // 7)
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -29,7 +29,7 @@ def test_flow_publishes_artifacts(sample_folder, tmp_path):
     from prefect.artifacts import Artifact
 
     folder, _ = sample_folder
-    dedup_flow(path=str(folder), out=str(tmp_path / "flow"), n_workers=1)
+    dedup_flow(path=str(folder), out=str(tmp_path / "flow"), store=str(tmp_path / "store"), n_workers=1)
     table = Artifact.get("dedup-largest-clusters")
     summary = Artifact.get("dedup-summary")
     assert table is not None and summary is not None

@@ -1,0 +1,110 @@
+"""Planning a run against the store: which files to (re)process, in which chunks, at which rows.
+
+A file is reused when the store knows it with the same size and mtime and has
+every feature the run needs; otherwise it is processed again. Unreadable files
+with an unchanged fingerprint keep their recorded reason. The plan and its
+chunk files are written into the run folder, so every stage only passes paths.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from imgdedup.chunks import atomic_write_text
+from imgdedup.io import FileRecord
+from imgdedup.store import STATUS_ERROR, Manifest
+
+
+@dataclass(frozen=True)
+class ChunkWork:
+    """One chunk task: files to process and the store rows it owns."""
+
+    root: str
+    store: str
+    run_id: str
+    number: int
+    row_start: int
+    files: list[FileRecord]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: str
+    root: str
+    store: str
+    features: list[str]
+    discovered: int
+    reused: int
+    to_process: int
+    chunk_paths: list[str]
+    discovered_path: str
+    base_row: int
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique per process."""
+    return f"{_dt.datetime.now().strftime('%Y%m%d%H%M%S%f')}-{os.getpid()}"
+
+
+def files_to_process(records: Sequence[FileRecord], manifest: Manifest, features: Sequence[str]) -> list[int]:
+    """Positions in ``records`` of the files this run must read."""
+    known = manifest.position()
+    needed = [manifest.has(f) for f in features]
+    todo = []
+    for k, record in enumerate(records):
+        m = known.get(record.id)
+        if m is None or manifest.size[m] != record.size or manifest.mtime_ns[m] != record.mtime_ns:
+            todo.append(k)
+        elif manifest.status[m] != STATUS_ERROR and not all(mask[m] for mask in needed):
+            todo.append(k)
+    return todo
+
+
+def padded_rows(chunk_size: int, row_chunk: int) -> int:
+    """Rows reserved per chunk task: whole Zarr chunks, so no two tasks share one."""
+    return -(-chunk_size // row_chunk) * row_chunk
+
+
+def write_chunk_work(work: ChunkWork, path: Path) -> Path:
+    body = asdict(work)
+    body["files"] = [[r.id, r.size, r.mtime_ns] for r in work.files]
+    atomic_write_text(path, json.dumps(body))
+    return path
+
+
+def read_chunk_work(path: str | os.PathLike) -> ChunkWork:
+    body = json.loads(Path(path).read_text(encoding="utf-8"))
+    body["files"] = [FileRecord(i, s, m) for i, s, m in body["files"]]
+    return ChunkWork(**body)
+
+
+def write_discovered(records: Sequence[FileRecord], path: Path) -> Path:
+    atomic_write_text(path, json.dumps([[r.id, r.size, r.mtime_ns] for r in records]))
+    return path
+
+
+def read_discovered(path: str | os.PathLike) -> list[FileRecord]:
+    return [FileRecord(i, s, m) for i, s, m in json.loads(Path(path).read_text(encoding="utf-8"))]
+
+
+def write_plan(plan: RunPlan, path: Path) -> Path:
+    atomic_write_text(path, json.dumps(asdict(plan), indent=1))
+    return path
+
+
+def read_plan(path: str | os.PathLike) -> RunPlan:
+    return RunPlan(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def order_like(manifest: Manifest, records: Sequence[FileRecord]) -> Manifest:
+    """The manifest restricted to ``records`` and in their order (deleted files dropped)."""
+    position = manifest.position()
+    keep = [position[r.id] for r in records if r.id in position]
+    return manifest.take(np.asarray(keep, dtype=np.int64))

@@ -1,0 +1,150 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import numpy as np
+
+from imgdedup.config import load_config
+from imgdedup.errors import StoreError
+from imgdedup.pipeline import find_duplicates_in_folder, open_store, preprocess, prepare_out_dir, process_chunk
+from imgdedup.plan import read_plan
+from imgdedup.sample import make_sample_folder, random_scene
+
+
+def clusters_of(run_dir):
+    """Clusters as sets of paths (numbering aside), plus each one's keeper."""
+    document = json.loads((run_dir / "clusters.json").read_text())
+    return sorted((c["keeper"], sorted(m["path"] for m in c["members"])) for c in document["clusters"])
+
+
+@pytest.fixture
+def library(tmp_path):
+    folder = tmp_path / "library"
+    make_sample_folder(folder, n_with_copies=4, n_distinct=6, seed=7)
+    return folder
+
+
+def full_run(folder, tmp_path, name, **settings):
+    """A run on a fresh store: the reference an incremental run must equal."""
+    config = load_config(store=str(tmp_path / f"{name}-store"), **settings)
+    summary = find_duplicates_in_folder(folder, config, tmp_path / name)
+    return summary, tmp_path / name
+
+
+def test_rerun_after_changes_equals_a_full_run(library, tmp_path):
+    """New, changed and deleted files: the incremental result equals a full run on the same files."""
+    config = load_config(store=str(tmp_path / "store"), chunk_size=8)
+    first = find_duplicates_in_folder(library, config, tmp_path / "r1")
+    assert first.decoded == first.files
+    # add a new original with a copy, change one file's content, delete another
+    scene = random_scene(np.random.default_rng(99))
+    scene.save(library / "new_original.jpg", quality=90)
+    scene.resize((320, 240)).save(library / "new_copy.jpg", quality=80)
+    changed = library / "photo_005.jpg"
+    random_scene(np.random.default_rng(5)).save(changed, quality=90)
+    os.utime(changed, ns=(time.time_ns(), time.time_ns() + 10**9))
+    (library / "copies" / "photo_000_png.png").unlink()
+    second = find_duplicates_in_folder(library, config, tmp_path / "r2")
+    assert second.decoded == 3
+    assert second.files == first.files + 1
+    _, reference = full_run(library, tmp_path, "full", chunk_size=8)
+    assert clusters_of(tmp_path / "r2") == clusters_of(reference)
+    assert (tmp_path / "r2" / "duplicates.json").read_text() == (reference / "duplicates.json").read_text()
+    assert ["new_copy.jpg", "new_original.jpg"] in [members for _, members in clusters_of(tmp_path / "r2")]
+
+
+def test_threshold_only_rerun_decodes_nothing(library, tmp_path):
+    """A rerun with another threshold reads no image: proven by corrupting every file but keeping size and mtime."""
+    config = load_config(store=str(tmp_path / "store"))
+    find_duplicates_in_folder(library, config, tmp_path / "r1")
+    for path in library.rglob("*"):
+        if path.is_file():
+            stat = path.stat()
+            path.write_bytes(b"\0" * stat.st_size)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    summary = find_duplicates_in_folder(library, config.replace(threshold=4), tmp_path / "r2")
+    assert summary.decoded == 0 and summary.unreadable == 0
+    assert summary.images == summary.files
+
+
+def test_threshold_change_equals_full_run(library, tmp_path):
+    config = load_config(store=str(tmp_path / "store"))
+    find_duplicates_in_folder(library, config, tmp_path / "r1")
+    find_duplicates_in_folder(library, config.replace(threshold=3), tmp_path / "r2")
+    _, reference = full_run(library, tmp_path, "full", threshold=3)
+    assert (tmp_path / "r2" / "duplicates.json").read_text() == (reference / "duplicates.json").read_text()
+
+
+def test_interrupted_run_resumes_from_committed_chunks(library, tmp_path):
+    """Chunks committed before an interruption are not read again; the result equals a full run."""
+    config = load_config(store=str(tmp_path / "store"), chunk_size=10)
+    store = open_store(library, config)
+    out = prepare_out_dir(tmp_path / "killed")
+    with store.lock():
+        plan = read_plan(preprocess(library, out, config, store))
+        process_chunk(plan.chunk_paths[0], config)  # then the run "dies": no commit
+    resumed = find_duplicates_in_folder(library, config, tmp_path / "resumed")
+    assert resumed.decoded == plan.to_process - 10
+    _, reference = full_run(library, tmp_path, "full", chunk_size=10)
+    assert clusters_of(tmp_path / "resumed") == clusters_of(reference)
+
+
+def test_sigkill_mid_run_leaves_store_readable(tmp_path):
+    """A `find` process killed with SIGKILL mid-run: the next run completes and equals a full run."""
+    folder = tmp_path / "big"
+    make_sample_folder(folder, n_with_copies=10, n_distinct=60, seed=3)
+    store = tmp_path / "store"
+    command = [sys.executable, "-m", "imgdedup.cli", "find", str(folder), "--store", str(store), "--out", str(tmp_path / "killed")]
+    process = subprocess.Popen(command + ["--config", str(_small_chunks(tmp_path))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((store / "pending").glob("*.npz")):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list((store / "pending").glob("*.npz")), "the run was killed before committing any chunk"
+    config = load_config(_small_chunks(tmp_path), store=str(store))
+    resumed = find_duplicates_in_folder(folder, config, tmp_path / "resumed")
+    assert resumed.decoded < resumed.files
+    _, reference = full_run(folder, tmp_path, "full", chunk_size=5)
+    assert clusters_of(tmp_path / "resumed") == clusters_of(reference)
+
+
+def _small_chunks(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text("chunk_size: 5\n")
+    return path
+
+
+def test_second_run_on_a_busy_store_stops_clearly(library, tmp_path):
+    config = load_config(store=str(tmp_path / "store"))
+    store = open_store(library, config)
+    with store.lock():
+        with pytest.raises(StoreError, match="is in use by pid .*; wait for that run to finish or use another --store"):
+            find_duplicates_in_folder(library, config, tmp_path / "second")
+    find_duplicates_in_folder(library, config, tmp_path / "after")  # released: works again
+
+
+def test_store_built_with_another_model_is_refused(tmp_path):
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for k in range(3):
+        random_scene(np.random.default_rng(k)).save(folder / f"{k}.jpg")
+    config = load_config(store=str(tmp_path / "store"), method="cnn")
+    find_duplicates_in_folder(folder, config, tmp_path / "r1")
+    with pytest.raises(StoreError, match="pooling: store has 'avg', run uses 'gem'"):
+        find_duplicates_in_folder(folder, config.replace(pooling="gem"), tmp_path / "r2")
+
+
+def test_deleted_files_leave_the_results(library, tmp_path):
+    config = load_config(store=str(tmp_path / "store"))
+    find_duplicates_in_folder(library, config, tmp_path / "r1")
+    shutil.rmtree(library / "copies")
+    summary = find_duplicates_in_folder(library, config, tmp_path / "r2")
+    assert summary.clusters == 0 and summary.decoded == 0
+    duplicates = json.loads((tmp_path / "r2" / "duplicates.json").read_text())
+    assert all(not name.startswith("copies/") for name in duplicates)
