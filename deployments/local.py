@@ -1,0 +1,40 @@
+"""Commands to deploy the dedup flow to a Prefect server from this checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WORK_POOL = "imgdedup-process"
+DEPLOYMENTS = ("dedup/adhoc", "dedup/nightly-incremental")
+
+
+def prefect_command(*args: str) -> list[str]:
+    """The ``prefect`` CLI of this Python environment (not whichever is first on PATH)."""
+    executable = Path(sys.executable).with_name("prefect")
+    return [str(executable) if executable.exists() else "prefect", *args]
+
+
+def ensure_work_pool(env: dict[str, str] | None = None) -> None:
+    """Create the process work pool unless it exists."""
+    inspect = subprocess.run(prefect_command("work-pool", "inspect", WORK_POOL), env=env, capture_output=True, text=True)
+    if inspect.returncode != 0:
+        subprocess.run(prefect_command("work-pool", "create", WORK_POOL, "--type", "process"), env=env, check=True, capture_output=True, text=True)
+
+
+def deploy_all(env: dict[str, str] | None = None) -> str:
+    """Create or update every deployment of prefect.yaml; returns Prefect's output."""
+    ensure_work_pool(env)
+    # {{ $PWD }} in prefect.yaml's pull step must name this checkout.
+    run_env = dict(env or os.environ, PWD=str(REPO))
+    result = subprocess.run(
+        prefect_command("--no-prompt", "deploy", "--all"), cwd=REPO, env=run_env, check=True, capture_output=True, text=True
+    )
+    return result.stdout
+
+
+def worker_command() -> list[str]:
+    return prefect_command("worker", "start", "--pool", WORK_POOL)
