@@ -179,3 +179,115 @@ class WHash(Hashing):
     """Wavelet hash: Haar LL band of a 256 x 256 grayscale image."""
 
     method = "whash"
+
+
+class CNN:
+    """CNN embeddings with imagededup's ``CNN`` verbs; the default model works offline.
+
+    ``model_config`` accepts imagededup's ``CustomModel`` (or anything with
+    ``model`` and ``transform`` attributes); without it the default
+    EfficientNet-Lite0 runs (ONNX Runtime on CPU). Encodings are L2-normalised
+    float32 vectors, so cosine similarity is a dot product.
+    """
+
+    def __init__(self, verbose: bool = True, model_config=None, model: str = "efficientnet_lite0", **embedder_options) -> None:
+        from imgdedup.embed import Embedder, load_embedder
+
+        self.verbose = verbose
+        if model_config is not None:
+            if getattr(model_config, "model", None) is None or getattr(model_config, "transform", None) is None:
+                raise ValueError("No value provided for model and/or transform in model_config ..")
+            self.embedder = Embedder(model=model_config.model, transform=model_config.transform, **embedder_options)
+        else:
+            self.embedder = load_embedder(model, **embedder_options)
+        self.results: dict | None = None
+
+    def encode_image(self, image_file=None, image_array: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+        """Encode one image: a ``(1, D)`` float32 array, or ``None`` if the file is not a readable image."""
+        from imgdedup.errors import ImageLoadError
+
+        if image_file is not None:
+            if not Path(image_file).is_file():
+                raise ValueError("Please provide either image file path or image array!")
+            try:
+                return self.embedder.embed_bytes([Path(image_file).read_bytes()])
+            except ImageLoadError:
+                return None
+        if isinstance(image_array, np.ndarray):
+            if image_array.ndim == 2:
+                image_array = np.repeat(image_array[..., np.newaxis], 3, axis=2)
+            if image_array.ndim != 3 or image_array.shape[2] != 3:
+                raise ValueError(f"`image_array` must have shape (H, W) or (H, W, 3), got {image_array.shape}")
+            return self.embedder.embed_images([Image.fromarray(image_array.astype("uint8"))])
+        raise ValueError("Please provide either image file path or image array!")
+
+    def encode_images(self, image_dir, recursive: bool = False, num_enc_workers: int = 0) -> Dict[str, np.ndarray]:
+        """Encode every readable image under ``image_dir``: ``{relative_path: (D,) float32}``."""
+        if image_dir is None or not os.path.isdir(image_dir):
+            raise ValueError("Please provide a valid directory path!")
+        records = discover_images(image_dir, recursive=recursive)
+        encodings: Dict[str, np.ndarray] = {}
+        for start in range(0, len(records), _ENCODE_CHUNK):
+            part = records[start:start + _ENCODE_CHUNK]
+            chunk = hash_images(image_dir, part, 0, ("dhash",))  # validates and decodes cheaply
+            readable = [part[p] for p in chunk.positions.tolist()]
+            vectors = self.embedder.embed_bytes([(Path(image_dir) / r.id).read_bytes() for r in readable])
+            encodings.update({r.id: v for r, v in zip(readable, vectors)})
+        return encodings
+
+    @staticmethod
+    def _check_threshold(threshold: float) -> None:
+        if not isinstance(threshold, float):
+            raise TypeError("Threshold must be a float between -1.0 and 1.0")
+        if not -1.0 <= threshold <= 1.0:
+            raise ValueError("Threshold must be a float between -1.0 and 1.0")
+
+    def find_duplicates(
+        self,
+        image_dir=None,
+        encoding_map: Optional[Dict[str, np.ndarray]] = None,
+        min_similarity_threshold: float = 0.9,
+        scores: bool = False,
+        outfile: Optional[str] = None,
+        recursive: bool = False,
+        num_enc_workers: int = 0,
+        num_sim_workers: int = 0,
+    ) -> Dict:
+        """Every image with cosine similarity >= ``min_similarity_threshold`` to each image, most similar first."""
+        from imgdedup.similarity import cosine_pairs
+
+        self._check_threshold(min_similarity_threshold)
+        if image_dir:
+            encoding_map = self.encode_images(image_dir, recursive=recursive)
+        elif encoding_map is None or not len(encoding_map):
+            raise ValueError("Provide either an image directory or encodings!")
+        names = list(encoding_map)
+        vectors = np.asarray([np.ravel(encoding_map[n]) for n in names], dtype=np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        i, j, similarity = cosine_pairs(vectors, min_similarity_threshold)
+        results = duplicates_map(names, i, j, similarity, scores=scores, higher_is_closer=True)
+        if scores:
+            results = {k: [(name, float(s)) for name, s in v] for k, v in results.items()}
+        self.results = results
+        if outfile:
+            _save_json(results, outfile)
+        return results
+
+    def find_duplicates_to_remove(
+        self,
+        image_dir=None,
+        encoding_map: Optional[Dict[str, np.ndarray]] = None,
+        min_similarity_threshold: float = 0.9,
+        outfile: Optional[str] = None,
+        recursive: bool = False,
+        num_enc_workers: int = 0,
+        num_sim_workers: int = 0,
+    ) -> List[str]:
+        """Files to remove so that one image of each duplicate group stays (imagededup's rule)."""
+        duplicates = self.find_duplicates(
+            image_dir=image_dir, encoding_map=encoding_map, min_similarity_threshold=min_similarity_threshold, recursive=recursive
+        )
+        files_to_remove = files_to_remove_from(duplicates)
+        if outfile:
+            _save_json(files_to_remove, outfile)
+        return files_to_remove
