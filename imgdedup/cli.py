@@ -7,6 +7,7 @@ unreadable (listed in errors.csv); 1 failed (``Error: ...``); 2 bad usage.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import click
@@ -113,6 +114,49 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
     except ImgdedupError as exc:
         _fail(exc)
     _finish(summary)
+
+
+@main.command()
+@click.argument("truth", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=str))
+def evaluate(truth, run_dir) -> None:
+    """Score a run against a ground truth with imagededup's metrics and pairwise precision/recall.
+
+    TRUTH is a JSON map {file: [its duplicates]} over the scanned folder (imagededup's format);
+    files present in only one of TRUTH and the run are left out and counted.
+
+    Example: imgdedup evaluate imgdedup-demo/sample_ground_truth.json imgdedup-demo/run
+    """
+    import json as _json
+
+    from imgdedup.evaluation import evaluate as _evaluate
+    from imgdedup.evaluation import pairwise_scores
+
+    try:
+        truth_map = _json.loads(Path(truth).read_text(encoding="utf-8"))
+        retrieved = _json.loads((Path(run_dir) / "duplicates.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(ImgdedupError(f"cannot read the maps: {exc}"))
+    common = set(truth_map) & set(retrieved)
+    truth_map = {k: [v for v in vs if v in common] for k, vs in truth_map.items() if k in common}
+    retrieved = {k: [v for v in vs if v in common] for k, vs in retrieved.items() if k in common}
+    try:
+        scores = _evaluate(truth_map, retrieved, metric="all")
+    except ValueError as exc:
+        _fail(ImgdedupError(str(exc)))
+    pairs = pairwise_scores(truth_map, retrieved)
+    click.echo(f"files:      {len(common)} scored ({len(set(truth_map) ^ set(retrieved))} only in one map)")
+    click.echo(f"map:        {scores['map']:.4f}")
+    click.echo(f"ndcg:       {scores['ndcg']:.4f}")
+    click.echo(f"jaccard:    {scores['jaccard']:.4f}")
+    for label, k in (("non-duplicate pairs", 0), ("duplicate pairs", 1)):
+        if k < len(scores["precision"]):
+            click.echo(
+                f"{label + ':':<21}precision {scores['precision'][k]:.4f}  recall {scores['recall'][k]:.4f}  "
+                f"f1 {scores['f1_score'][k]:.4f}  support {int(scores['support'][k])}"
+            )
+    click.echo(f"pairwise:   precision {pairs['precision']:.4f}  recall {pairs['recall']:.4f}  f1 {pairs['f1']:.4f}  "
+               f"(tp {pairs['tp']}, fp {pairs['fp']}, fn {pairs['fn']})")
 
 
 @main.command()

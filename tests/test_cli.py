@@ -53,6 +53,23 @@ def test_demo_runs_the_main_job(tmp_path):
     truth = json.loads((tmp_path / "s_ground_truth.json").read_text())
     duplicates = json.loads((tmp_path / "r" / "duplicates.json").read_text())
     assert {k: sorted(v) for k, v in duplicates.items()} == truth
+    scored = CliRunner().invoke(main, ["evaluate", str(tmp_path / "s_ground_truth.json"), str(tmp_path / "r")])
+    assert scored.exit_code == 0, scored.output
+    assert "files:      42 scored (0 only in one map)" in scored.output
+    assert "pairwise:   precision 1.0000  recall 1.0000  f1 1.0000  (tp 90, fp 0, fn 0)" in scored.output
+    assert "map:        1.0000" in scored.output
+
+
+def test_evaluate_counts_misses_and_false_pairs(tmp_path):
+    """One known pair missed and one false pair found: pairwise tp/fp/fn say so."""
+    (tmp_path / "run").mkdir()
+    truth = {"a": ["b"], "b": ["a"], "c": ["d"], "d": ["c"], "e": []}
+    found = {"a": ["b"], "b": ["a"], "c": [], "d": ["e"], "e": ["d"]}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    (tmp_path / "run" / "duplicates.json").write_text(json.dumps(found))
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "truth.json"), str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "pairwise:   precision 0.5000  recall 0.5000  f1 0.5000  (tp 1, fp 1, fn 1)" in result.output
 
 
 def test_every_command_is_documented_in_the_readme():
