@@ -65,20 +65,21 @@ __all__ = ["BKTree", "hamming_distance", "hamming_pairs", "hamming_query", "popc
 _U64 = np.uint64
 _ONES = _U64(0xFFFFFFFFFFFFFFFF)
 
-# Elements in one dense XOR block; 2**19 uint64 (4 MiB) keeps a block and its
-# popcounts near the cache while amortising NumPy's per-call cost.
+# Elements in one dense XOR block: 2**18 uint64 (2 MiB) keeps a block and its
+# popcounts near the cache while amortising NumPy's per-call cost (measured
+# best of 2**16 .. 2**20).
 _BLOCK_ELEMENTS = 1 << 18
 # Probes (bucket x mask) per work item: bounds the memory of one work item.
 _PROBES_PER_ITEM = 1 << 21
 # Longest bucket segment verified in one piece; bigger buckets (many equal
 # substrings) are split so one block never exceeds _BLOCK_ELEMENTS.
 _MAX_SEGMENT = 512
-# Substring keys up to this many bits are looked up in a direct table.
+# Substring keys up to this many bits are looked up in a direct table, if the
+# table is not much larger than the hashes (else binary search).
 _TABLE_BITS = 22
+_TABLE_PER_HASH = 16
 # Never enumerate more neighbour masks than this per substring.
 _MAX_MASKS = 1 << 16
-# Brute force verifies blocks of this many hashes against each other.
-_BRUTE_SEGMENT = 256
 
 # Cost model, in nanoseconds on one core, measured on random hashes.
 _NS_PER_ELEMENT = 2.0  # one XOR + popcount + compare in a dense block
@@ -86,6 +87,8 @@ _NS_PER_BUCKET_PAIR = 35.0  # grouping and gathering one bucket pair
 _NS_PER_TABLE_PROBE = 3.0  # one mask probe, direct table
 _NS_PER_SEARCH_PROBE = 40.0  # one mask probe, binary search
 _NS_PER_ITEM_PER_PART = 120.0  # sorting and gathering one hash per substring
+_NS_PER_PART = 5e6  # fixed cost of one substring: mask lists, thread pool, small arrays
+_NS_PER_TABLE_SLOT = 1.0  # allocating and filling the direct lookup table
 
 
 # --------------------------------------------------------------------------- #
@@ -206,7 +209,8 @@ def _mih_cost(parts: Sequence[_Part], n_left: int, n_right: int, self_join: bool
         probes = occupied_left * masks * (0.5 if self_join else 1.0)
         bucket_pairs = probes * occupied_right / space
         candidates = n_left * n_right * masks / space * (0.5 if self_join else 1.0)
-        probe_ns = _NS_PER_TABLE_PROBE if p.bits <= _TABLE_BITS else _NS_PER_SEARCH_PROBE
+        table = _use_table(p.bits, n_right)
+        probe_ns = _NS_PER_TABLE_PROBE if table else _NS_PER_SEARCH_PROBE
         # Every bucket pair costs at least one element; padding adds ~10 %.
         elements = max(1.1 * candidates, bucket_pairs)
         ns += (
@@ -214,6 +218,8 @@ def _mih_cost(parts: Sequence[_Part], n_left: int, n_right: int, self_join: bool
             + bucket_pairs * _NS_PER_BUCKET_PAIR
             + elements * _NS_PER_ELEMENT
             + (n_left + n_right) * _NS_PER_ITEM_PER_PART
+            + _NS_PER_PART
+            + (space * _NS_PER_TABLE_SLOT if table else 0.0)
         )
     return ns * 1e-9
 
@@ -231,6 +237,10 @@ def _plan(n_left: int, n_right: int, radius: int, self_join: bool) -> tuple[_Par
         if cost < best_cost:
             best, best_cost = parts, cost
     return best
+
+
+def _use_table(bits: int, n: int) -> bool:
+    return bits <= _TABLE_BITS and 1 << bits <= _TABLE_PER_HASH * max(n, 1)
 
 
 def _masks_by_top_bit(part: _Part) -> dict[int, np.ndarray]:
@@ -286,9 +296,10 @@ class _Sorted:
         step = _class_step(n / max(1, key_starts.size))
         rounded = -(-self.counts // step) * step
         self.class_sizes, cls = np.unique(rounded, return_inverse=True)
-        self.cls = cls.astype(np.int64)
+        # Small dtype: these are gathered at random, so bytes are cache misses.
+        self.cls = cls.astype(np.uint16 if self.class_sizes.size < 1 << 16 else np.int64)
         self._table: np.ndarray | None = None
-        if part.bits <= _TABLE_BITS:
+        if _use_table(part.bits, n):
             self._table = np.full(1 << part.bits, -1, dtype=np.int32)
             self._table[self.keys] = np.arange(self.keys.size, dtype=np.int32)
 
@@ -323,8 +334,12 @@ class _Sorted:
 
 
 def _class_step(mean_count: float) -> int:
-    """Bucket-size rounding: coarser for big buckets, to bound the number of block shapes."""
-    return max(1, int(round(0.6 * math.sqrt(max(mean_count, 1.0)))))
+    """Bucket-size rounding: coarser for big buckets, to bound the number of block shapes.
+
+    Capped so a rounded sub-bucket stays within the scratch buffers and the
+    ``_MAX_SEGMENT`` padding.
+    """
+    return min(16, max(1, int(round(0.6 * math.sqrt(max(mean_count, 1.0))))))
 
 
 _LOCAL = threading.local()
@@ -377,7 +392,7 @@ def _verify(
     if a.size == 0:
         return None
     n_right = right.class_sizes.size
-    combo = left.cls[a] * n_right + right.cls[b]
+    combo = left.cls[a].astype(np.int64) * n_right + right.cls[b]
     if left.class_sizes.size * n_right <= 1 << 16:
         combo = combo.astype(np.uint16)  # NumPy radix-sorts 16-bit keys
     by_combo = np.argsort(combo, kind="stable")
@@ -430,13 +445,15 @@ def _run(items: Iterable[Callable[[], _Hits | None]]) -> list[_Hits]:
         if got is not None and got[0].size:
             results.append(got)
 
-    if threads == 1:
-        for item in items:
+    items = iter(items)
+    head = list(itertools.islice(items, 2))
+    if threads == 1 or len(head) < 2:  # a pool costs more than it saves on one item
+        for item in itertools.chain(head, items):
             keep(item())
         return results
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending: list[Future] = []
-        for item in items:
+        for item in itertools.chain(head, items):
             pending.append(pool.submit(item))
             if len(pending) >= 2 * threads:
                 keep(pending.pop(0).result())
@@ -566,13 +583,15 @@ def _join(hashes_a: np.ndarray, hashes_b: np.ndarray | None, radius: int, parts:
 def _resolve_plan(substrings: Any, n_left: int, n_right: int, radius: int, self_join: bool) -> tuple[_Part, ...] | None:
     if substrings is None:
         return _plan(n_left, n_right, radius, self_join)
+    # More than radius + 1 substrings would need negative thresholds.
+    most = min(radius + 1, 64)
     if (
         isinstance(substrings, (bool, np.bool_))
         or not isinstance(substrings, (int, np.integer))
-        or not 0 <= substrings <= radius + 1
+        or not 0 <= substrings <= most
     ):
         raise ValueError(
-            f"`substrings` must be None (automatic), 0 (brute force) or an int in 1..radius+1={radius + 1}, "
+            f"`substrings` must be None (automatic), 0 (brute force) or an int in 1..{most} for radius {radius}, "
             f"got {substrings!r}"
         )
     if substrings == 0:

@@ -112,8 +112,8 @@ def test_pairs_equal_brute_force(hashes: np.ndarray, radius: int, pick: int) -> 
     assert_same(hamming_pairs(hashes, radius, substrings=choices[pick % len(choices)]), expected)
 
 
-@PROPERTY
-@given(hashes=hash_sets(max_n=120), radius=st.integers(0, 24))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hashes=hash_sets(max_n=120), radius=st.integers(0, 16))
 def test_pairs_equal_brute_force_for_every_layout(hashes: np.ndarray, radius: int) -> None:
     """Every accepted substring count gives the brute-force pairs, including pigeonhole edge cases."""
     expected = brute_pairs(hashes, radius)
@@ -127,7 +127,8 @@ def test_pairs_radius_is_inclusive() -> None:
     for r in (0, 1, 5, 10, 63):
         at_r = flip_bits(np.random.default_rng(r), base, r)
         h = np.array([base, at_r], dtype=np.uint64)
-        for m in valid_substrings(r):
+        layouts = valid_substrings(r)
+        for m in sorted(set(layouts[:5] + layouts[-2:])):
             i, j, d = hamming_pairs(h, r, substrings=m)
             assert (i.tolist(), j.tolist(), d.tolist()) == ([0], [1], [r])
         beyond = flip_bits(np.random.default_rng(r), base, r + 1)
@@ -169,6 +170,10 @@ def test_pairs_large_duplicate_groups_are_complete() -> None:
     assert expected[0].size > 1300 * 1299 // 2
     for m in (0, 3, 5):
         assert_same(hamming_pairs(h, 4, substrings=m), expected)
+    same = np.full(1500, 42, dtype=np.uint64)
+    i, j, d = hamming_pairs(same, 10, substrings=4)
+    assert i.size == 1500 * 1499 // 2 and not d.any()
+    assert_same((i, j, d), brute_pairs(same, 10))
 
 
 def test_pairs_200k_hashes_find_every_planted_pair() -> None:
@@ -307,7 +312,7 @@ def test_non_unsigned_hashes_are_rejected(bad) -> None:
 def test_bad_substrings_and_scalar_hashes_are_rejected() -> None:
     """Invalid layouts and out-of-range scalar hashes raise ValueError naming parameter and value."""
     h = np.zeros(3, dtype=np.uint64)
-    with pytest.raises(ValueError, match=r"`substrings` must be None \(automatic\), 0 \(brute force\) or an int in 1..radius\+1=4, got 5"):
+    with pytest.raises(ValueError, match=r"`substrings` must be None \(automatic\), 0 \(brute force\) or an int in 1..4 for radius 3, got 5"):
         hamming_pairs(h, 3, substrings=5)
     with pytest.raises(ValueError, match=r"`substrings`=1 with radius 10 needs"):
         hamming_pairs(h, 10, substrings=1)
