@@ -1,4 +1,4 @@
-"""The ``dedup`` flow: preprocess -> process chunks (on Dask) -> commit -> index -> cluster -> report.
+"""The ``dedup`` flow: preprocess -> hash and embed chunks (on Dask) -> commit -> index -> cluster -> report.
 
 ``dedup_flow`` takes the run's parameters (as a deployment or the ``run``
 command passes them), builds the configuration and the Dask task runner from
@@ -8,11 +8,13 @@ config, or an existing scheduler given by ``address``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
+import dask
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect_dask import DaskTaskRunner
@@ -22,8 +24,9 @@ from imgdedup.config import Config, load_config
 from imgdedup.pipeline import RunSummary, default_out_dir, open_store, prepare_out_dir
 from imgdedup.report import human_bytes
 from imgdedup.results import read_json
+from imgdedup.placement import Placement, place_tasks, scheduler_worker_resources
 from imgdedup.plan import read_plan
-from tasks.dedup import cluster, commit, index, preprocess, process_chunk, report
+from tasks.dedup import cluster, commit, embed_chunk, hash_chunk, index, preprocess, report
 
 ARTIFACT_ROWS = 20
 
@@ -38,8 +41,22 @@ def dask_task_runner(config: Config) -> DaskTaskRunner:
             "threads_per_worker": config.threads_per_worker,
             "processes": True,
             "dashboard_address": None,
+            # declared, so chunk tasks can ask for CPU workers (see imgdedup.placement)
+            "resources": {"CPU": config.threads_per_worker},
         }
     )
+
+
+def current_placement() -> Placement:
+    """Resource requests for this run's chunk tasks, from the workers of its Dask cluster."""
+    from prefect.context import get_run_context
+
+    client = get_run_context().task_runner.client
+    return place_tasks(scheduler_worker_resources(client.scheduler_info()))
+
+
+def on_resources(resources: dict | None):
+    return dask.annotate(resources=resources) if resources else contextlib.nullcontext()
 
 
 @flow(name="dedup-stages")
@@ -50,7 +67,13 @@ def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> Ru
     seconds["preprocess"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    chunk_futures = process_chunk.map(read_plan(plan_path).chunk_paths, config=unmapped(config))
+    chunk_paths = read_plan(plan_path).chunk_paths
+    placement = current_placement()
+    with on_resources(placement.hash):
+        chunk_futures = hash_chunk.map(chunk_paths, config=unmapped(config))
+    if config.uses_embeddings:
+        with on_resources(placement.embed):
+            chunk_futures = embed_chunk.map(chunk_futures, chunk_paths, config=unmapped(config))
     chunk_results = [f.result() for f in chunk_futures]
     seconds["hash"] = time.perf_counter() - started
 

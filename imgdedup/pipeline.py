@@ -206,26 +206,9 @@ def preprocess(root: str | os.PathLike, out_dir: Path, config: Config, store: St
     return write_plan(plan, out_dir / WORK / "plan.json")
 
 
-def process_chunk(work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Path:
-    """Read, hash and embed one chunk of files into its rows of the store; commit it. Returns the commit file."""
-    work: ChunkWork = read_chunk_work(work_path)
-    store = Store.open(work.store)
-    methods = config.hash_methods
-    chunk = hash_images(work.root, work.files, 0, methods, compat=config.compat, max_pixels=config.max_image_pixels)
+def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool]) -> Manifest:
+    """Manifest entries of one chunk: readable files at their rows, the others with their reason."""
     ok = chunk.positions.tolist()
-    for column, method in enumerate(methods):
-        store.write_rows(f"hashes_{method}", work.row_start, chunk.hashes[:, column])
-    errors = dict(chunk.errors)
-    if config.uses_embeddings and ok:
-        datas = []
-        for position in ok:
-            try:
-                datas.append(read_bytes(work.root, work.files[position]))
-            except ImageLoadError:
-                datas.append(b"")  # vanished since hashing: embed_files records it
-        vectors, failed = embed_files(embedder_for(config, threads), datas)
-        store.write_rows("embeddings", work.row_start, vectors.astype(np.float16))
-        errors.update({ok[k]: f"cannot embed: {reason}" for k, reason in failed.items()})
     n = len(work.files)
     row = np.full(n, -1, dtype=np.int64)
     row[ok] = work.row_start + np.arange(len(ok))
@@ -237,17 +220,73 @@ def process_chunk(work_path: str | os.PathLike, config: Config, threads: int | N
     formats, digests = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
     width[ok], height[ok], formats[ok], digests[ok] = chunk.width, chunk.height, chunk.formats, chunk.digests
     good = status == STATUS_OK
-    manifest = Manifest(
+    return Manifest(
         ids=[r.id for r in work.files],
         size=np.asarray([r.size for r in work.files], dtype=np.int64),
         mtime_ns=np.asarray([r.mtime_ns for r in work.files], dtype=np.int64),
         status=status, reason=reason.astype(str), row=row, width=width, height=height,
         formats=formats.astype(str), digests=digests.astype("U32"),
-        features={feature: good.copy() for feature in config.features},
+        features={feature: good & present for feature, present in features.items()},
     )
+
+
+def hash_chunk(work_path: str | os.PathLike, config: Config) -> Path:
+    """Read and hash one chunk of files into its rows of the store (CPU work).
+
+    Without embeddings this commits the chunk and returns the commit file;
+    otherwise it returns the chunk's staged entries for :func:`embed_chunk`.
+    """
+    work: ChunkWork = read_chunk_work(work_path)
+    store = Store.open(work.store)
+    methods = config.hash_methods
+    chunk = hash_images(work.root, work.files, 0, methods, compat=config.compat, max_pixels=config.max_image_pixels)
+    for column, method in enumerate(methods):
+        store.write_rows(f"hashes_{method}", work.row_start, chunk.hashes[:, column])
+    features = {f"hash:{m}": True for m in methods}
+    if config.uses_embeddings:
+        features["embedding"] = False
+    manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features)
+    if config.uses_embeddings:
+        path = Path(work_path).with_name(Path(work_path).stem + ".hashed.npz")
+    else:
+        path = store.pending_path(work.run_id, work.number)
+    manifest.save(path)
+    return path
+
+
+def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Path:
+    """Embed the readable files of a hashed chunk into its rows of the store (GPU or CPU work); commit it."""
+    work: ChunkWork = read_chunk_work(work_path)
+    store = Store.open(work.store)
+    manifest = Manifest.load(Path(hashed_path))
+    ok = np.flatnonzero(manifest.status == STATUS_OK)
+    if len(ok):
+        datas = []
+        for position in ok.tolist():
+            try:
+                datas.append(read_bytes(work.root, work.files[position]))
+            except ImageLoadError:
+                datas.append(b"")  # vanished since hashing: embed_files records it
+        vectors, failed = embed_files(embedder_for(config, threads), datas)
+        store.write_rows("embeddings", int(manifest.row[ok[0]]), vectors.astype(np.float16))
+        for k, why in failed.items():
+            position = ok[k]
+            manifest.status[position], manifest.row[position] = STATUS_ERROR, -1
+            manifest.reason = manifest.reason.astype(object)
+            manifest.reason[position] = f"cannot embed: {why}"
+        manifest.reason = manifest.reason.astype(str)
+    good = manifest.status == STATUS_OK
+    manifest.features = {name: mask & good for name, mask in manifest.features.items()}
+    manifest.features["embedding"] = good
     path = store.pending_path(work.run_id, work.number)
     manifest.save(path)
     return path
+
+
+def process_chunk(work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Path:
+    """Hash, and embed when the run needs it, one chunk; returns its commit file."""
+    staged = hash_chunk(work_path, config)
+    return embed_chunk(staged, work_path, config, threads) if config.uses_embeddings else staged
 
 
 def commit(plan_path: str | os.PathLike, config: Config) -> Path:

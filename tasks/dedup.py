@@ -1,7 +1,7 @@
 """Prefect tasks for the dedup flow: each calls one stage of :mod:`imgdedup.pipeline`.
 
-Tasks exchange paths (the run folder, the store), never pixel arrays. The
-chunk task works on one chunk of files (hundreds to thousands of images), so
+Tasks exchange paths (the run folder, the store), never pixel arrays. Chunk
+tasks work on one chunk of files (hundreds to thousands of images), so
 Prefect's per-task cost stays small beside the work.
 """
 
@@ -21,9 +21,14 @@ def preprocess(path: str, out_dir: str, config: Config, store_path: str) -> str:
     return str(pipeline.preprocess(path, Path(out_dir), config, Store.open(store_path)))
 
 
-@task(name="process_chunk", retries=2, retry_delay_seconds=1, task_run_name="process_chunk-{chunk_path}")
-def process_chunk(chunk_path: str, config: Config) -> str:
-    return str(pipeline.process_chunk(chunk_path, config, threads=config.threads_per_worker))
+@task(name="hash_chunk", retries=2, retry_delay_seconds=1, task_run_name="hash_chunk-{chunk_path}")
+def hash_chunk(chunk_path: str, config: Config) -> str:
+    return str(pipeline.hash_chunk(chunk_path, config))
+
+
+@task(name="embed_chunk", retries=2, retry_delay_seconds=1, task_run_name="embed_chunk-{chunk_path}")
+def embed_chunk(hashed_path: str, chunk_path: str, config: Config) -> str:
+    return str(pipeline.embed_chunk(hashed_path, chunk_path, config, threads=config.threads_per_worker))
 
 
 @task(name="commit", retries=1)
