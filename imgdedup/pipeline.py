@@ -8,7 +8,7 @@ one code path, identical results.
 Run folder layout::
 
     OUT/duplicates.json clusters.json clusters.csv errors.csv report.html summary.json
-    OUT/thumbs/<digest>.jpg
+    OUT/thumbs/<digest>-<size>.jpg
     OUT/work/plan.json            what this run reuses and processes
     OUT/work/discovered.json      every file found, with size and mtime
     OUT/work/chunk-NNNNN.json     one chunk task: files and the store rows it owns
@@ -412,7 +412,17 @@ def report(clusters_path: Path, config: Config, out_dir: Path, seconds: dict[str
         "reclaimable": human_bytes(summary.reclaimable_bytes),
         "seconds per stage": ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),
     }
-    render_report(document, errors, shown, out_dir, config.thumbnail_size)
+    by_similarity = config.uses_embeddings
+    pairs_path = out_dir / WORK / "pairs.npz"
+    pair_values = None
+    if pairs_path.exists():
+        with np.load(pairs_path, allow_pickle=False) as pairs:
+            pair_values = pairs["similarity"] if by_similarity else pairs["distance"]
+    render_report(
+        document, errors, shown, out_dir, config.thumbnail_size, pair_distances=pair_values, similarity=by_similarity,
+        threshold=config.min_similarity if by_similarity else config.threshold,
+        distance_label="cosine similarity" if by_similarity else "Hamming distance",
+    )
     write_json(out_dir / "summary.json", summary.__dict__)
     return summary
 

@@ -62,6 +62,7 @@ def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: 
                 "bytes": int(table.sizes[m.index]),
                 "format": str(table.formats[m.index]),
                 "digest": str(table.digests[m.index]),
+                "mtime_ns": int(table.mtime_ns[m.index]),
             }
             if m.similarity is not None:
                 entry["similarity"] = m.similarity
