@@ -199,5 +199,11 @@ def demo(folder, out, store) -> None:
     _finish(summary)
 
 
+from imgdedup.cli_actions import apply, undo  # noqa: E402  (commands defined beside their library)
+
+main.add_command(apply)
+main.add_command(undo)
+
+
 if __name__ == "__main__":
     main()
