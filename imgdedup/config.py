@@ -29,7 +29,7 @@ class Config:
     threshold: int = 10
     min_similarity: float = 0.9
     hybrid_hash: str = "phash"
-    hybrid_floor: float = 0.75
+    hybrid_floor: float = 0.5
     model: str = "efficientnet_lite0"
     pooling: str = "avg"
     mirror: bool = False
