@@ -161,6 +161,10 @@ def dedup_flow(
     recursive: Optional[bool] = None,
     chunk_size: Optional[Annotated[int, Field(ge=1)]] = None,
     n_workers: Optional[Annotated[int, Field(ge=1)]] = None,
+    rule_folders: Optional[Literal["any", "same", "different"]] = None,
+    rule_ignore: Optional[list[str]] = None,
+    rule_max_resolution_ratio: Optional[Annotated[float, Field(gt=0)]] = None,
+    rule_max_aspect_difference: Optional[Annotated[float, Field(gt=0)]] = None,
 ) -> RunSummary:
     """Find duplicate images under ``path``; parameters left empty come from the config.
 
@@ -177,10 +181,16 @@ def dedup_flow(
         recursive: Walk sub-folders.
         chunk_size: Images per chunk task.
         n_workers: Worker processes of the LocalCluster.
+        rule_folders: Pair rule: any, same (pairs only within a folder) or different (only across folders).
+        rule_ignore: Pair rule: glob patterns; pairs with a matching file are vetoed.
+        rule_max_resolution_ratio: Pair rule: largest ratio of pixel counts within a pair.
+        rule_max_aspect_difference: Pair rule: largest relative difference of aspect ratios within a pair.
     """
     settings = load_config(
         config, method=method, threshold=threshold, min_similarity=min_similarity, store=store, address=address,
-        compat=compat, recursive=recursive, chunk_size=chunk_size, n_workers=n_workers,
+        compat=compat, recursive=recursive, chunk_size=chunk_size, n_workers=n_workers, rule_folders=rule_folders,
+        rule_ignore=tuple(rule_ignore) if rule_ignore is not None else None,
+        rule_max_resolution_ratio=rule_max_resolution_ratio, rule_max_aspect_difference=rule_max_aspect_difference,
     )
     out_dir = str(prepare_out_dir(out or default_out_dir()))
     run_store = open_store(path, settings)

@@ -79,6 +79,7 @@ class RunFile:
     digest: str
     position: int  # file order (tie-breaker)
     run_keeper: bool
+    tier: str | None = None  # exact, near or review against the run's keeper (imgdedup.tiers)
 
     @property
     def pixels(self) -> int:
@@ -139,7 +140,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
             members.append(RunFile(
                 id=m["path"], size=int(m["bytes"]), mtime_ns=mtime_ns, width=int(m["width"]), height=int(m["height"]),
                 digest=str(m["digest"]), position=position if position is not None else (1 << 40) + order * 10_000 + k,
-                run_keeper=bool(m["keeper"]),
+                run_keeper=bool(m["keeper"]), tier=m.get("tier"),
             ))
         clusters.append(members)
     return Run(run_dir=run_dir, root=root, clusters=clusters)
@@ -220,11 +221,13 @@ class Step:
     keeper_size: int
     keeper_mtime_ns: int | None
     keeper_digest: str
+    tier: str | None = None
 
     def record(self) -> dict:
         return {"type": "plan", "n": self.n, "action": self.action, "path": self.path, "keeper": self.keeper,
                 "target": self.target, "size": self.size, "mtime_ns": self.mtime_ns, "digest": self.digest,
-                "keeper_size": self.keeper_size, "keeper_mtime_ns": self.keeper_mtime_ns, "keeper_digest": self.keeper_digest}
+                "keeper_size": self.keeper_size, "keeper_mtime_ns": self.keeper_mtime_ns, "keeper_digest": self.keeper_digest,
+                "tier": self.tier}
 
 
 @dataclass(frozen=True)
@@ -282,8 +285,16 @@ def new_stamp() -> str:
 
 
 def plan_actions(run: Run, action: str, keep: str = "resolution", references: Sequence[str] = (), to: str | os.PathLike | None = None,
-                 stamp: str | None = None) -> Plan:
-    """Choose what happens to every file of the run; touches nothing and reads no file."""
+                 stamp: str | None = None, tiers: Sequence[str] | None = None) -> Plan:
+    """Choose what happens to every file of the run; touches nothing and reads no file.
+
+    ``tiers`` (e.g. ``["exact"]``) limits the actions to duplicates of those tiers; the
+    others are left in place, each with the reason.
+    """
+    if tiers is not None:
+        unknown = sorted(set(tiers) - {"exact", "near", "review"})
+        if unknown:
+            raise ActionError(f"--tier must be exact, near or review, got {', '.join(unknown)}")
     if action not in ACTIONS:
         raise ActionError(f"--action must be one of {', '.join(ACTIONS)}, got {action!r}")
     if keep not in KEEP_POLICIES:
@@ -309,6 +320,10 @@ def plan_actions(run: Run, action: str, keep: str = "resolution", references: Se
         keeper, keep_files, duplicates = choose_keepers(members, keep, refs)
         kept.extend(m.id for m in keep_files)
         for dup in duplicates:
+            if tiers is not None and dup.tier not in tiers:
+                kept.append(dup.id)
+                skipped.append(Skip(dup.id, f"tier {dup.tier or 'unknown'}: left for review (--tier {','.join(tiers)})"))
+                continue
             problem = id_problem(dup.id)
             if problem:
                 skipped.append(Skip(dup.id, problem))
@@ -316,7 +331,7 @@ def plan_actions(run: Run, action: str, keep: str = "resolution", references: Se
             steps.append(Step(
                 n=len(steps) + 1, action=action, path=dup.id, keeper=keeper.id,
                 target=os.path.join(dest, *dup.id.split("/")), size=dup.size, mtime_ns=dup.mtime_ns, digest=dup.digest,
-                keeper_size=keeper.size, keeper_mtime_ns=keeper.mtime_ns, keeper_digest=keeper.digest,
+                keeper_size=keeper.size, keeper_mtime_ns=keeper.mtime_ns, keeper_digest=keeper.digest, tier=dup.tier,
             ))
     return Plan(run=run, action=action, keep=keep, references=refs, stamp=stamp, dest=dest, steps=steps, kept=kept, skipped=skipped)
 
@@ -626,6 +641,8 @@ def apply_plan(plan: Plan, dry_run: bool = True, echo: Echo | None = None, batch
             "run": os.path.abspath(plan.run.run_dir), "root": root, "action": plan.action, "keep": plan.keep,
             "references": plan.references, "dest": plan.dest, "steps": len(plan.steps),
         }, sync=True)
+        for skip in plan.skipped:  # every decision is in the journal, the files left alone too
+            journal.write({"type": "skip", "path": skip.path, "reason": skip.reason})
     try:
         for group in _batches(plan.steps, batch):
             ready = []

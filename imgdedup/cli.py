@@ -48,6 +48,13 @@ def _common_options(function):
         click.option("--config", "config_name", default=None, help="Configuration: a YAML path or a name in configs/."),
         click.option("--compat", is_flag=True, default=None, help="imagededup 0.3.3's pixel path: bit-identical hashes."),
         click.option("--recursive/--no-recursive", default=None, help="Walk sub-folders (default: yes)."),
+        click.option("--rule-folders", type=click.Choice(("any", "same", "different")), default=None,
+                     help="Pair rule: pairs only within a folder (same) or only across folders (different)."),
+        click.option("--rule-ignore", multiple=True, metavar="GLOB", help="Pair rule: veto pairs with a file matching GLOB (repeatable)."),
+        click.option("--max-resolution-ratio", "rule_max_resolution_ratio", type=float, default=None,
+                     help="Pair rule: veto pairs whose pixel counts differ by more than this factor."),
+        click.option("--max-aspect-difference", "rule_max_aspect_difference", type=float, default=None,
+                     help="Pair rule: veto pairs whose aspect ratios differ by more than this fraction."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -62,7 +69,8 @@ def main() -> None:
 
 @main.command()
 @_common_options
-def find(path, method, threshold, min_similarity, store, out, config_name, compat, recursive) -> None:
+def find(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
+         rule_max_resolution_ratio, rule_max_aspect_difference) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
 
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
@@ -70,7 +78,9 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
     from imgdedup.pipeline import default_out_dir, find_duplicates_in_folder
 
     settings = _settings(
-        config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat, recursive=recursive
+        config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat, recursive=recursive,
+        rule_folders=rule_folders, rule_ignore=tuple(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
+        rule_max_aspect_difference=rule_max_aspect_difference,
     )
     bar = None
 
@@ -94,14 +104,17 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
 @_common_options
 @click.option("--address", default=None, help="Existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: start a LocalCluster).")
 @click.option("--workers", "n_workers", type=int, default=None, help="Worker processes of the LocalCluster (default 2).")
-def run(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, address, n_workers) -> None:
+def run(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
+        rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.
 
     Example: imgdedup run ~/Pictures --threshold 8 --config default --address tcp://127.0.0.1:8786
     """
+    rules = dict(rule_folders=rule_folders, rule_ignore=list(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
+                 rule_max_aspect_difference=rule_max_aspect_difference)
     _settings(
         config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat,
-        recursive=recursive, address=address, n_workers=n_workers,
+        recursive=recursive, address=address, n_workers=n_workers, **{**rules, "rule_ignore": tuple(rule_ignore) or None},
     )
     from flows.dedup import dedup_flow
     from imgdedup.pipeline import default_out_dir
@@ -109,7 +122,7 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
     try:
         summary = dedup_flow(
             path=path, method=method, threshold=threshold, min_similarity=min_similarity, out=out or str(default_out_dir()),
-            store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers,
+            store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
         )
     except ImgdedupError as exc:
         _fail(exc)

@@ -34,8 +34,10 @@ def _fail(exc: Exception) -> None:
               help="Which file of a cluster is kept: highest resolution (the run's keeper), largest file, oldest or newest mtime.")
 @click.option("--reference", "references", multiple=True, metavar="SUBFOLDER",
               help="A folder below the scanned root whose files are never touched (repeatable).")
+@click.option("--tier", "tiers", multiple=True, type=click.Choice(("exact", "near", "review")),
+              help="Act only on duplicates of this tier (repeatable), e.g. --tier exact: byte-identical copies, no review needed.")
 @click.option("--yes", is_flag=True, help="Do it. Without --yes nothing is changed: the plan is printed.")
-def apply(run_dir, action, to, keep, references, yes) -> None:
+def apply(run_dir, action, to, keep, references, tiers, yes) -> None:
     """Move, trash or link the duplicates found by a run (a dry run unless --yes).
 
     Every file is checked first (size, mtime and content digest as in the run; inside
@@ -48,7 +50,7 @@ def apply(run_dir, action, to, keep, references, yes) -> None:
     """
     try:
         run = load_run(run_dir)
-        plan = plan_actions(run, action, keep=keep, references=references, to=to)
+        plan = plan_actions(run, action, keep=keep, references=references, to=to, tiers=list(tiers) or None)
     except ImgdedupError as exc:
         _fail(exc)
     if not yes:

@@ -37,6 +37,12 @@ class Config:
     device: str = "auto"
     embed_batch_size: int = 32
     store: str | None = None
+    rule_max_resolution_ratio: float | None = None
+    rule_max_aspect_difference: float | None = None
+    rule_folders: str = "any"
+    rule_ignore: tuple[str, ...] = ()
+    review_bits: int = 2
+    review_similarity: float = 0.03
     recursive: bool = True
     compat: bool = False
     chunk_size: int = 1000
@@ -49,6 +55,8 @@ class Config:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.rule_ignore, list):  # YAML gives lists; keep the config hashable
+            object.__setattr__(self, "rule_ignore", tuple(self.rule_ignore))
         validate_config(self)
 
     def replace(self, **changes: Any) -> "Config":
@@ -67,6 +75,12 @@ class Config:
     @property
     def hash_methods(self) -> tuple[str, ...]:
         return tuple(f.split(":", 1)[1] for f in self.features if f.startswith("hash:"))
+
+    @property
+    def pair_rules(self):
+        from imgdedup.rules import PairRules
+
+        return PairRules(self.rule_max_resolution_ratio, self.rule_max_aspect_difference, self.rule_folders, self.rule_ignore)
 
     @property
     def uses_embeddings(self) -> bool:
@@ -97,6 +111,18 @@ def validate_config(config: Config) -> None:
         raise ConfigError(f"`model` must be a model name such as 'efficientnet_lite0' or 'torchvision:resnet50', got {config.model!r}")
     if not _is_int(config.embed_batch_size) or config.embed_batch_size < 1:
         raise ConfigError(f"`embed_batch_size` must be a positive int, got {config.embed_batch_size!r}")
+    for name in ("rule_max_resolution_ratio", "rule_max_aspect_difference"):
+        value = getattr(config, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"`{name}` must be a positive number or null, got {value!r}")
+    if config.rule_folders not in ("any", "same", "different"):
+        raise ConfigError(f"`rule_folders` must be one of any, same, different, got {config.rule_folders!r}")
+    if not isinstance(config.rule_ignore, tuple) or not all(isinstance(p, str) for p in config.rule_ignore):
+        raise ConfigError(f"`rule_ignore` must be a list of glob patterns, got {config.rule_ignore!r}")
+    if not _is_int(config.review_bits) or not 0 <= config.review_bits <= 64:
+        raise ConfigError(f"`review_bits` must be an int in 0..64, got {config.review_bits!r}")
+    if isinstance(config.review_similarity, bool) or not isinstance(config.review_similarity, (int, float)) or not 0 <= config.review_similarity <= 2:
+        raise ConfigError(f"`review_similarity` must be a number in 0..2, got {config.review_similarity!r}")
     if config.store is not None and not isinstance(config.store, str):
         raise ConfigError(f"`store` must be a folder path, got {config.store!r}")
     if not _is_int(config.chunk_size) or config.chunk_size < 1:

@@ -58,7 +58,9 @@ from imgdedup.results import (
     write_errors_csv,
     write_json,
 )
+from imgdedup.rules import veto_pairs
 from imgdedup.search import search_pairs
+from imgdedup.tiers import TIERS, member_tier
 from imgdedup.store import STATUS_ERROR, STATUS_OK, Manifest, Store, default_store_path, merge_pending
 
 WORK = "work"
@@ -367,6 +369,8 @@ def cluster(plan_path: str | os.PathLike, pairs_path: Path, config: Config, out_
     table, rows = image_table(manifest, plan.root)
     with np.load(pairs_path, allow_pickle=False) as pairs:
         i, j, distance, similarity = pairs["i"], pairs["j"], pairs["distance"], pairs["similarity"]
+    keep, vetoed = veto_pairs(i, j, table.ids, table.width, table.height, config.pair_rules)
+    i, j, distance, similarity = i[keep], j[keep], distance[keep], similarity[keep]
     if len(rows):
         hashes = store.read_rows(f"hashes_{config.hash_methods[0]}", rows)
         embeddings = store.read_rows("embeddings", rows).astype(np.float32) if config.uses_embeddings else None
@@ -374,7 +378,11 @@ def cluster(plan_path: str | os.PathLike, pairs_path: Path, config: Config, out_
         hashes, embeddings = np.zeros(0, np.uint64), None
     rank = keeper_order(table.width, table.height, table.sizes)
     clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings)
-    document = clusters_document(table, clusters, run_settings(config))
+    document = clusters_document(table, clusters, run_settings(config), tier_of=lambda **kw: member_tier(
+        method=config.method, threshold=config.threshold, min_similarity=config.min_similarity,
+        review_bits=config.review_bits, review_similarity=config.review_similarity, **kw,
+    ))
+    document["vetoed_pairs"] = vetoed
     by_similarity = config.uses_embeddings
     write_json(out_dir / "duplicates.json", duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity))
     errors = [(manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()]
@@ -400,6 +408,7 @@ def report(clusters_path: Path, config: Config, out_dir: Path, seconds: dict[str
     thresholds = f"threshold {config.threshold}"
     if config.uses_embeddings:
         thresholds += f", min similarity {config.min_similarity}"
+    tiers = {t: sum(1 for c in clusters for m in c["members"] if m.get("tier") == t) for t in TIERS}
     shown = {
         "folder": summary.root,
         "method": f"{config.method}{' (compat)' if config.compat else ''}, {thresholds}",
@@ -410,6 +419,8 @@ def report(clusters_path: Path, config: Config, out_dir: Path, seconds: dict[str
         "clusters": summary.clusters,
         "duplicate files": summary.duplicates,
         "reclaimable": human_bytes(summary.reclaimable_bytes),
+        "duplicates by tier": ", ".join(f"{t} {n}" for t, n in tiers.items()),
+        "pairs vetoed by rules": ", ".join(f"{k} {v}" for k, v in document.get("vetoed_pairs", {}).items()) or "none",
         "seconds per stage": ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),
     }
     by_similarity = config.uses_embeddings

@@ -14,14 +14,14 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from imgdedup.chunks import atomic_write_text
 from imgdedup.cluster import Cluster, neighbour_lists
 
-CLUSTER_CSV_FIELDS = ("cluster", "path", "keeper", "distance", "similarity", "width", "height", "bytes", "format", "digest")
+CLUSTER_CSV_FIELDS = ("cluster", "path", "keeper", "tier", "distance", "similarity", "width", "height", "bytes", "format", "digest")
 
 
 @dataclass
@@ -46,12 +46,17 @@ def duplicates_map(ids: Sequence[str], i: np.ndarray, j: np.ndarray, score: np.n
     return {ids[k]: [ids[b] for b, _ in entry] for k, entry in enumerate(lists)}
 
 
-def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: dict) -> dict:
-    """The clusters.json document: settings, then each cluster with its members' metadata."""
+def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: dict, tier_of: Callable[..., str] | None = None) -> dict:
+    """The clusters.json document: settings, then each cluster with its members' metadata.
+
+    ``tier_of(same_digest=, same_dimensions=, distance=, similarity=)`` names each
+    non-keeper member's tier (see :mod:`imgdedup.tiers`).
+    """
     ids = table.ids
     out = []
     for number, cluster in enumerate(clusters, start=1):
         members = []
+        k = cluster.keeper
         for m in cluster.members:
             entry = {
                 "path": ids[m.index],
@@ -66,6 +71,12 @@ def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: 
             }
             if m.similarity is not None:
                 entry["similarity"] = m.similarity
+            if tier_of is not None:
+                entry["tier"] = "keeper" if m.index == k else tier_of(
+                    same_digest=table.digests[m.index] == table.digests[k],
+                    same_dimensions=(table.width[m.index], table.height[m.index]) == (table.width[k], table.height[k]),
+                    distance=m.distance, similarity=m.similarity,
+                )
             members.append(entry)
         reclaimable = sum(m["bytes"] for m in members if not m["keeper"])
         out.append({"cluster": number, "keeper": ids[cluster.keeper], "reclaimable_bytes": reclaimable, "members": members})
@@ -87,7 +98,7 @@ def _csv_text(header: Sequence[str], rows) -> str:
 
 def write_clusters_csv(path: Path, document: dict) -> Path:
     rows = (
-        [c["cluster"], m["path"], int(m["keeper"]), m["distance"], m.get("similarity", ""), m["width"], m["height"], m["bytes"], m["format"], m["digest"]]
+        [c["cluster"], m["path"], int(m["keeper"]), m.get("tier", ""), m["distance"], m.get("similarity", ""), m["width"], m["height"], m["bytes"], m["format"], m["digest"]]
         for c in document["clusters"]
         for m in c["members"]
     )
