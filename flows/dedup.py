@@ -40,7 +40,7 @@ def dask_task_runner(config: Config) -> DaskTaskRunner:
             "n_workers": config.n_workers,
             "threads_per_worker": config.threads_per_worker,
             "processes": True,
-            "dashboard_address": None,
+            "dashboard_address": ":0",  # a free port: a fixed one may be taken (and its warning is an error in tests)
             # declared, so chunk tasks can ask for CPU workers (see imgdedup.placement)
             "resources": {"CPU": config.threads_per_worker},
         }
