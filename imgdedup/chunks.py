@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 from imgdedup.errors import ImageLoadError
 from imgdedup.hashing import HASH_INPUT_SIZES, hash_pixels
-from imgdedup.io import FileRecord, content_digest, load_image, load_image_compat, oriented_size, open_image, read_bytes
+from imgdedup.io import (
+    FileRecord,
+    compat_rgb,
+    content_digest,
+    load_opened,
+    open_image,
+    oriented_size,
+    read_bytes,
+)
 
 
 @dataclass
@@ -39,6 +48,7 @@ class HashChunk:
     digests : (n,) str ndarray
         BLAKE2b-128 of the file bytes.
     errors : list of (position, reason)
+        Every file of the chunk that is not in ``positions``, with why.
     """
 
     methods: tuple[str, ...]
@@ -51,39 +61,75 @@ class HashChunk:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
+#: Reducing gap of the final resize on the default path (Pillow's ``reducing_gap``).
+REDUCING_GAP = 3.0
+
+
 def _resize_gray(image: Image.Image, size: tuple[int, int], compat: bool) -> np.ndarray:
     if compat:
+        if image.mode == "L":
+            # A grayscale source: imagededup resizes (v, v, v) and converts to L, which
+            # gives v again (19595 + 38470 + 7471 == 65536), so resizing the single
+            # band is bit-identical and a third of the work.
+            return np.asarray(image.resize(size, Image.LANCZOS), dtype=np.uint8)
         # imagededup resizes the RGB image, then converts to grayscale.
         return np.asarray(image.resize(size, Image.LANCZOS).convert("L"), dtype=np.uint8)
-    return np.asarray(image.resize(size, Image.LANCZOS, reducing_gap=3.0), dtype=np.uint8)
+    return np.asarray(image.resize(size, Image.LANCZOS, reducing_gap=REDUCING_GAP), dtype=np.uint8)
 
 
-def hash_image_bytes(data: bytes, methods: Sequence[str], compat: bool, max_pixels: int) -> tuple[list[np.ndarray], tuple[int, int], str]:
+def hash_image_bytes(
+    data: bytes, methods: Sequence[str], compat: bool, max_pixels: int, *, fast: bool = True
+) -> tuple[list[np.ndarray], tuple[int, int], str]:
     """Decode one file's bytes into the grayscale arrays each method hashes.
 
     Returns the arrays (one per method), the image size and its format.
-    Raises :class:`ImageLoadError` when the bytes are not a usable image.
+    Raises :class:`ImageLoadError` when the bytes are not a usable image; no
+    other exception escapes (an unexpected one is reported with its type).
+
+    The file is opened once. ``compat`` follows imagededup 0.3.3 bit for bit.
+    Otherwise the default path decodes only what the largest hash input needs
+    (``fast=False`` decodes at full size instead, for comparisons).
     """
-    if compat:
-        image_format = open_image(data, max_pixels).format
-        image = load_image_compat(data, max_pixels)
-        size = image.size
-    else:
-        probe = open_image(data, max_pixels)
-        size, image_format = oriented_size(probe), probe.format
-        largest = max((HASH_INPUT_SIZES[m] for m in methods), key=lambda s: s[0] * s[1])
-        image = load_image(data, mode="L", max_pixels=max_pixels, draft_size=largest)
-    try:
-        arrays = [_resize_gray(image, HASH_INPUT_SIZES[m], compat) for m in methods]
-    except Exception as exc:
-        raise ImageLoadError(f"cannot resize image: {type(exc).__name__}: {exc}") from None
-    return arrays, size, image_format or "unknown"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        image = open_image(data, max_pixels)
+        try:
+            image_format = image.format or "unknown"
+            if compat:
+                size = image.size
+                pixels = compat_rgb(image, keep_gray=True)
+            else:
+                size = oriented_size(image)
+                largest = max((HASH_INPUT_SIZES[m] for m in methods), key=lambda s: s[0] * s[1])
+                pixels = load_opened(image, mode="L", draft_size=largest if fast else None)
+            arrays = [_resize_gray(pixels, HASH_INPUT_SIZES[m], compat) for m in methods]
+        except ImageLoadError:
+            raise
+        except MemoryError:
+            raise ImageLoadError("out of memory while decoding") from None
+        except Exception as exc:  # Pillow and its plugins raise many types on malformed data
+            raise ImageLoadError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+    return arrays, size, image_format
 
 
-def hash_images(root: str | os.PathLike, records: Sequence[FileRecord], start: int, methods: Sequence[str], compat: bool = False, max_pixels: int = 178_956_970) -> HashChunk:
+def hash_images(
+    root: str | os.PathLike,
+    records: Sequence[FileRecord],
+    start: int,
+    methods: Sequence[str],
+    compat: bool = False,
+    max_pixels: int = 178_956_970,
+    *,
+    fast: bool = True,
+    check_unchanged: bool = True,
+) -> HashChunk:
     """Hash every file of one chunk; unreadable files become recorded errors.
 
-    ``start`` is the position of ``records[0]`` in the run's file list.
+    ``start`` is the position of ``records[0]`` in the run's file list. Every
+    record ends up either hashed or in ``errors`` with a reason. With
+    ``check_unchanged`` (the default) a file whose size or mtime differs from
+    its record is not read but recorded as changed after discovery (see
+    :func:`imgdedup.io.read_bytes`).
     """
     methods = tuple(methods)
     pixels: list[list[np.ndarray]] = [[] for _ in methods]
@@ -92,14 +138,14 @@ def hash_images(root: str | os.PathLike, records: Sequence[FileRecord], start: i
     for offset, record in enumerate(records):
         position = start + offset
         try:
-            data = read_bytes(root, record)
+            data = read_bytes(root, record, check_unchanged=check_unchanged)
             digest = content_digest(data)
-            arrays, (width, height), image_format = hash_image_bytes(data, methods, compat, max_pixels)
+            arrays, (width, height), image_format = hash_image_bytes(data, methods, compat, max_pixels, fast=fast)
         except ImageLoadError as exc:
             errors.append((position, exc.reason))
             continue
         except MemoryError:
-            errors.append((position, "out of memory while decoding"))
+            errors.append((position, "out of memory while reading or decoding"))
             continue
         for bucket, array in zip(pixels, arrays):
             bucket.append(array)

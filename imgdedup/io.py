@@ -3,32 +3,62 @@
 Two pixel paths exist:
 
 * the default path applies EXIF orientation, composites transparency on white,
-  normalises palette, CMYK, 16-bit and grayscale images, and lets JPEG decode at
-  reduced scale (``Image.draft``) when only a small image is needed;
+  normalises palette, CMYK, 16-bit and grayscale images, and decodes no more
+  pixels than the caller needs: JPEG/MPO decode at 1/2, 1/4 or 1/8 scale in the
+  DCT domain (``Image.draft``, luma only when grayscale is asked for), other
+  formats are box-reduced by an integer factor right after decoding;
 * the compat path reproduces imagededup 0.3.3's ``load_image`` exactly: no EXIF
   transpose, alpha dropped (``convert('RGBA').convert('RGB')``), and only the
   formats imagededup accepts.
+
+Formats are whatever Pillow opens (JPEG, PNG, GIF, BMP, TIFF, WebP, MPO,
+PPM/PGM/PBM, ICO, AVIF with Pillow >= 11.3 built with libavif, ...), plus
+HEIC/HEIF when ``pillow-heif`` is installed and AVIF through
+``pillow-avif-plugin`` when Pillow lacks it. Both plugins are registered lazily,
+on the first image opened, so importing this module stays cheap. Multi-frame
+files (animated GIF/WebP/PNG, multi-page TIFF, MPO) give their first frame.
+
+Reading is defensive: only regular files are opened (a FIFO, socket or device
+is reported, never read), nothing is ever written, and every failure becomes an
+:class:`ImageLoadError` whose ``reason`` ends up in ``errors.csv``.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import stat
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from imgdedup.errors import ImageLoadError, InputError
 
 #: Formats imagededup 0.3.3 accepts (``imagededup.utils.image_utils.IMG_FORMATS``).
 COMPAT_FORMATS = ("JPEG", "PNG", "BMP", "MPO", "PPM", "TIFF", "GIF", "WEBP")
 
+#: Formats whose decoder can scale by 1/2, 1/4, 1/8 in the DCT domain (``Image.draft``).
+DRAFT_FORMATS = ("JPEG", "MPO")
+
+#: Default pixel path: a decoded image is box-reduced by an integer factor while
+#: both sides stay at least this many times the size asked for (Pillow's
+#: ``reducing_gap``); the final Lanczos resize then works on few pixels.
+REDUCING_GAP = 3.0
+
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# Modes Image.reduce handles directly (others are converted first).
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "I", "F")
+_ORIENTATION = 0x0112
+
+_PLUGINS_LOCK = threading.Lock()
+_PLUGINS: dict[str, bool] | None = None
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -37,7 +67,9 @@ class FileRecord:
 
     ``id`` is the path relative to the scanned root with ``/`` separators; names
     that are not valid UTF-8 keep their bytes as surrogate escapes, so
-    ``os.fsencode(id)`` is the name on disk.
+    ``os.fsencode(id)`` is the name on disk. ``size`` and ``mtime_ns`` are the
+    file's at discovery (``-1`` and ``0`` when it could not be examined, e.g. a
+    broken symlink or an unlistable folder).
     """
 
     id: str
@@ -45,65 +77,199 @@ class FileRecord:
     mtime_ns: int
 
 
+# --- optional format plugins ------------------------------------------------------
+
+def register_optional_plugins() -> dict[str, bool]:
+    """Register the optional Pillow plugins once per process; say which formats are available.
+
+    * HEIC/HEIF: ``pillow-heif`` (``pip install pillow-heif``), registered with
+      embedded thumbnails off (a stale thumbnail must never stand in for the
+      picture), no depth/auxiliary images, and one decode thread (pipeline
+      workers are single-threaded processes).
+    * AVIF: Pillow's own plugin when Pillow was built with libavif (Pillow >= 11.3
+      wheels are), else ``pillow-avif-plugin`` if installed.
+    """
+    global _PLUGINS
+    if _PLUGINS is not None:
+        return _PLUGINS
+    with _PLUGINS_LOCK:
+        if _PLUGINS is not None:
+            return _PLUGINS
+        available = {"heif": False, "avif": False}
+        try:
+            from pillow_heif import register_heif_opener
+        except ImportError:
+            pass
+        else:
+            register_heif_opener(thumbnails=False, depth_images=False, aux_images=False, decode_threads=1)
+            available["heif"] = True
+        from PIL import features
+
+        available["avif"] = bool(features.check("avif"))
+        if not available["avif"]:
+            try:
+                import pillow_avif  # noqa: F401  (registers itself on import)
+            except ImportError:
+                pass
+            else:
+                available["avif"] = True
+        _PLUGINS = available
+        return available
+
+
+# --- discovery --------------------------------------------------------------------
+
 def discover_images(root: str | os.PathLike, recursive: bool = True) -> list[FileRecord]:
     """List candidate files under ``root`` in a deterministic order.
 
     Hidden files and folders (name starting with ``.``) are skipped. Every other
-    regular file is a candidate: whether it is an image is decided by its
-    content when it is read, not by its extension. Folders are walked in byte
-    order of their names; symlinked folders are not followed (no loops), symlinked
-    files are.
+    non-folder entry is a candidate: whether it is an image is decided by its
+    content when it is read, not by its extension. So a FIFO, socket or device,
+    a broken symlink or a symlink loop is listed too, and the hash stage records
+    why it cannot be read: every entry is accounted for.
+
+    Folders are walked in byte order of their names (a folder named ``x.jpg`` is
+    a folder: walked when ``recursive``, skipped like every sub-folder when not).
+    A sub-folder that cannot be listed is itself listed, so the run reports it.
+    Symlinked folders are not followed (no loops, no file counted twice);
+    symlinked files are.
     """
     root_path = Path(root)
     if not root_path.exists():
         raise InputError(f"folder {str(root)!r} does not exist")
     if not root_path.is_dir():
         raise InputError(f"{str(root)!r} is not a folder")
+    try:
+        entries = _sorted_entries(root_path)
+    except OSError as exc:
+        raise InputError(f"cannot list folder {str(root)!r}: {exc.strerror or exc}") from None
     records: list[FileRecord] = []
-    _walk(root_path, "", recursive, records)
+    _walk(entries, "", recursive, records)
     return records
 
 
-def _walk(folder: Path, prefix: str, recursive: bool, out: list[FileRecord]) -> None:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name))
-    except OSError:
-        return
+def _sorted_entries(folder: Path) -> list[os.DirEntry]:
+    with os.scandir(folder) as iterator:
+        return sorted(iterator, key=lambda e: os.fsencode(e.name))
+
+
+def _walk(entries: list[os.DirEntry], prefix: str, recursive: bool, out: list[FileRecord]) -> None:
     for entry in entries:
         if entry.name.startswith("."):
             continue
         rel = prefix + entry.name
         try:
-            if entry.is_dir(follow_symlinks=False):
-                if recursive:
-                    _walk(Path(entry.path), rel + "/", recursive, out)
-                continue
+            is_folder = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            is_folder = False
+        if is_folder:
+            if recursive:
+                try:
+                    children = _sorted_entries(Path(entry.path))
+                except OSError:
+                    out.append(FileRecord(rel, -1, 0))  # unlistable: reported by the hash stage
+                    continue
+                _walk(children, rel + "/", recursive, out)
+            continue
+        try:
             st = entry.stat(follow_symlinks=True)
         except OSError:
-            # A broken symlink or a file gone since listing: still accounted for,
-            # the hash stage records why it cannot be read.
+            # A broken symlink, a symlink loop or a file gone since listing:
+            # still accounted for, the hash stage records why it cannot be read.
             out.append(FileRecord(rel, -1, 0))
             continue
-        if stat.S_ISREG(st.st_mode):
-            out.append(FileRecord(rel, st.st_size, st.st_mtime_ns))
+        if stat.S_ISDIR(st.st_mode):
+            continue  # a symlink to a folder: not followed
+        out.append(FileRecord(rel, st.st_size, st.st_mtime_ns))
 
 
 def file_path(root: str | os.PathLike, file_id: str) -> Path:
     return Path(root) / file_id
 
 
-def read_bytes(root: str | os.PathLike, record: FileRecord) -> bytes:
-    """Read a file, or raise :class:`ImageLoadError` with the reason."""
+# --- reading ----------------------------------------------------------------------
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "not a regular file (FIFO / named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "not a regular file (socket)"
+    if stat.S_ISCHR(mode):
+        return "not a regular file (character device)"
+    if stat.S_ISBLK(mode):
+        return "not a regular file (block device)"
+    return "not a regular file"
+
+
+def _folder_reason(path: Path) -> str:
+    """Why a folder is in the file list: it could not be listed at discovery, or a file became one."""
     try:
-        return file_path(root, record.id).read_bytes()
-    except FileNotFoundError:
-        raise ImageLoadError("file missing (deleted after discovery or broken symlink)") from None
+        with os.scandir(path):
+            pass
     except PermissionError:
-        raise ImageLoadError("permission denied") from None
-    except IsADirectoryError:
-        raise ImageLoadError("is a directory") from None
+        return "folder cannot be listed: permission denied"
     except OSError as exc:
-        raise ImageLoadError(f"cannot read file: {exc.strerror or exc}") from None
+        return f"folder cannot be listed: {exc.strerror or exc}"
+    return "is a directory"
+
+
+def _os_reason(exc: OSError, path: Path) -> str:
+    if isinstance(exc, FileNotFoundError):
+        if os.path.islink(path):
+            return "broken symlink (its target does not exist)"
+        return "file missing (deleted after discovery)"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "symlink loop (too many levels of symbolic links)"
+    if exc.errno == errno.ENOTDIR:
+        return "file missing (a folder on its path was replaced after discovery)"
+    return f"cannot read file: {exc.strerror or exc}"
+
+
+def read_bytes(root: str | os.PathLike, record: FileRecord, check_unchanged: bool = False) -> bytes:
+    """Read a file, or raise :class:`ImageLoadError` with the reason.
+
+    Only regular files are read: the type is checked before opening (opening a
+    FIFO would block) and again on the open descriptor. With
+    ``check_unchanged``, a file whose size or mtime differs from ``record``
+    (taken at discovery) is refused as "changed after discovery": the run's
+    results (sizes, digests, hashes) then always describe the same bytes, and the
+    next run picks the new content up. Records with ``size == -1`` (not
+    examined at discovery) are not compared.
+    """
+    path = file_path(root, record.id)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ImageLoadError(_os_reason(exc, path)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageLoadError(_folder_reason(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageLoadError(_kind(st.st_mode))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ImageLoadError(_os_reason(exc, path)) from None
+    with open(fd, "rb", closefd=True) as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageLoadError(_kind(st.st_mode))
+        if check_unchanged and record.size >= 0 and (st.st_size != record.size or st.st_mtime_ns != record.mtime_ns):
+            raise ImageLoadError(
+                f"changed after discovery (size {record.size} -> {st.st_size} bytes, "
+                f"mtime {record.mtime_ns} -> {st.st_mtime_ns} ns): not read, run again to include it"
+            )
+        try:
+            data = handle.read()
+        except OSError as exc:
+            raise ImageLoadError(_os_reason(exc, path)) from None
+    if check_unchanged and record.size >= 0 and len(data) != record.size:
+        raise ImageLoadError(f"changed while being read ({record.size} bytes expected, {len(data)} read)")
+    return data
 
 
 def content_digest(data: bytes) -> str:
@@ -111,21 +277,46 @@ def content_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Open (not yet decode) an image, refusing empty, unknown and oversized input."""
-    if not data:
-        raise ImageLoadError("empty file (0 bytes)")
+# --- opening and decoding -----------------------------------------------------------
+
+def _pillow_open(data: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
-            # We apply our own pixel limit below, before any pixel is decoded.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            # Our own pixel limit is applied below, before any pixel is decoded;
+            # other warnings (corrupt EXIF, odd chunks) do not make a file unusable.
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageLoadError("not an image (Pillow cannot identify the content)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"decompression bomb refused: {exc}") from None
+    except Image.DecompressionBombError:
+        raise
     except Exception as exc:  # Pillow plugins raise many types on malformed headers
         raise ImageLoadError(f"cannot open image: {type(exc).__name__}: {exc}") from None
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Open (not yet decode) an image, refusing empty, unknown and oversized input.
+
+    The size comes from the header: an image above ``max_pixels`` is refused
+    before a single pixel buffer is allocated (a decompression bomb costs only
+    its header). Pillow's own bomb check (``2 * Image.MAX_IMAGE_PIXELS``) gives
+    way when ``max_pixels`` is larger.
+    """
+    if not data:
+        raise ImageLoadError("empty file (0 bytes)")
+    register_optional_plugins()
+    try:
+        image = _pillow_open(data)
+    except Image.DecompressionBombError as exc:
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        if pillow_limit is None or max_pixels <= 2 * pillow_limit:
+            raise ImageLoadError(f"decompression bomb refused: {exc}") from None
+        with _PILLOW_LIMIT_LOCK:
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                image = _pillow_open(data)
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
     width, height = image.size
     if width * height > max_pixels:
         raise ImageLoadError(
@@ -136,37 +327,49 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """EXIF orientation 1-8 (1 when absent or unreadable)."""
+    try:
+        value = image.getexif().get(_ORIENTATION, 1)
+    except Exception:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def oriented_size(image: Image.Image) -> tuple[int, int]:
     """Width and height after EXIF orientation (orientations 5-8 swap them)."""
     width, height = image.size
-    try:
-        orientation = image.getexif().get(0x0112, 1)
-    except Exception:
-        orientation = 1
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return (height, width) if exif_orientation(image) in (5, 6, 7, 8) else (width, height)
 
 
 def _decode(image: Image.Image) -> Image.Image:
     try:
-        image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()
     except Exception as exc:
         raise ImageLoadError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     return image
 
 
-def normalise(image: Image.Image, mode: str) -> Image.Image:
-    """Decode and convert to ``mode`` ('RGB' or 'L') on the default path.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
-    Transparency is composited on white, 16-bit data scaled (not clipped) to 8 bits,
-    EXIF orientation applied.
-    """
-    try:
-        transposed = ImageOps.exif_transpose(_decode(image))
-    except ImageLoadError:
-        raise
-    except Exception:
-        transposed = image  # a malformed EXIF block must not cost the image
-    image = transposed
+
+def _orient(image: Image.Image, orientation: int) -> Image.Image:
+    method = _TRANSPOSE.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
+def _flatten(image: Image.Image, mode: str) -> Image.Image:
+    """16-bit scaled (not clipped) to 8 bits, palette expanded, alpha on white, then ``mode``."""
     if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
         array = np.asarray(image, dtype=np.float64)
         scale = 1.0 if array.max(initial=0) <= 255 and image.mode == "F" else 257.0
@@ -182,29 +385,98 @@ def normalise(image: Image.Image, mode: str) -> Image.Image:
     return image
 
 
+def normalise(image: Image.Image, mode: str) -> Image.Image:
+    """Decode and convert to ``mode`` ('RGB' or 'L') on the default path.
+
+    Transparency is composited on white, 16-bit data scaled (not clipped) to 8 bits,
+    EXIF orientation applied.
+    """
+    orientation = exif_orientation(image)
+    return _flatten(_orient(_decode(image), orientation), mode)
+
+
+def _reducible(image: Image.Image) -> Image.Image:
+    """The same pixels in a mode ``Image.reduce`` handles (transparency kept as alpha)."""
+    mode = image.mode
+    if mode in ("P", "1", "L", "RGB") and "transparency" in image.info:
+        return image.convert("RGBA")
+    if mode in _SIXTEEN_BIT_MODES:
+        return image if mode == "I" else image.convert("I")
+    if mode in _REDUCIBLE_MODES:
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode in ("PA", "RGBa"):
+        return image.convert("RGBA")
+    if mode == "La":
+        return image.convert("LA")
+    return image.convert("RGB")  # P, CMYK, YCbCr, LAB, HSV
+
+
+def _reduce_early(image: Image.Image, side: int) -> Image.Image:
+    """Integer box reduction while both sides stay >= ``REDUCING_GAP * side``."""
+    width, height = image.size
+    factor_x = max(int(width / side / REDUCING_GAP), 1)
+    factor_y = max(int(height / side / REDUCING_GAP), 1)
+    if factor_x == 1 and factor_y == 1:
+        return image
+    return _reducible(image).reduce((factor_x, factor_y))
+
+
+def load_opened(image: Image.Image, mode: str = "RGB", draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Default pixel path on an image from :func:`open_image`: oriented, flattened, in ``mode``.
+
+    ``draft_size`` says how large the result must stay (both sides, in either
+    orientation): JPEG/MPO then decode at the smallest DCT scale (1/2, 1/4, 1/8)
+    that keeps both sides at least that large, luma only when ``mode`` is 'L';
+    any format is then box-reduced by an integer factor while both sides stay at
+    least ``REDUCING_GAP`` times that large.
+    """
+    orientation = exif_orientation(image)
+    side = max(draft_size) if draft_size is not None else None
+    if side is not None and image.format in DRAFT_FORMATS:
+        # Orientation may swap the sides, so ask for the larger side on both axes.
+        try:
+            image.draft(mode if image.mode in ("RGB", "L") and mode in ("RGB", "L") else None, (side, side))
+        except Exception:
+            pass  # a decoder that cannot draft decodes at full size
+    image = _decode(image)
+    if side is not None:
+        image = _reduce_early(image, side)
+    return _flatten(_orient(image, orientation), mode)
+
+
 def load_image(data: bytes, mode: str = "RGB", max_pixels: int = 178_956_970, draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Default pixel path: bytes -> oriented, flattened image in ``mode``.
 
-    ``draft_size`` lets a JPEG decode at 1/2, 1/4 or 1/8 scale as long as both
-    sides stay at least that large: a 64-bit hash never needs full resolution.
+    ``draft_size`` lets the decoder skip pixels as long as both sides stay at
+    least that large (see :func:`load_opened`): a 64-bit hash never needs full
+    resolution.
     """
-    image = open_image(data, max_pixels)
-    if draft_size is not None and image.format == "JPEG":
-        # Orientation may swap the sides, so ask for the larger side on both axes.
-        side = max(draft_size)
-        image.draft(mode if image.mode in ("RGB", "L") else None, (side, side))
-    return normalise(image, mode)
+    return load_opened(open_image(data, max_pixels), mode, draft_size)
 
 
-def load_image_compat(data: bytes, max_pixels: int = 178_956_970) -> Image.Image:
-    """imagededup 0.3.3's pixel path, bit for bit: RGB, no orientation, alpha dropped."""
-    image = open_image(data, max_pixels)
+def compat_rgb(image: Image.Image, keep_gray: bool = False) -> Image.Image:
+    """imagededup 0.3.3's pixels for an opened image: decoded RGB, no orientation, alpha dropped.
+
+    With ``keep_gray``, an L or LA image is returned as one L band instead: its
+    RGB form would be (v, v, v) (``convert('RGBA').convert('RGB')`` copies the
+    gray value and drops alpha), so a caller that ends in ``convert('L')`` can
+    resize one band instead of three and get the same bytes.
+    """
     if image.format not in COMPAT_FORMATS:
         raise ImageLoadError(f"format {image.format} is not read by imagededup (compat mode)")
     _decode(image)
+    if keep_gray and image.mode in ("L", "LA"):
+        return image if image.mode == "L" else image.convert("L")
     try:
         if image.mode != "RGB":
             image = image.convert("RGBA").convert("RGB")
     except Exception as exc:
         raise ImageLoadError(f"cannot convert image: {type(exc).__name__}: {exc}") from None
     return image
+
+
+def load_image_compat(data: bytes, max_pixels: int = 178_956_970) -> Image.Image:
+    """imagededup 0.3.3's pixel path, bit for bit: RGB, no orientation, alpha dropped."""
+    return compat_rgb(open_image(data, max_pixels))

@@ -5,7 +5,13 @@ import pytest
 from PIL import Image
 
 from imgdedup.errors import ImageLoadError, InputError
-from imgdedup.io import content_digest, discover_images, load_image, open_image, oriented_size
+from imgdedup.io import (
+    content_digest,
+    discover_images,
+    load_image,
+    open_image,
+    oriented_size,
+)
 from tests.images import write_varied_images
 
 
@@ -99,3 +105,125 @@ def test_every_generated_format_loads_in_rgb_and_gray(tmp_path):
         data = path.read_bytes()
         assert load_image(data).mode == "RGB", path.name
         assert load_image(data, mode="L", draft_size=(32, 32)).mode == "L", path.name
+
+
+# --- the default path decodes only what the hash needs ---------------------------------
+
+def _photo_like(size=(1632, 1224), seed=0):
+    from imgdedup.sample import random_scene
+
+    return random_scene(np.random.default_rng(seed), size)
+
+
+def test_jpeg_draft_decodes_luma_at_the_smallest_sufficient_scale(tmp_path):
+    from imgdedup.io import load_opened
+
+    path = tmp_path / "big.jpg"
+    _photo_like().save(path, "JPEG", quality=90)
+    image = open_image(path.read_bytes(), 10**9)
+    gray = load_opened(image, mode="L", draft_size=(32, 32))
+    # 1632 x 1224 at 1/8 is 204 x 153 (both sides >= 32); libjpeg decoded luma only.
+    assert image.size == (204, 153) and image.mode == "L"
+    assert gray.mode == "L" and min(gray.size) >= 32
+    # whash needs 256 x 256: 1/4 is the smallest scale keeping both sides >= 256.
+    image = open_image(path.read_bytes(), 10**9)
+    load_opened(image, mode="L", draft_size=(256, 256))
+    assert image.size == (408, 306)
+
+
+def test_other_formats_are_box_reduced_early(tmp_path):
+    path = tmp_path / "big.png"
+    _photo_like((1600, 1200)).save(path)
+    gray = load_image(path.read_bytes(), mode="L", draft_size=(32, 32))
+    assert gray.size == (100, 100)  # factors 16 x 12: both sides stay >= 3 x 32
+
+
+def test_fast_path_agrees_with_full_decode(tmp_path):
+    from imgdedup.chunks import hash_image_bytes
+    from imgdedup.hashing import hash_pixels
+
+    methods = ("phash", "dhash", "ahash", "whash")
+    for seed, (fmt, ext) in enumerate([("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("JPEG", "jpg")]):
+        path = tmp_path / f"p{seed}.{ext}"
+        _photo_like((1200 + 37 * seed, 900), seed).save(path, fmt)
+        fast, size, _ = hash_image_bytes(path.read_bytes(), methods, False, 10**9)
+        full, full_size, _ = hash_image_bytes(path.read_bytes(), methods, False, 10**9, fast=False)
+        assert size == full_size
+        for method, a, b in zip(methods, fast, full):
+            distance = bin(int(hash_pixels(method, a)) ^ int(hash_pixels(method, b))).count("1")
+            assert distance <= 4, (path.name, method, distance)
+
+
+def test_each_file_is_opened_once(tmp_path, monkeypatch):
+    """hash_image_bytes opens the bytes once (no probe-then-load), in both paths."""
+    from PIL import Image as PILImage
+
+    from imgdedup.chunks import hash_image_bytes
+
+    path = tmp_path / "once.jpg"
+    _photo_like((320, 240)).save(path, "JPEG")
+    calls = []
+    real_open = PILImage.open
+    monkeypatch.setattr(PILImage, "open", lambda *a, **k: calls.append(1) or real_open(*a, **k))
+    for compat in (False, True):
+        calls.clear()
+        hash_image_bytes(path.read_bytes(), ("phash", "dhash"), compat, 10**9)
+        assert len(calls) == 1
+
+
+# --- reading -------------------------------------------------------------------------------
+
+def test_read_bytes_reasons(tmp_path):
+    from imgdedup.io import FileRecord, read_bytes
+
+    (tmp_path / "f.bin").write_bytes(b"12345")
+    st = (tmp_path / "f.bin").stat()
+    assert read_bytes(tmp_path, FileRecord("f.bin", 5, st.st_mtime_ns), check_unchanged=True) == b"12345"
+    with pytest.raises(ImageLoadError, match=r"changed after discovery \(size 4 -> 5 bytes"):
+        read_bytes(tmp_path, FileRecord("f.bin", 4, st.st_mtime_ns), check_unchanged=True)
+    assert read_bytes(tmp_path, FileRecord("f.bin", 4, 0)) == b"12345"  # no check unless asked
+    with pytest.raises(ImageLoadError, match="file missing"):
+        read_bytes(tmp_path, FileRecord("nope.bin", 1, 0))
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ImageLoadError, match="is a directory"):
+        read_bytes(tmp_path, FileRecord("d", -1, 0))
+    os.mkfifo(tmp_path / "p")
+    with pytest.raises(ImageLoadError, match="FIFO"):
+        read_bytes(tmp_path, FileRecord("p", 0, 0))
+
+
+def test_special_files_are_listed_so_they_are_reported(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    os.symlink("missing", tmp_path / "dangling")
+    (tmp_path / "sub").mkdir()
+    os.symlink(tmp_path / "sub", tmp_path / "linked-folder")
+    assert [(r.id, r.size) for r in discover_images(tmp_path)] == [("dangling", -1), ("pipe", 0)]
+
+
+# --- optional plugins ---------------------------------------------------------------------
+
+def test_plugins_are_registered_lazily():
+    """Importing imgdedup.io imports no optional plugin; opening an image registers them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, imgdedup.io as m, imgdedup.chunks\n"
+        "assert 'pillow_heif' not in sys.modules and 'torch' not in sys.modules, 'eager import'\n"
+        "print(sorted(k for k, v in m.register_optional_plugins().items() if v))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    import ast
+
+    from PIL import features
+
+    available = ast.literal_eval(result.stdout.strip())
+    assert ("avif" in available) == (features.check("avif") or _installed("pillow_avif"))
+    assert ("heif" in available) == _installed("pillow_heif")
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
