@@ -97,7 +97,7 @@ def test_interrupted_run_resumes_from_committed_chunks(library, tmp_path):
 def test_sigkill_mid_run_leaves_store_readable(tmp_path):
     """A `find` process killed with SIGKILL mid-run: the next run completes and equals a full run."""
     folder = tmp_path / "big"
-    make_sample_folder(folder, n_with_copies=10, n_distinct=60, seed=3)
+    make_sample_folder(folder, n_with_copies=10, n_distinct=150, seed=3)
     store = tmp_path / "store"
     command = [sys.executable, "-m", "imgdedup.cli", "find", str(folder), "--store", str(store), "--out", str(tmp_path / "killed")]
     process = subprocess.Popen(command + ["--config", str(_small_chunks(tmp_path))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
