@@ -64,17 +64,21 @@ class Config:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @property
-    def features(self) -> tuple[str, ...]:
-        """What the store must hold for every image of this run."""
+    def hash_methods(self) -> tuple[str, ...]:
+        """The hashes this run needs: its own, or the one cnn (phash) and hybrid use."""
         if self.method in HASH_METHODS:
-            return (f"hash:{self.method}",)
-        if self.method == "cnn":
-            return ("hash:phash", "embedding")
-        return (f"hash:{self.hybrid_hash}", "embedding")
+            return (self.method,)
+        return ("phash",) if self.method == "cnn" else (self.hybrid_hash,)
 
     @property
-    def hash_methods(self) -> tuple[str, ...]:
-        return tuple(f.split(":", 1)[1] for f in self.features if f.startswith("hash:"))
+    def features(self) -> tuple[str, ...]:
+        """What the store must hold for every image of this run (compat hashes are kept apart)."""
+        hashes = tuple(f"hash:{m}{':compat' if self.compat else ''}" for m in self.hash_methods)
+        return hashes + (("embedding",) if self.method in ("cnn", "hybrid") else ())
+
+    def hash_array(self, method: str) -> str:
+        """The store's array of ``method`` hashes on this run's pixel path."""
+        return f"hashes_{method}{'_compat' if self.compat else ''}"
 
     @property
     def pair_rules(self):

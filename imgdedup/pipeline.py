@@ -183,7 +183,7 @@ def preprocess(root: str | os.PathLike, out_dir: Path, config: Config, store: St
     if n_chunks:
         rows = base_row + n_chunks * per_chunk
         for method in config.hash_methods:
-            store.ensure_array(f"hashes_{method}", rows, "uint64")
+            store.ensure_array(config.hash_array(method), rows, "uint64")
         if config.uses_embeddings:
             embedder = embedder_for(config)
             store.ensure_array(
@@ -243,8 +243,8 @@ def hash_chunk(work_path: str | os.PathLike, config: Config) -> Path:
     methods = config.hash_methods
     chunk = hash_images(work.root, work.files, 0, methods, compat=config.compat, max_pixels=config.max_image_pixels)
     for column, method in enumerate(methods):
-        store.write_rows(f"hashes_{method}", work.row_start, chunk.hashes[:, column])
-    features = {f"hash:{m}": True for m in methods}
+        store.write_rows(config.hash_array(method), work.row_start, chunk.hashes[:, column])
+    features = {feature: True for feature in config.features if feature.startswith("hash:")}
     if config.uses_embeddings:
         features["embedding"] = False
     manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features)
@@ -372,7 +372,7 @@ def cluster(plan_path: str | os.PathLike, pairs_path: Path, config: Config, out_
     keep, vetoed = veto_pairs(i, j, table.ids, table.width, table.height, config.pair_rules)
     i, j, distance, similarity = i[keep], j[keep], distance[keep], similarity[keep]
     if len(rows):
-        hashes = store.read_rows(f"hashes_{config.hash_methods[0]}", rows)
+        hashes = store.read_rows(config.hash_array(config.hash_methods[0]), rows)
         embeddings = store.read_rows("embeddings", rows).astype(np.float32) if config.uses_embeddings else None
     else:
         hashes, embeddings = np.zeros(0, np.uint64), None

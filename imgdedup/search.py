@@ -86,10 +86,10 @@ def cached_search(
     return result
 
 
-def hash_search(store: Store, method: str, radius: int, rows: np.ndarray, new_mask: np.ndarray) -> Pairs:
-    hashes = store.read_rows(f"hashes_{method}", rows)
+def hash_search(store: Store, array: str, radius: int, rows: np.ndarray, new_mask: np.ndarray) -> Pairs:
+    hashes = store.read_rows(array, rows)
     return cached_search(
-        store.path / "pairs" / f"{method}-r{radius}.npz", rows, new_mask, hashes,
+        store.path / "pairs" / f"{array}-r{radius}.npz", rows, new_mask, hashes,
         lambda v: hamming_pairs(v, radius), lambda old, new: hamming_query(old, new, radius),
     )
 
@@ -120,17 +120,17 @@ def search_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: C
         empty = np.zeros(0, np.int64)
         return PairSet(i=empty, j=empty, distance=np.zeros(0, np.uint8), similarity=np.zeros(0, np.float32))
     if config.method in ("phash", "dhash", "ahash", "whash"):
-        i, j, _ = hash_search(store, primary, config.threshold, rows, new_mask)
+        i, j, _ = hash_search(store, config.hash_array(primary), config.threshold, rows, new_mask)
     elif config.method == "cnn":
         i, j, _ = cosine_search(store, config.min_similarity, rows, new_mask)
     else:
         floor = min(config.hybrid_floor, config.min_similarity)
         ci, cj, cs = cosine_search(store, floor, rows, new_mask)
-        hi, hj, _ = hash_search(store, primary, config.threshold, rows, new_mask)
+        hi, hj, _ = hash_search(store, config.hash_array(primary), config.threshold, rows, new_mask)
         confirmed = np.isin(_pair_keys(n, ci, cj), _pair_keys(n, hi, hj)) & (cs >= config.hybrid_floor)
         keep = (cs >= config.min_similarity) | confirmed
         i, j = ci[keep], cj[keep]
-    hashes = store.read_rows(f"hashes_{primary}", rows)
+    hashes = store.read_rows(config.hash_array(primary), rows)
     distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
     if config.uses_embeddings:
         embeddings = store.read_rows("embeddings", rows).astype(np.float32)

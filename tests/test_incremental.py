@@ -148,3 +148,15 @@ def test_deleted_files_leave_the_results(library, tmp_path):
     assert summary.clusters == 0 and summary.decoded == 0
     duplicates = json.loads((tmp_path / "r2" / "duplicates.json").read_text())
     assert all(not name.startswith("copies/") for name in duplicates)
+
+
+def test_compat_and_default_hashes_are_kept_apart(library, tmp_path):
+    """A compat run on a store filled by a default run reads every image again (its pixel path differs)."""
+    config = load_config(store=str(tmp_path / "store"))
+    find_duplicates_in_folder(library, config, tmp_path / "default")
+    compat = find_duplicates_in_folder(library, config.replace(compat=True), tmp_path / "compat")
+    assert compat.decoded == compat.files
+    again = find_duplicates_in_folder(library, config.replace(compat=True), tmp_path / "compat-again")
+    assert again.decoded == 0
+    _, reference = full_run(library, tmp_path, "compat-full", compat=True)
+    assert (tmp_path / "compat" / "duplicates.json").read_text() == (reference / "duplicates.json").read_text()
