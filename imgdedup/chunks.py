@@ -9,7 +9,6 @@ nothing read back can execute code.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -168,91 +167,6 @@ def hash_images(
         formats=np.asarray(formats, dtype=str),
         digests=np.asarray(digests, dtype="U32"),
         errors=errors,
-    )
-
-
-# --- chunk files -----------------------------------------------------------------
-
-def write_file_chunks(root: str | os.PathLike, records: Sequence[FileRecord], chunk_size: int, folder: Path) -> list[Path]:
-    """Split the file list into chunk files ``files-NNNNN.json``; return their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for number, start in enumerate(range(0, len(records), chunk_size)):
-        path = folder / f"files-{number:05d}.json"
-        body = {
-            "root": os.fsdecode(os.path.abspath(root)),
-            "start": start,
-            "files": [[r.id, r.size, r.mtime_ns] for r in records[start:start + chunk_size]],
-        }
-        atomic_write_text(path, json.dumps(body))
-        paths.append(path)
-    return paths
-
-
-def read_file_chunk(path: Path) -> tuple[str, int, list[FileRecord]]:
-    body = json.loads(Path(path).read_text(encoding="utf-8"))
-    return body["root"], body["start"], [FileRecord(i, s, m) for i, s, m in body["files"]]
-
-
-def hash_chunk_path(files_path: Path) -> Path:
-    return Path(files_path).with_name(Path(files_path).name.replace("files-", "hashes-").replace(".json", ".npz"))
-
-
-def save_hash_chunk(chunk: HashChunk, path: Path) -> Path:
-    error_positions = np.asarray([p for p, _ in chunk.errors], dtype=np.int64)
-    error_reasons = np.asarray([r for _, r in chunk.errors], dtype=str)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        methods=np.asarray(chunk.methods, dtype=str),
-        positions=chunk.positions,
-        hashes=chunk.hashes,
-        width=chunk.width,
-        height=chunk.height,
-        formats=chunk.formats,
-        digests=chunk.digests,
-        error_positions=error_positions,
-        error_reasons=error_reasons,
-    )
-    os.replace(tmp, path)
-    return path
-
-
-def load_hash_chunk(path: Path) -> HashChunk:
-    with np.load(path, allow_pickle=False) as data:
-        return HashChunk(
-            methods=tuple(str(m) for m in data["methods"]),
-            positions=data["positions"],
-            hashes=data["hashes"],
-            width=data["width"],
-            height=data["height"],
-            formats=data["formats"],
-            digests=data["digests"],
-            errors=[(int(p), str(r)) for p, r in zip(data["error_positions"], data["error_reasons"])],
-        )
-
-
-def concatenate_chunks(chunks: Sequence[HashChunk], methods: Sequence[str]) -> HashChunk:
-    """Join chunk results in file order into one :class:`HashChunk`."""
-    methods = tuple(methods)
-    chunks = sorted(chunks, key=lambda c: int(c.positions[0]) if len(c.positions) else (c.errors[0][0] if c.errors else 0))
-    for chunk in chunks:
-        if chunk.methods != methods:
-            raise ValueError(f"chunk hashed with {chunk.methods}, expected {methods}")
-
-    def cat(name: str, dtype, shape=(0,)) -> np.ndarray:
-        parts = [getattr(c, name) for c in chunks]
-        return np.concatenate(parts) if parts else np.zeros(shape, dtype=dtype)
-
-    return HashChunk(
-        methods=methods,
-        positions=cat("positions", np.int64),
-        hashes=cat("hashes", np.uint64, (0, len(methods))),
-        width=cat("width", np.int32),
-        height=cat("height", np.int32),
-        formats=cat("formats", str),
-        digests=cat("digests", "U32"),
-        errors=sorted(e for c in chunks for e in c.errors),
     )
 
 
