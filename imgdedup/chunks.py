@@ -1,10 +1,9 @@
 """The per-chunk unit of work: read, digest, decode and hash a list of files.
 
-A chunk is the unit of scheduling, retry and resume. Its inputs (file records)
-and its output (:class:`HashChunk`) are small files in the run's work folder, so
-tasks pass paths, never pixel arrays, and a retried chunk simply rewrites its
-own file. Files are ``.json`` and ``.npz`` read with ``allow_pickle=False``:
-nothing read back can execute code.
+A chunk is the unit of scheduling, retry and resume: :func:`hash_images` turns
+one chunk of file records into a :class:`HashChunk` (hashes and metadata of the
+readable images, a reason for every other file), which the pipeline writes
+into the chunk's own rows of the store.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from imgdedup.errors import ImageLoadError, InputError
+from imgdedup.remote import discover_url, is_url, read_url_bytes
 
 #: Formats imagededup 0.3.3 accepts (``imagededup.utils.image_utils.IMG_FORMATS``).
 COMPAT_FORMATS = ("JPEG", "PNG", "BMP", "MPO", "PPM", "TIFF", "GIF", "WEBP")
@@ -133,7 +134,12 @@ def discover_images(root: str | os.PathLike, recursive: bool = True) -> list[Fil
     A sub-folder that cannot be listed is itself listed, so the run reports it.
     Symlinked folders are not followed (no loops, no file counted twice);
     symlinked files are.
+
+    A URL (``s3://bucket/prefix``, any fsspec protocol) is listed through fsspec
+    (:mod:`imgdedup.remote`).
     """
+    if is_url(root):
+        return discover_url(str(root), recursive=recursive)
     root_path = Path(root)
     if not root_path.exists():
         raise InputError(f"folder {str(root)!r} does not exist")
@@ -181,6 +187,11 @@ def _walk(entries: list[os.DirEntry], prefix: str, recursive: bool, out: list[Fi
         if stat.S_ISDIR(st.st_mode):
             continue  # a symlink to a folder: not followed
         out.append(FileRecord(rel, st.st_size, st.st_mtime_ns))
+
+
+def root_location(root: str | os.PathLike) -> str:
+    """How a run names its root: a URL as given, a local folder as an absolute path."""
+    return str(root).rstrip("/") if is_url(root) else os.fsdecode(os.path.abspath(root))
 
 
 def file_path(root: str | os.PathLike, file_id: str) -> Path:
@@ -238,8 +249,11 @@ def read_bytes(root: str | os.PathLike, record: FileRecord, check_unchanged: boo
     (taken at discovery) is refused as "changed after discovery": the run's
     results (sizes, digests, hashes) then always describe the same bytes, and the
     next run picks the new content up. Records with ``size == -1`` (not
-    examined at discovery) are not compared.
+    examined at discovery) are not compared. Below a URL the file is read
+    through fsspec.
     """
+    if is_url(root):
+        return read_url_bytes(str(root), record.id)
     path = file_path(root, record.id)
     try:
         st = os.stat(path)

@@ -33,7 +33,7 @@ from imgdedup.chunks import hash_images
 from imgdedup.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
 from imgdedup.errors import ImageLoadError, OutputError
-from imgdedup.io import discover_images, read_bytes
+from imgdedup.io import discover_images, read_bytes, root_location
 from imgdedup.plan import (
     ChunkWork,
     RunPlan,
@@ -196,12 +196,12 @@ def preprocess(root: str | os.PathLike, out_dir: Path, config: Config, store: St
     for number in range(n_chunks):
         files = [records[k] for k in todo[number * config.chunk_size:(number + 1) * config.chunk_size]]
         work = ChunkWork(
-            root=os.fsdecode(os.path.abspath(root)), store=str(store.path), run_id=run_id, number=number,
+            root=root_location(root), store=str(store.path), run_id=run_id, number=number,
             row_start=base_row + number * per_chunk, files=files,
         )
         chunk_paths.append(str(write_chunk_work(work, out_dir / WORK / f"chunk-{number:05d}.json")))
     plan = RunPlan(
-        run_id=run_id, root=os.fsdecode(os.path.abspath(root)), store=str(store.path), features=list(config.features),
+        run_id=run_id, root=root_location(root), store=str(store.path), features=list(config.features),
         discovered=len(records), reused=len(records) - len(todo), to_process=len(todo), chunk_paths=chunk_paths,
         discovered_path=str(write_discovered(records, out_dir / WORK / "discovered.json")), base_row=base_row,
     )

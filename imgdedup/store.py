@@ -266,7 +266,9 @@ def default_store_path(root: str | os.PathLike) -> Path:
     """One store per scanned root, under ``$IMGDEDUP_HOME`` (default ``~/.cache/imgdedup``)."""
     import hashlib
 
-    absolute = os.fsencode(os.path.abspath(root))
+    from imgdedup.remote import is_url
+
+    absolute = os.fsencode(str(root).rstrip("/") if is_url(root) else os.path.abspath(root))
     home = Path(os.environ.get("IMGDEDUP_HOME") or Path.home() / ".cache" / "imgdedup")
     name = os.fsdecode(os.path.basename(absolute.rstrip(b"/")) or b"root")
     return home / "stores" / f"{name}-{hashlib.sha1(absolute).hexdigest()[:10]}"
