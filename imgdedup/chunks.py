@@ -92,7 +92,7 @@ def hash_image_bytes(
         warnings.simplefilter("ignore")
         image = open_image(data, max_pixels)
         try:
-            image_format = image.format or "unknown"
+            image_format = image.info.get("raw_format") or image.format or "unknown"
             if compat:
                 size = image.size
                 pixels = compat_rgb(image, keep_gray=True)

@@ -318,6 +318,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """
     if not data:
         raise ImageLoadError("empty file (0 bytes)")
+    if raw_kind(data):
+        return open_raw(data, max_pixels)
     register_optional_plugins()
     try:
         image = _pillow_open(data)
@@ -338,6 +340,97 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         )
     if width < 1 or height < 1:
         raise ImageLoadError(f"image has no pixels ({width} x {height})")
+    return image
+
+
+# --- RAW camera files ------------------------------------------------------------------
+
+_DNG_VERSION_TAG = 50706
+
+
+def raw_kind(data: bytes) -> str | None:
+    """The RAW format of the bytes by their signature (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2), or None.
+
+    TIFF-based RAWs are told from plain TIFFs by their maker's signature (CR2), the
+    DNGVersion tag (DNG) or a camera maker whose TIFFs are RAWs (NEF, ARW, PEF).
+    """
+    head = data[:16]
+    if head.startswith(b"FUJIFILMCCD-RAW"):
+        return "RAF"
+    if head[4:12] == b"ftypcrx ":
+        return "CR3"
+    if head[:4] in (b"IIRO", b"IIRS", b"MMOR"):
+        return "ORF"
+    if head[:4] == b"IIU\x00":
+        return "RW2"
+    if head[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    if head[8:10] == b"CR":
+        return "CR2"
+    tags = _tiff_ifd0(data)
+    if _DNG_VERSION_TAG in tags:
+        return "DNG"
+    make = tags.get(271, "").upper()
+    for maker, kind in (("NIKON", "NEF"), ("SONY", "ARW"), ("PENTAX", "PEF"), ("SAMSUNG", "SRW")):
+        if make.startswith(maker):
+            return kind
+    return None
+
+
+def _tiff_ifd0(data: bytes) -> dict[int, str]:
+    """Tag ids of a TIFF's first IFD, with the Make (271) string; {} if the header is malformed.
+
+    Read by hand: Pillow refuses a DNG's colour-filter-array IFD before showing its tags.
+    """
+    import struct
+
+    order = "<" if data[:2] == b"II" else ">"
+    try:
+        (offset,) = struct.unpack_from(order + "I", data, 4)
+        (count,) = struct.unpack_from(order + "H", data, offset)
+        tags: dict[int, str] = {}
+        for k in range(min(count, 512)):
+            tag, kind, n, value = struct.unpack_from(order + "HHII", data, offset + 2 + 12 * k)
+            text = ""
+            if tag == 271 and kind == 2:
+                raw = data[offset + 2 + 12 * k + 8: offset + 2 + 12 * k + 8 + n] if n <= 4 else data[value:value + n]
+                text = raw.split(b"\0", 1)[0].decode("latin-1")
+            tags[tag] = text
+        return tags
+    except struct.error:
+        return {}
+
+
+def open_raw(data: bytes, max_pixels: int) -> Image.Image:
+    """A RAW file as a Pillow image: its embedded preview JPEG when it has one (fast), else a half-size demosaic.
+
+    Needs rawpy (LibRaw); without it the file is recorded with that reason.
+    """
+    kind = raw_kind(data)
+    try:
+        import rawpy
+    except ImportError:
+        raise ImageLoadError(f"{kind} camera RAW file: install rawpy to read it") from None
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            width, height = raw.sizes.width, raw.sizes.height
+            if width * height > max_pixels:
+                raise ImageLoadError(f"image is {width} x {height} = {width * height} pixels, above max_image_pixels={max_pixels}")
+            try:
+                thumb = raw.extract_thumb()
+            except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
+                thumb = None
+            if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
+                image = _pillow_open(thumb.data)
+            elif thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
+                image = Image.fromarray(thumb.data)
+            else:
+                image = Image.fromarray(raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8))
+    except ImageLoadError:
+        raise
+    except Exception as exc:
+        raise ImageLoadError(f"cannot read {kind} camera RAW file: {type(exc).__name__}: {exc}") from None
+    image.info["raw_format"] = kind  # what the file is, whatever the preview's format
     return image
 
 
