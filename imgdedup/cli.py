@@ -6,6 +6,7 @@ unreadable (listed in errors.csv); 1 failed (``Error: ...``); 2 bad usage.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -170,6 +171,32 @@ def evaluate(truth, run_dir) -> None:
             )
     click.echo(f"pairwise:   precision {pairs['precision']:.4f}  recall {pairs['recall']:.4f}  f1 {pairs['f1']:.4f}  "
                f"(tp {pairs['tp']}, fp {pairs['fp']}, fn {pairs['fn']})")
+
+
+@main.command()
+@click.argument("input_dir", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--size", type=(int, int), default=(256, 256), show_default=True, metavar="W H", help="Output width and height.")
+@click.option("--format", "fmt", type=click.Choice(("JPEG", "PNG", "WEBP"), case_sensitive=False), default="JPEG", show_default=True)
+@click.option("--recursive/--no-recursive", default=True, help="Walk sub-folders (default: yes).")
+def preprocess(input_dir, output_dir, size, fmt, recursive) -> None:
+    """Write normalised copies of every image: oriented, alpha on white, resized; same relative paths.
+
+    Unreadable files are listed with their reason (exit status 3 when there are any).
+
+    Example: imgdedup preprocess photos/ photos-256/ --size 256 256 --format JPEG
+    """
+    from imgdedup.io import preprocess_images
+
+    try:
+        result = preprocess_images(input_dir, output_dir, target_size=tuple(size), format=fmt, recursive=recursive)
+    except (ImgdedupError, ValueError) as exc:
+        _fail(exc)
+    for path, reason in result.errors:
+        click.echo(f"unreadable:   {os.fsencode(path).decode('utf-8', 'replace')}: {reason}")
+    click.echo(f"written:      {len(result.written)} images to {output_dir}")
+    click.echo(f"unreadable:   {len(result.errors)}")
+    sys.exit(EXIT_UNREADABLE if result.errors else EXIT_OK)
 
 
 @main.command()
