@@ -61,3 +61,16 @@ def test_compat_find_duplicates_equals_imagededup(ours, theirs, sample_folder):
     removed_ours = ours(verbose=False).find_duplicates_to_remove(encoding_map=encodings, max_distance_threshold=12)
     assert sorted(removed_ours) == sorted(removed_theirs)
     assert removed_ours, "the sample has duplicates, so something must be removable"
+
+
+def test_every_imagededup_search_method_name_gives_the_same_result(sample_folder):
+    """search_method is accepted as in imagededup; all three names use the exact index."""
+    folder, _ = sample_folder
+    encodings = methods.PHash(verbose=False).encode_images(folder, recursive=True)
+    results = [
+        methods.PHash(verbose=False).find_duplicates(encoding_map=encodings, max_distance_threshold=10, search_method=name, scores=True)
+        for name in ("brute_force", "bktree", "brute_force_cython")
+    ]
+    assert results[0] == results[1] == results[2]
+    with pytest.raises(ValueError, match="`search_method` must be one of"):
+        methods.PHash(verbose=False).find_duplicates(encoding_map=encodings, search_method="annoy")
