@@ -84,6 +84,8 @@ def run_imagededup(folder: Path, paths: list[Path], threads: int) -> np.ndarray:
         transforms.ToTensor(),
         transforms.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
     ])
+    # imagededup adds a DEBUG-level console handler unless its logger already has one: keep its INFO lines out.
+    logging.getLogger("imagededup.methods.cnn").addHandler(logging.NullHandler())
     cnn = CNN(verbose=False, model_config=CustomModel(model=Lite0Pooled().eval(), transform=transform,
                                                        name="efficientnet_lite0"))
     start = time.perf_counter()

@@ -17,9 +17,12 @@ does.
 
 Examples
 --------
->>> emb = Embedder(threads=2)                      # doctest: +SKIP
->>> vecs = emb.embed_images([img_a, img_b])        # (2, 1280) float32, unit rows
->>> float(vecs[0] @ vecs[1])                       # cosine similarity
+::
+
+    emb = Embedder(threads=2)                  # EfficientNet-Lite0, ONNX Runtime on CPU
+    vecs = emb.embed_images([img_a, img_b])    # (2, 1280) float32, unit rows
+    similarity = float(vecs[0] @ vecs[1])      # cosine similarity
+    emb.identity                               # record it with the vectors
 """
 
 from __future__ import annotations
@@ -469,6 +472,7 @@ class Embedder:
                 os.close(fd)
                 try:
                     self._export(Path(tmp_name))
+                    os.chmod(tmp_name, 0o644)  # mkstemp made it owner-only; the cache may be shared
                     os.replace(tmp_name, path)  # atomic: concurrent workers never read half a file
                 finally:
                     if os.path.exists(tmp_name):
@@ -481,6 +485,9 @@ class Embedder:
         options.inter_op_num_threads = 1
         options.intra_op_num_threads = int(self.threads or 0)
         options.log_severity_level = 3
+        # Idle ORT threads sleep instead of spinning: they would steal the cores the decoding threads use
+        # between runs (measured end to end on 2 cores: 157 img/s without spinning, 142 with).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda":
             if "CUDAExecutionProvider" in ort.get_available_providers():

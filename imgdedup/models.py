@@ -347,8 +347,14 @@ def build_torchvision(name: str, weights_path: str | None, pooling: str) -> Buil
         body.avgpool = _classes()["GlobalPool"](pooling)
         pools_inside = True
     for head in _HEADS:
-        if isinstance(getattr(body, head, None), nn.Module):
-            setattr(body, head, nn.Identity())
+        module = getattr(body, head, None)
+        if isinstance(module, nn.Module):
+            if isinstance(module, nn.Sequential) and any(isinstance(m, nn.AdaptiveAvgPool2d) for m in module):
+                # The classifier pools (SqueezeNet: conv, ReLU, pool): keep the features, pool them our way.
+                setattr(body, head, _classes()["GlobalPool"](pooling))
+                pools_inside = True
+            else:
+                setattr(body, head, nn.Identity())
             break
     else:
         raise ConfigError(f"model='torchvision:{name}': no classifier attribute found (looked for {', '.join(_HEADS)})")

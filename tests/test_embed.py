@@ -224,7 +224,7 @@ def test_bytes_draft_decoding_and_preprocess(onnx_embedder, photos):
     assert np.abs(x - full).mean() < 0.02
     from_bytes = onnx_embedder.embed_bytes([data])
     from_image = onnx_embedder.embed_images([Image.open(io.BytesIO(data))])
-    np.testing.assert_allclose(from_bytes, from_image, atol=1e-5)
+    assert cos(from_bytes[0], from_image[0]) > 0.999  # same pixels up to the loader's early reduction
     assert cos(from_bytes[0], onnx_embedder.embed_images([big])[0]) > 0.98
 
 
