@@ -4,7 +4,6 @@ results independent of the workers, and a worker killed mid-run."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,18 +18,13 @@ from imgdedup.config import load_config
 from imgdedup.pipeline import find_duplicates_in_folder
 from imgdedup.sample import make_sample_folder
 from tests.dask_plugins import PlacementRecorder
+from tests.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def dask_command(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("dask")), *args]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:
@@ -57,15 +51,7 @@ class Cluster:
         ))
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+        stop(list(self.processes.values()))
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ worker, a flow run created through the REST API as the UI does, and one through 
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -15,12 +13,7 @@ import pytest
 
 from deployments.local import deploy_all, prefect_command, worker_command
 from tests.conftest import found_pairs, known_pairs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.processes import free_port, stop
 
 
 def api(url: str, body: dict | None = None, method: str | None = None):
@@ -31,15 +24,6 @@ def api(url: str, body: dict | None = None, method: str | None = None):
         return json.loads(response.read() or b"null")
 
 
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM the process group, then SIGKILL what is left."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -71,7 +55,7 @@ def prefect_server(tmp_path):
             time.sleep(0.5)
         yield env
     finally:
-        stop(server)
+        stop([server])
         log.close()
 
 
@@ -122,7 +106,7 @@ def test_deployments_run_from_the_api_and_the_cli(prefect_server, sample_folder,
             finished = wait_for_state(api_url, run_id)
             assert finished["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
     finally:
-        stop(worker)
+        stop([worker])
         worker_log.close()
 
     for out in (ui_out, cli_out):

@@ -2,8 +2,6 @@
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +15,9 @@ from imgdedup.io import discover_images
 from imgdedup.pipeline import find_duplicates_in_folder
 from imgdedup.sample import make_sample_folder
 from tests.conftest import found_pairs, known_pairs
+from tests.processes import free_port, stop
 
 boto3 = pytest.importorskip("boto3", reason="boto3 comes with the test extra (moto[server], s3fs)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +42,7 @@ def s3_server(tmp_path_factory):
                 time.sleep(0.2)
         yield endpoint
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop([server])
         log.close()
         for key, value in saved.items():
             if value is None:
