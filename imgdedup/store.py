@@ -96,14 +96,16 @@ class Manifest:
         )
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp.npz")
+        # Not ending in .npz: a half-written file must never look like a committed chunk.
+        tmp = path.with_name(f".{path.name}.tmp")
         arrays = {name: getattr(self, name) for name in self.COLUMNS}
         arrays.update({f"feature:{name}": mask for name, mask in self.features.items()})
         # Ids as the bytes on disk: names that are not UTF-8 survive exactly.
         ids = np.array([os.fsencode(i) for i in self.ids], dtype=object)
         arrays["ids"] = ids.astype("S") if len(ids) else np.zeros(0, "S1")
-        np.savez(tmp, **arrays)
-        with open(tmp, "rb") as handle:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
 
