@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -429,13 +430,31 @@ def report(clusters_path: Path, config: Config, out_dir: Path, seconds: dict[str
     if pairs_path.exists():
         with np.load(pairs_path, allow_pickle=False) as pairs:
             pair_values = pairs["similarity"] if by_similarity else pairs["distance"]
+    cache = Path(document["store"]) / "thumbs"
+    share_files(cache, out_dir / "thumbs")  # thumbnails made by earlier runs into other folders
     render_report(
         document, errors, shown, out_dir, config.thumbnail_size, pair_distances=pair_values, similarity=by_similarity,
         threshold=config.min_similarity if by_similarity else config.threshold,
         distance_label="cosine similarity" if by_similarity else "Hamming distance",
     )
+    share_files(out_dir / "thumbs", cache)
     write_json(out_dir / "summary.json", summary.__dict__)
     return summary
+
+
+def share_files(source: Path, target: Path) -> None:
+    """Hard-link (or copy) every file of ``source`` missing from ``target``: thumbnails are named by content."""
+    if not source.is_dir():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        destination = target / path.name
+        if path.name.startswith(".") or destination.exists():
+            continue
+        try:
+            os.link(path, destination)
+        except OSError:
+            shutil.copy2(path, destination)
 
 
 # --- in-process run ----------------------------------------------------------------

@@ -160,3 +160,15 @@ def test_compat_and_default_hashes_are_kept_apart(library, tmp_path):
     assert again.decoded == 0
     _, reference = full_run(library, tmp_path, "compat-full", compat=True)
     assert (tmp_path / "compat" / "duplicates.json").read_text() == (reference / "duplicates.json").read_text()
+
+
+def test_thumbnails_are_reused_across_run_folders(library, tmp_path):
+    """A rerun into a new run folder links the store's thumbnails instead of decoding the images again."""
+    config = load_config(store=str(tmp_path / "store"))
+    find_duplicates_in_folder(library, config, tmp_path / "r1")
+    first = sorted((tmp_path / "r1" / "thumbs").glob("*.jpg"))
+    assert first
+    find_duplicates_in_folder(library, config, tmp_path / "r2")
+    for path in first:
+        again = tmp_path / "r2" / "thumbs" / path.name
+        assert again.stat().st_ino == path.stat().st_ino  # the same file: not made again
