@@ -24,7 +24,6 @@ def test_raw_signatures():
 
 
 def test_dng_opens_and_plain_tiff_is_not_raw(tmp_path):
-    from PIL import Image
 
     scene = random_scene(np.random.default_rng(3), (320, 240))
     dng = write_dng(np.asarray(scene), tmp_path / "shot.dng").read_bytes()
