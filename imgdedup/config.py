@@ -7,7 +7,7 @@ user can copy it, change a value and pass ``--config``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,7 +52,6 @@ class Config:
     max_image_pixels: int = 178_956_970
     thumbnail_size: int = 160
     keep: str = "resolution"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.rule_ignore, list):  # YAML gives lists; keep the config hashable
@@ -89,11 +88,6 @@ class Config:
     @property
     def uses_embeddings(self) -> bool:
         return "embedding" in self.features
-
-    def as_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data.pop("extra")
-        return data
 
 
 def validate_config(config: Config) -> None:
@@ -153,7 +147,7 @@ def _is_int(value: Any) -> bool:
 
 
 def config_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(Config) if f.name != "extra")
+    return tuple(f.name for f in dataclasses.fields(Config))
 
 
 def config_from_mapping(data: Mapping[str, Any], base: Config | None = None) -> Config:

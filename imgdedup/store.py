@@ -246,12 +246,6 @@ class Store:
         return self.path / "pending" / f"{run_id}-{chunk:05d}.npz"
 
 
-def save_chunk_manifest(manifest: Manifest, path: Path) -> Path:
-    """Commit one chunk: write its manifest entries by rename (after its rows are written)."""
-    manifest.save(path)
-    return path
-
-
 def merge_pending(store: Store, manifest: Manifest) -> Manifest:
     """Fold committed chunk results into the manifest: newer entries replace older ones by id."""
     paths = store.pending_paths()
