@@ -1,7 +1,9 @@
 """Exact all-pairs cosine search over L2-normalised embeddings, against scikit-learn and imagededup.
 
 Random unit vectors (D = 1280, the default model's width) with planted near-duplicates at similarity
-0.92-0.99; every method runs in a fresh process so its peak RSS is its own::
+0.92-0.99; every method runs in a fresh process so its peak RSS is its own. ``imgdedup`` filters
+with bfloat16 products where the CPU runs them natively and verifies in float32;
+``imgdedup-fp32`` forces the float32 filter (the same pairs, the cost of CPUs without BF16)::
 
     python benchmarks/bench_cosine.py --sizes 10000 100000 --peer-max-n 20000
 """
@@ -17,6 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+try:
+    import imgdedup  # noqa: F401
+except ImportError:  # running from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 THRESHOLD = 0.9
 
@@ -38,11 +45,12 @@ def make_vectors(n: int, dim: int, planted: int, seed: int = 0) -> tuple[np.ndar
 def run_method(method: str, n: int, dim: int, planted: int) -> dict:
     x, pairs = make_vectors(n, dim, planted)
     started = time.perf_counter()
-    if method == "imgdedup":
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if method in ("imgdedup", "imgdedup-fp32"):
+        import torch
+
         from imgdedup.similarity import cosine_pairs
 
-        i, j, _ = cosine_pairs(x, THRESHOLD)
+        i, j, _ = cosine_pairs(x, THRESHOLD, dtype=torch.float32 if method == "imgdedup-fp32" else None)
     elif method == "sklearn-radius":
         from sklearn.neighbors import NearestNeighbors
 
@@ -78,10 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         print(json.dumps(run_method(args.one[0], int(args.one[1]), args.dim, args.planted)))
         return
+    from imgdedup.similarity import filter_dtype
+
+    print(f"imgdedup filter on this CPU: {filter_dtype()}")
     print(f"{'N':>8}  {'method':<15} {'seconds':>8} {'peak RSS MB':>11} {'planted found':>14}")
     for n in args.sizes:
-        for method in ("imgdedup", "sklearn-radius", "imagededup"):
-            if method != "imgdedup" and n > args.peer_max_n:
+        for method in ("imgdedup", "imgdedup-fp32", "sklearn-radius", "imagededup"):
+            if not method.startswith("imgdedup") and n > args.peer_max_n:
                 print(f"{n:>8}  {method:<15} skipped: N > --peer-max-n={args.peer_max_n}")
                 continue
             out = subprocess.run([sys.executable, __file__, "--one", method, str(n), "--dim", str(args.dim),
