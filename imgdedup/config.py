@@ -45,7 +45,7 @@ class Config:
     review_similarity: float = 0.03
     recursive: bool = True
     compat: bool = False
-    chunk_size: int = 1000
+    chunk_size: int = 2000
     n_workers: int = 2
     threads_per_worker: int = 1
     address: str | None = None

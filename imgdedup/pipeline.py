@@ -38,6 +38,7 @@ from imgdedup.io import discover_images, read_bytes, root_location
 from imgdedup.plan import (
     ChunkWork,
     RunPlan,
+    chunk_bounds,
     files_to_process,
     new_run_id,
     order_like,
@@ -178,9 +179,10 @@ def preprocess(root: str | os.PathLike, out_dir: Path, config: Config, store: St
     records = discover_images(root, recursive=config.recursive)
     todo = files_to_process(records, manifest, config.features)
     run_id = new_run_id()
-    per_chunk = padded_rows(config.chunk_size, store.row_chunk)
+    bounds = chunk_bounds(len(todo), config.chunk_size, config.n_workers)
+    per_chunk = padded_rows(max((stop - start for start, stop in bounds), default=1), store.row_chunk)
     base_row = -(-store.n_rows() // store.row_chunk) * store.row_chunk
-    n_chunks = -(-len(todo) // config.chunk_size)
+    n_chunks = len(bounds)
     if n_chunks:
         rows = base_row + n_chunks * per_chunk
         for method in config.hash_methods:
@@ -194,8 +196,8 @@ def preprocess(root: str | os.PathLike, out_dir: Path, config: Config, store: St
     elif config.uses_embeddings and "embeddings" in store.group():
         store.ensure_array("embeddings", 0, "float16", attributes=embedding_settings(config))
     chunk_paths = []
-    for number in range(n_chunks):
-        files = [records[k] for k in todo[number * config.chunk_size:(number + 1) * config.chunk_size]]
+    for number, (start, stop) in enumerate(bounds):
+        files = [records[k] for k in todo[start:stop]]
         work = ChunkWork(
             root=root_location(root), store=str(store.path), run_id=run_id, number=number,
             row_start=base_row + number * per_chunk, files=files,

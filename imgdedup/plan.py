@@ -67,6 +67,30 @@ def files_to_process(records: Sequence[FileRecord], manifest: Manifest, features
     return todo
 
 
+#: Smallest chunk worth its own task when a run is split to keep every worker busy:
+#: a Prefect task costs 0.15-0.4 s, 250 images take about 1.2 s to hash on one core.
+MIN_SPLIT_CHUNK = 250
+
+
+def chunk_bounds(n_files: int, chunk_size: int, n_workers: int = 1) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each chunk task over ``n_files`` files, in order.
+
+    At most ``chunk_size`` files per chunk, as few chunks as that allows, but at
+    least one per worker while each still gets ``MIN_SPLIT_CHUNK`` files; sizes
+    differ by at most one, so no worker waits on one large last chunk.
+    """
+    if n_files <= 0:
+        return []
+    n_chunks = max(-(-n_files // chunk_size), min(n_workers, n_files // MIN_SPLIT_CHUNK), 1)
+    size, extra = divmod(n_files, n_chunks)
+    bounds, start = [], 0
+    for number in range(n_chunks):
+        stop = start + size + (number < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
 def padded_rows(chunk_size: int, row_chunk: int) -> int:
     """Rows reserved per chunk task: whole Zarr chunks, so no two tasks share one."""
     return -(-chunk_size // row_chunk) * row_chunk
