@@ -92,3 +92,71 @@ def test_missing_bucket_prefix_is_a_clear_error(bucket):
 
     with pytest.raises(InputError, match="is not a folder or prefix"):
         discover_images("s3://library/nothing-here")
+
+
+# --- the store on S3 ------------------------------------------------------------------------
+
+def test_store_on_s3_keeps_arrays_manifest_and_pending_chunks(bucket):
+    import fsspec
+    import numpy as np
+
+    from imgdedup.store import Manifest, Store, merge_pending
+
+    store = Store.open("s3://library/stores/unit", row_chunk=16)
+    assert store.is_remote and Store.open("s3://library/stores/unit/", row_chunk=99).row_chunk == 16  # store.json kept
+    store.ensure_array("hashes_phash", 32, "uint64")
+    store.write_rows("hashes_phash", 16, np.arange(5, dtype=np.uint64) + 7)
+    assert store.read_rows("hashes_phash", np.array([16, 20])).tolist() == [7, 11] and store.n_rows() == 32
+    entry = Manifest(ids=["a.jpg"], size=np.array([3]), mtime_ns=np.array([4]), status=np.array([1], np.uint8),
+                     reason=np.array([""]), row=np.array([16]), width=np.array([1], np.int32), height=np.array([2], np.int32),
+                     formats=np.array(["JPEG"]), digests=np.array(["d"], "U32"), features={"hash:phash": np.array([True])})
+    entry.save(store.pending_path("run", 0))
+    assert store.pending_paths() == ["s3://library/stores/unit/pending/run-00000.npz"]
+    merged = merge_pending(store, store.load_manifest())
+    store.save_manifest(merged)
+    assert store.load_manifest().ids == ["a.jpg"] and store.load_manifest().has("hash:phash").tolist() == [True]
+    objects = fsspec.filesystem("s3").find("library/stores/unit")
+    assert "library/stores/unit/arrays.zarr/hashes_phash/c/1" in objects  # one object per Zarr chunk
+    assert not [p for p in objects if "zmetadata" in p or p.endswith(".tmp")]  # no consolidated metadata, no leftovers
+
+
+def test_store_lock_on_s3_is_exclusive_renewed_and_released(bucket, tmp_path):
+    import fsspec
+
+    from imgdedup.errors import StoreError
+    from imgdedup.store import Store
+
+    fs = fsspec.filesystem("s3")
+    url = "s3://library/stores/locked"
+    holder = Store.open(url)
+    holder.LEASE_SECONDS = 1.0
+    with holder.lock():
+        body = json.loads(fs.cat_file("library/stores/locked/lock"))
+        assert body["owner"].startswith(f"pid {os.getpid()} on ") and "testing" not in json.dumps(body)
+        with pytest.raises(StoreError, match="is in use by pid .*; wait for that run to finish or use another --store"):
+            with Store.open(url).lock():
+                pass
+        time.sleep(1.6)  # past the first expiry: renewed meanwhile, so still held
+        with pytest.raises(StoreError, match="is in use by pid"):
+            find_duplicates_in_folder("s3://library/photos", load_config(store=url), tmp_path / "second")
+    assert not fs.exists("library/stores/locked/lock")
+    with Store.open(url).lock():  # released: usable again
+        pass
+
+
+def test_expired_lock_on_s3_is_taken_over_and_a_lost_one_left_alone(bucket):
+    import fsspec
+
+    from imgdedup.store import Store
+
+    fs = fsspec.filesystem("s3")
+    url, key = "s3://library/stores/stale", "library/stores/stale/lock"
+    store = Store.open(url)
+    fs.pipe_file(key, json.dumps({"owner": "pid 1 on gone", "token": "old", "expires": time.time() - 5}).encode())
+    with store.lock():  # the holder died: its lease expired, so this run takes it over
+        assert json.loads(fs.cat_file(key))["token"] != "old"
+        foreign = json.dumps({"owner": "pid 2 on elsewhere", "token": "other", "expires": time.time() + 600}).encode()
+        fs.pipe_file(key, foreign)  # ... and loses it to another run (as after a stall longer than the lease)
+    fs.invalidate_cache(key)
+    assert fs.cat_file(key) == foreign  # release removes only this run's own lock
+    fs.rm_file(key)
