@@ -248,3 +248,10 @@ def test_bad_store_and_run_folder_urls_are_clear_errors(bucket, tmp_path):
     assert "hunter2" not in str(caught.value) and "AKIAEXAMPLE" not in str(caught.value)
     result = CliRunner().invoke(main, ["find", "s3://library/photos", "--store", "s3://no-such-bucket/store", "--out", str(tmp_path / "cli")])
     assert result.exit_code == 1 and "Error: cannot create store 's3://no-such-bucket/store'" in result.output
+
+
+def test_apply_refuses_a_run_folder_on_s3():
+    from imgdedup.actions import ActionError, load_run
+
+    with pytest.raises(ActionError, match="is a URL: apply and undo act on local files only"):
+        load_run("s3://library/runs/find")
