@@ -183,9 +183,11 @@ class Store:
         object's ETag, so two runs never both take it. Release deletes the object
         only if it is still this run's. The guarantee holds while the machines'
         clocks agree within a few seconds and the holder is not stalled for a
-        whole lease; the writes themselves are not fenced. On backends without
-        conditional writes the lock object is still created only if absent, but
-        an expired one is not taken over: the message says to delete it.
+        whole lease; the writes themselves are not fenced. Other backends (gs://,
+        az://, ...) create the lock object through fsspec's ``mode="create"``,
+        which is atomic only where the backend implements it (fsspec's generic
+        fallback checks, then writes: advisory), and never take over an expired
+        one: the message says to delete it.
         """
         if self.is_remote:
             lease = _Lease(join(self.path, "lock"), str(self.path), self.LEASE_SECONDS)
