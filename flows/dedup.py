@@ -21,6 +21,8 @@ from prefect_dask import DaskTaskRunner
 from pydantic import Field
 
 from imgdedup.config import Config, load_config
+from imgdedup.locations import join
+from imgdedup.remote import is_url
 from imgdedup.pipeline import RunSummary, default_out_dir, open_store, prepare_out_dir
 from imgdedup.report import human_bytes
 from imgdedup.results import read_json
@@ -103,7 +105,7 @@ def artifact_key(base: str) -> str:
 
 
 def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
-    clusters = sorted(read_json(Path(clusters_path))["clusters"], key=lambda c: (-c["reclaimable_bytes"], c["cluster"]))
+    clusters = sorted(read_json(clusters_path)["clusters"], key=lambda c: (-c["reclaimable_bytes"], c["cluster"]))
     rows = [
         {
             "cluster": c["cluster"],
@@ -114,7 +116,7 @@ def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
         for c in clusters[:ARTIFACT_ROWS]
     ]
     create_table_artifact(key=artifact_key("dedup-largest-clusters"), table=rows, description=f"Largest of {len(clusters)} clusters")
-    report_uri = Path(summary.report).resolve().as_uri()
+    report_uri = summary.report if is_url(summary.report) else Path(summary.report).resolve().as_uri()
     create_markdown_artifact(
         key=artifact_key("dedup-summary"),
         markdown="\n".join(
@@ -169,12 +171,13 @@ def dedup_flow(
     """Find duplicate images under ``path``; parameters left empty come from the config.
 
     Args:
-        path: Folder of images to scan.
+        path: Folder of images to scan, or a URL prefix (s3://bucket/photos, any fsspec protocol).
         method: phash, dhash, ahash, whash, cnn or hybrid.
         threshold: Largest Hamming distance (0-64) counted as a duplicate.
         min_similarity: cnn/hybrid: smallest cosine similarity counted as a duplicate.
-        out: Run folder for the results (default: a new folder under ./imgdedup-runs/).
-        store: Incremental store folder (default: one per scanned root).
+        out: Run folder for the results, a local folder or a URL such as s3://bucket/runs/x
+            (default: a new folder under ./imgdedup-runs/).
+        store: Incremental store, a local folder or a URL (default: one per scanned root).
         config: A YAML configuration path, or a name in configs/.
         address: An existing Dask scheduler (tcp://host:8786); default: a LocalCluster.
         compat: imagededup 0.3.3's pixel path.
@@ -197,5 +200,5 @@ def dedup_flow(
     with run_store.lock():
         runner = dask_task_runner(settings)
         summary = dedup_stages.with_options(task_runner=runner)(path, settings, out_dir, str(run_store.path))
-    publish_artifacts(summary, str(Path(out_dir) / "clusters.json"))
+    publish_artifacts(summary, str(join(out_dir, "clusters.json")))
     return summary

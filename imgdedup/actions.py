@@ -121,7 +121,18 @@ def _file_stats(work: Path) -> dict[str, tuple[int, int, int]]:
 
 
 def load_run(run_dir: str | os.PathLike) -> Run:
-    """Read ``clusters.json`` and the file list (size, mtime, order) of a run folder."""
+    """Read ``clusters.json`` and the file list (size, mtime, order) of a run folder.
+
+    Actions change local files only: a run folder on object storage (a URL) is
+    refused; copy it to a local folder first if its root is local.
+    """
+    from imgdedup.remote import is_url
+
+    if is_url(run_dir):
+        raise ActionError(
+            f"run folder {str(run_dir).split('?')[0]!r} is a URL: apply and undo act on local files only; "
+            "copy the run folder to a local folder first"
+        )
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ActionError(f"run folder {str(run_dir)!r} does not exist")

@@ -12,7 +12,6 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -169,9 +168,8 @@ def hash_images(
     )
 
 
-def atomic_write_text(path: Path, text: str, errors: str = "strict") -> None:
-    """Write to a temporary name then rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", errors=errors, newline="") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+def atomic_write_text(path: str | os.PathLike, text: str, errors: str = "strict") -> None:
+    """Write UTF-8 text as one whole file (temporary name then rename, or one PUT): a reader never sees half of it."""
+    from imgdedup.locations import as_location, write_text
+
+    write_text(as_location(path), text, errors=errors)

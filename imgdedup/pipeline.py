@@ -5,6 +5,12 @@ so the same functions run in-process (:func:`find_duplicates_in_folder`, the
 ``find`` command) and as Prefect tasks on Dask workers (``flows/dedup.py``):
 one code path, identical results.
 
+The run folder and the store are each a local folder or a URL prefix on object
+storage (``s3://bucket/runs/x``; see :mod:`imgdedup.locations`). The work
+files the stages pass to each other live in the run folder, so with a URL run
+folder every worker of a multi-machine cluster reads them from the bucket;
+with a local one the workers need to share that file system.
+
 Run folder layout::
 
     OUT/duplicates.json clusters.json clusters.csv errors.csv report.html summary.json
@@ -22,11 +28,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -35,6 +40,8 @@ from imgdedup.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
 from imgdedup.errors import ImageLoadError, OutputError
 from imgdedup.io import discover_images, read_bytes, root_location
+from imgdedup import locations
+from imgdedup.locations import Location, as_location, join
 from imgdedup.plan import (
     ChunkWork,
     RunPlan,
@@ -50,7 +57,7 @@ from imgdedup.plan import (
     write_discovered,
     write_plan,
 )
-from imgdedup.report import human_bytes, render_report
+from imgdedup.report import human_bytes, render_report, thumbnail_name
 from imgdedup.results import (
     ImageTable,
     clusters_document,
@@ -107,13 +114,15 @@ def default_out_dir(base: str | os.PathLike = "imgdedup-runs") -> Path:
     return candidate
 
 
-def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
-    out = Path(out_dir)
+def prepare_out_dir(out_dir: str | os.PathLike) -> Location:
+    """Make the run folder (a local folder or a URL prefix) and check it can be written."""
+    out = as_location(out_dir, OutputError)
+    locations.filesystem(out, OutputError)  # an unknown protocol or missing backend says so
     try:
-        (out / WORK).mkdir(parents=True, exist_ok=True)
-        probe = out / WORK / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        locations.make_folder(join(out, WORK))
+        probe = join(out, WORK, ".write-test")
+        locations.write_bytes(probe, b"")
+        locations.remove(probe)
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}") from None
     return out
@@ -165,17 +174,17 @@ def embed_files(embedder, datas: list[bytes]) -> tuple[np.ndarray, dict[int, str
 
 # --- stages ----------------------------------------------------------------------
 
-def preprocess(root: str | os.PathLike, out_dir: Path, config: Config, store: Store) -> Path:
+def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Config, store: Store) -> Location:
     """Discover files, compare them with the store, plan chunk tasks; return the plan's path.
 
     The caller holds the store's lock. Chunks committed by an interrupted run are
     merged first, so their work is not repeated.
     """
-    out_dir = Path(out_dir)
+    out_dir = as_location(out_dir)
     manifest = merge_pending(store, store.load_manifest())
     store.save_manifest(manifest)
     for path in store.pending_paths():
-        path.unlink()
+        locations.remove(path)
     records = discover_images(root, recursive=config.recursive)
     todo = files_to_process(records, manifest, config.features)
     run_id = new_run_id()
@@ -202,13 +211,13 @@ def preprocess(root: str | os.PathLike, out_dir: Path, config: Config, store: St
             root=root_location(root), store=str(store.path), run_id=run_id, number=number,
             row_start=base_row + number * per_chunk, files=files,
         )
-        chunk_paths.append(str(write_chunk_work(work, out_dir / WORK / f"chunk-{number:05d}.json")))
+        chunk_paths.append(str(write_chunk_work(work, join(out_dir, WORK, f"chunk-{number:05d}.json"))))
     plan = RunPlan(
         run_id=run_id, root=root_location(root), store=str(store.path), features=list(config.features),
         discovered=len(records), reused=len(records) - len(todo), to_process=len(todo), chunk_paths=chunk_paths,
-        discovered_path=str(write_discovered(records, out_dir / WORK / "discovered.json")), base_row=base_row,
+        discovered_path=str(write_discovered(records, join(out_dir, WORK, "discovered.json"))), base_row=base_row,
     )
-    return write_plan(plan, out_dir / WORK / "plan.json")
+    return write_plan(plan, join(out_dir, WORK, "plan.json"))
 
 
 def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool]) -> Manifest:
@@ -235,7 +244,7 @@ def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: di
     )
 
 
-def hash_chunk(work_path: str | os.PathLike, config: Config) -> Path:
+def hash_chunk(work_path: str | os.PathLike, config: Config) -> Location:
     """Read and hash one chunk of files into its rows of the store (CPU work).
 
     Without embeddings this commits the chunk and returns the commit file;
@@ -252,18 +261,18 @@ def hash_chunk(work_path: str | os.PathLike, config: Config) -> Path:
         features["embedding"] = False
     manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features)
     if config.uses_embeddings:
-        path = Path(work_path).with_name(Path(work_path).stem + ".hashed.npz")
+        path = locations.sibling(work_path, locations.name(as_location(work_path)).removesuffix(".json") + ".hashed.npz")
     else:
         path = store.pending_path(work.run_id, work.number)
     manifest.save(path)
     return path
 
 
-def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Path:
+def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Location:
     """Embed the readable files of a hashed chunk into its rows of the store (GPU or CPU work); commit it."""
     work: ChunkWork = read_chunk_work(work_path)
     store = Store.open(work.store)
-    manifest = Manifest.load(Path(hashed_path))
+    manifest = Manifest.load(hashed_path)
     ok = np.flatnonzero(manifest.status == STATUS_OK)
     if len(ok):
         datas = []
@@ -288,13 +297,13 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
     return path
 
 
-def process_chunk(work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Path:
+def process_chunk(work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Location:
     """Hash, and embed when the run needs it, one chunk; returns its commit file."""
     staged = hash_chunk(work_path, config)
     return embed_chunk(staged, work_path, config, threads) if config.uses_embeddings else staged
 
 
-def commit(plan_path: str | os.PathLike, config: Config) -> Path:
+def commit(plan_path: str | os.PathLike, config: Config) -> Location:
     """Merge the run's committed chunks into the manifest, drop deleted files; return the manifest path.
 
     A discovered file whose entry does not match its fingerprint or lacks a
@@ -326,7 +335,7 @@ def commit(plan_path: str | os.PathLike, config: Config) -> Path:
     manifest = order_like(manifest, records)
     store.save_manifest(manifest)
     for path in store.pending_paths():
-        path.unlink()
+        locations.remove(path)
     return store.manifest_path
 
 
@@ -341,17 +350,15 @@ def image_table(manifest: Manifest, root: str) -> tuple[ImageTable, np.ndarray]:
     return table, part.row
 
 
-def index(plan_path: str | os.PathLike, config: Config, out_dir: Path) -> Path:
+def index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike) -> Location:
     """Find every duplicate pair of the run (incrementally when the store allows); save as ``pairs.npz``."""
     plan = read_plan(plan_path)
     store = Store.open(plan.store)
     _, rows = image_table(store.load_manifest(), plan.root)
-    pairs = search_pairs(store, rows, rows >= plan.base_row, config)
-    path = Path(out_dir) / WORK / "pairs.npz"
-    tmp = path.with_name("pairs.tmp.npz")
-    np.savez(tmp, i=pairs.i, j=pairs.j, distance=pairs.distance, similarity=pairs.similarity)
-    os.replace(tmp, path)
-    return path
+    with store.local_pairs() as searched:
+        pairs = search_pairs(searched, rows, rows >= plan.base_row, config)
+    path = join(out_dir, WORK, "pairs.npz")
+    return locations.save_npz(path, i=pairs.i, j=pairs.j, distance=pairs.distance, similarity=pairs.similarity)
 
 
 def run_settings(config: Config) -> dict:
@@ -363,15 +370,15 @@ def run_settings(config: Config) -> dict:
     return settings
 
 
-def cluster(plan_path: str | os.PathLike, pairs_path: Path, config: Config, out_dir: Path) -> Path:
+def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike) -> Location:
     """Cluster the pairs and write duplicates.json, clusters.json/.csv and errors.csv."""
-    out_dir = Path(out_dir)
+    out_dir = as_location(out_dir)
     plan = read_plan(plan_path)
     store = Store.open(plan.store)
     manifest = store.load_manifest()
     table, rows = image_table(manifest, plan.root)
-    with np.load(pairs_path, allow_pickle=False) as pairs:
-        i, j, distance, similarity = pairs["i"], pairs["j"], pairs["distance"], pairs["similarity"]
+    pairs = locations.load_npz(as_location(pairs_path))
+    i, j, distance, similarity = pairs["i"], pairs["j"], pairs["distance"], pairs["similarity"]
     keep, vetoed = veto_pairs(i, j, table.ids, table.width, table.height, config.pair_rules)
     i, j, distance, similarity = i[keep], j[keep], distance[keep], similarity[keep]
     if len(rows):
@@ -387,17 +394,17 @@ def cluster(plan_path: str | os.PathLike, pairs_path: Path, config: Config, out_
     ))
     document["vetoed_pairs"] = vetoed
     by_similarity = config.uses_embeddings
-    write_json(out_dir / "duplicates.json", duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity))
+    write_json(join(out_dir, "duplicates.json"), duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity))
     errors = [(manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()]
-    write_clusters_csv(out_dir / "clusters.csv", document)
-    write_errors_csv(out_dir / "errors.csv", errors)
+    write_clusters_csv(join(out_dir, "clusters.csv"), document)
+    write_errors_csv(join(out_dir, "errors.csv"), errors)
     document.update(files=len(manifest), images=len(table.ids), decoded=plan.to_process, store=plan.store, errors=[list(e) for e in errors])
-    return write_json(out_dir / "clusters.json", document)
+    return write_json(join(out_dir, "clusters.json"), document)
 
 
-def report(clusters_path: Path, config: Config, out_dir: Path, seconds: dict[str, float]) -> RunSummary:
+def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike, seconds: dict[str, float]) -> RunSummary:
     """Render report.html and write summary.json; return the run's summary."""
-    out_dir = Path(out_dir)
+    out_dir = as_location(out_dir)
     document = read_json(clusters_path)
     errors = [tuple(e) for e in document["errors"]]
     clusters = document["clusters"]
@@ -405,7 +412,7 @@ def report(clusters_path: Path, config: Config, out_dir: Path, seconds: dict[str
         root=document["root"], out_dir=str(out_dir), store=document["store"], method=config.method,
         threshold=config.threshold, files=document["files"], images=document["images"], unreadable=len(errors),
         decoded=document["decoded"], clusters=len(clusters), duplicates=sum(len(c["members"]) - 1 for c in clusters),
-        reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters), report=str(out_dir / "report.html"),
+        reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters), report=str(join(out_dir, "report.html")),
         seconds=dict(seconds),
     )
     thresholds = f"threshold {config.threshold}"
@@ -427,36 +434,39 @@ def report(clusters_path: Path, config: Config, out_dir: Path, seconds: dict[str
         "seconds per stage": ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),
     }
     by_similarity = config.uses_embeddings
-    pairs_path = out_dir / WORK / "pairs.npz"
     pair_values = None
-    if pairs_path.exists():
-        with np.load(pairs_path, allow_pickle=False) as pairs:
-            pair_values = pairs["similarity"] if by_similarity else pairs["distance"]
-    cache = Path(document["store"]) / "thumbs"
-    share_files(cache, out_dir / "thumbs")  # thumbnails made by earlier runs into other folders
+    try:
+        key = "similarity" if by_similarity else "distance"
+        pair_values = locations.load_npz(join(out_dir, WORK, "pairs.npz"), [key])[key]
+    except FileNotFoundError:
+        pass
+    cache = join(document["store"], "thumbs")
+    needed = {thumbnail_name(m["digest"], config.thumbnail_size) for c in clusters for m in c["members"]}
+    share_files(cache, join(out_dir, "thumbs"), needed)  # thumbnails made by earlier runs into other folders
     render_report(
         document, errors, shown, out_dir, config.thumbnail_size, pair_distances=pair_values, similarity=by_similarity,
         threshold=config.min_similarity if by_similarity else config.threshold,
         distance_label="cosine similarity" if by_similarity else "Hamming distance",
     )
-    share_files(out_dir / "thumbs", cache)
-    write_json(out_dir / "summary.json", summary.__dict__)
+    share_files(join(out_dir, "thumbs"), cache)
+    write_json(join(out_dir, "summary.json"), summary.__dict__)
     return summary
 
 
-def share_files(source: Path, target: Path) -> None:
-    """Hard-link (or copy) every file of ``source`` missing from ``target``: thumbnails are named by content."""
-    if not source.is_dir():
-        return
-    target.mkdir(parents=True, exist_ok=True)
-    for path in source.iterdir():
-        destination = target / path.name
-        if path.name.startswith(".") or destination.exists():
-            continue
-        try:
-            os.link(path, destination)
-        except OSError:
-            shutil.copy2(path, destination)
+def share_files(source: Location, target: Location, names: Iterable[str] | None = None) -> None:
+    """Hard-link (or copy) the files of ``source`` (only ``names``, if given) missing from ``target``.
+
+    Thumbnails are named by content, so a file of that name is the right one.
+    Between local folders these are hard links; within one object store,
+    server-side copies; between the two, a download and an upload.
+    """
+    wanted = set(names) if names is not None else None
+    present = set(locations.list_names(target))
+    todo = [n for n in locations.list_names(source)
+            if not n.startswith(".") and n not in present and (wanted is None or n in wanted)]
+    if todo:
+        locations.make_folder(target)
+        locations.copy_files([join(source, n) for n in todo], [join(target, n) for n in todo])
 
 
 # --- in-process run ----------------------------------------------------------------

@@ -12,13 +12,13 @@ import datetime as _dt
 import json
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from imgdedup.chunks import atomic_write_text
 from imgdedup.io import FileRecord
+from imgdedup.locations import Location, as_location, read_text
 from imgdedup.store import STATUS_ERROR, Manifest
 
 
@@ -96,7 +96,7 @@ def padded_rows(chunk_size: int, row_chunk: int) -> int:
     return -(-chunk_size // row_chunk) * row_chunk
 
 
-def write_chunk_work(work: ChunkWork, path: Path) -> Path:
+def write_chunk_work(work: ChunkWork, path: Location) -> Location:
     body = asdict(work)
     body["files"] = [[r.id, r.size, r.mtime_ns] for r in work.files]
     atomic_write_text(path, json.dumps(body))
@@ -104,27 +104,27 @@ def write_chunk_work(work: ChunkWork, path: Path) -> Path:
 
 
 def read_chunk_work(path: str | os.PathLike) -> ChunkWork:
-    body = json.loads(Path(path).read_text(encoding="utf-8"))
+    body = json.loads(read_text(as_location(path)))
     body["files"] = [FileRecord(i, s, m) for i, s, m in body["files"]]
     return ChunkWork(**body)
 
 
-def write_discovered(records: Sequence[FileRecord], path: Path) -> Path:
+def write_discovered(records: Sequence[FileRecord], path: Location) -> Location:
     atomic_write_text(path, json.dumps([[r.id, r.size, r.mtime_ns] for r in records]))
     return path
 
 
 def read_discovered(path: str | os.PathLike) -> list[FileRecord]:
-    return [FileRecord(i, s, m) for i, s, m in json.loads(Path(path).read_text(encoding="utf-8"))]
+    return [FileRecord(i, s, m) for i, s, m in json.loads(read_text(as_location(path)))]
 
 
-def write_plan(plan: RunPlan, path: Path) -> Path:
+def write_plan(plan: RunPlan, path: Location) -> Location:
     atomic_write_text(path, json.dumps(asdict(plan), indent=1))
     return path
 
 
 def read_plan(path: str | os.PathLike) -> RunPlan:
-    return RunPlan(**json.loads(Path(path).read_text(encoding="utf-8")))
+    return RunPlan(**json.loads(read_text(as_location(path))))
 
 
 def order_like(manifest: Manifest, records: Sequence[FileRecord]) -> Manifest:

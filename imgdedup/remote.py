@@ -23,12 +23,9 @@ def is_url(path: object) -> bool:
 
 
 def _filesystem(url: str):
-    import fsspec
+    from imgdedup.locations import as_location, filesystem
 
-    try:
-        return fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as exc:
-        raise InputError(f"cannot open {url.split('?')[0]!r}: {exc}") from None
+    return filesystem(as_location(url, InputError), InputError)
 
 
 def _mtime_ns(info: dict) -> int:

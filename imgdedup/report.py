@@ -22,6 +22,8 @@ server-rendered parts go through :func:`html.escape`. A file named
 
 Thumbnails are JPEGs named by content digest and size
 (``thumbs/<digest>-<size>.jpg``), written once and reused by later reports.
+The run folder may be a URL (``s3://bucket/runs/x``): the page and thumbnails
+are then objects there, and the page still refers to ``thumbs/`` relatively.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
@@ -42,6 +43,8 @@ import numpy as np
 from imgdedup.chunks import atomic_write_text
 from imgdedup.errors import ImageLoadError
 from imgdedup.io import FileRecord, load_image, read_bytes
+from imgdedup import locations
+from imgdedup.locations import Location, as_location, join
 
 REPORT_NAME = "report.html"
 THUMBS = "thumbs"
@@ -68,28 +71,28 @@ def thumbnail_name(digest: str, size: int) -> str:
     return f"{digest}-{size}.jpg"
 
 
-def _write_thumbnail(root: str, member: Mapping, target: Path, size: int) -> bool:
+def _write_thumbnail(root: str, member: Mapping, target: Location, size: int) -> bool:
     try:
         data = read_bytes(root, FileRecord(member["path"], member["bytes"], 0))
         image = load_image(data, mode="RGB", draft_size=(size, size))
         image.thumbnail((size, size))
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        image.save(tmp, "JPEG", quality=85)
-        os.replace(tmp, target)
+        locations.write_with(target, lambda handle: image.save(handle, "JPEG", quality=85))
         return True
     except (ImageLoadError, OSError, ValueError):
         return False  # the report then shows the name without a picture
 
 
-def make_thumbnails(root: str, members: Sequence[Mapping], folder: Path, size: int, workers: int | None = None) -> dict[str, str]:
+def make_thumbnails(root: str, members: Sequence[Mapping], folder: str | os.PathLike, size: int, workers: int | None = None) -> dict[str, str]:
     """Write one JPEG thumbnail per distinct digest; return digest -> src relative to the page.
 
     A thumbnail that already exists (same digest and size) is reused, so a
-    re-render costs one ``stat`` per image. Missing ones are made on a few
-    threads (Pillow decodes without holding the GIL).
+    re-render costs one listing of the folder. Missing ones are made on a few
+    threads (Pillow decodes without holding the GIL). ``folder`` may be a URL.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = as_location(folder)
+    locations.make_folder(folder)
+    present = set(locations.list_names(folder))
+    prefix = locations.name(folder)
     sources: dict[str, str] = {}
     todo: dict[str, Mapping] = {}
     for member in members:
@@ -97,8 +100,8 @@ def make_thumbnails(root: str, members: Sequence[Mapping], folder: Path, size: i
         if digest in sources or digest in todo:
             continue
         name = thumbnail_name(digest, size)
-        if (folder / name).is_file():
-            sources[digest] = f"{folder.name}/{name}"
+        if name in present:
+            sources[digest] = f"{prefix}/{name}"
         else:
             todo[digest] = member
     if todo:
@@ -106,7 +109,7 @@ def make_thumbnails(root: str, members: Sequence[Mapping], folder: Path, size: i
         digests = list(todo)
 
         def one(digest: str) -> bool:
-            return _write_thumbnail(root, todo[digest], folder / thumbnail_name(digest, size), size)
+            return _write_thumbnail(root, todo[digest], join(folder, thumbnail_name(digest, size)), size)
 
         if workers > 1 and len(digests) > 8:
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -115,7 +118,7 @@ def make_thumbnails(root: str, members: Sequence[Mapping], folder: Path, size: i
             done = [one(d) for d in digests]
         for digest, ok in zip(digests, done):
             if ok:
-                sources[digest] = f"{folder.name}/{thumbnail_name(digest, size)}"
+                sources[digest] = f"{prefix}/{thumbnail_name(digest, size)}"
     return sources
 
 
@@ -514,7 +517,7 @@ def render_report(
     clusters_doc: Mapping,
     errors: Sequence[tuple[str, str]],
     summary: Mapping[str, object],
-    out_dir: Path,
+    out_dir: str | os.PathLike,
     thumbnail_size: int = 160,
     *,
     pair_distances=None,
@@ -523,7 +526,7 @@ def render_report(
     distance_label: str | None = None,
     scores: Mapping[str, object] | None = None,
     workers: int | None = None,
-) -> Path:
+) -> Location:
     """Write ``report.html`` (and ``thumbs/``) into ``out_dir``; return the page's path.
 
     Parameters
@@ -531,7 +534,7 @@ def render_report(
     clusters_doc : the ``clusters.json`` document (``root``, ``method``, ``threshold``, ``clusters``).
     errors : ``(path, reason)`` for each unreadable file.
     summary : label -> value rows shown at the top, in order (a Mapping value is shown as ``k v, ...``).
-    out_dir : the run folder.
+    out_dir : the run folder, a local path or a URL (see :mod:`imgdedup.locations`).
     thumbnail_size : the longest side of a thumbnail, in pixels.
     pair_distances : optional 1-D array, the distance of every pair found (``work/pairs.npz["distance"]``);
         when given, the page shows their histogram with ``threshold`` marked.
@@ -541,10 +544,10 @@ def render_report(
     scores : optional precision/recall against a ground truth, as returned by
         :func:`imgdedup.evaluation.pairwise_scores` (``precision``, ``recall``, ``f1``, ``tp``, ``fp``, ``fn``).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = as_location(out_dir)
+    locations.make_folder(out_dir)
     members = [m for c in clusters_doc["clusters"] for m in c["members"]]
-    thumbs = make_thumbnails(clusters_doc["root"], members, out_dir / THUMBS, thumbnail_size, workers=workers)
+    thumbs = make_thumbnails(clusters_doc["root"], members, join(out_dir, THUMBS), thumbnail_size, workers=workers)
     label = distance_label or ("similarity" if similarity else "Hamming distance")
     data = report_data(clusters_doc, errors, thumbs, thumbnail_size)
     if threshold is None:
@@ -584,6 +587,6 @@ def render_report(
         f"<script>{_JS}</script>",
         "</body></html>\n",
     ]
-    path = out_dir / REPORT_NAME
+    path = join(out_dir, REPORT_NAME)
     atomic_write_text(path, "".join(page))
     return path

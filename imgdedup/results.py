@@ -12,14 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from imgdedup.chunks import atomic_write_text
 from imgdedup.cluster import Cluster, neighbour_lists
+from imgdedup.locations import Location, as_location, read_text
 
 CLUSTER_CSV_FIELDS = ("cluster", "path", "keeper", "tier", "distance", "similarity", "width", "height", "bytes", "format", "digest")
 
@@ -83,7 +84,7 @@ def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: 
     return {"root": table.root, **settings, "clusters": out}
 
 
-def write_json(path: Path, document) -> Path:
+def write_json(path: Location, document) -> Location:
     atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=True) + "\n")
     return path
 
@@ -96,7 +97,7 @@ def _csv_text(header: Sequence[str], rows) -> str:
     return buffer.getvalue()
 
 
-def write_clusters_csv(path: Path, document: dict) -> Path:
+def write_clusters_csv(path: Location, document: dict) -> Location:
     rows = (
         [c["cluster"], m["path"], int(m["keeper"]), m.get("tier", ""), m["distance"], m.get("similarity", ""), m["width"], m["height"], m["bytes"], m["format"], m["digest"]]
         for c in document["clusters"]
@@ -106,10 +107,10 @@ def write_clusters_csv(path: Path, document: dict) -> Path:
     return path
 
 
-def write_errors_csv(path: Path, errors: Sequence[tuple[str, str]]) -> Path:
+def write_errors_csv(path: Location, errors: Sequence[tuple[str, str]]) -> Location:
     atomic_write_text(path, _csv_text(("path", "reason"), errors), errors="surrogateescape")
     return path
 
 
-def read_json(path: Path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_json(path: str | os.PathLike):
+    return json.loads(read_text(as_location(path)))

@@ -1,22 +1,29 @@
 """The incremental store: what earlier runs learnt about each file, kept between runs.
 
-Layout of a store folder::
+Layout of a store (a local folder, or a URL prefix on object storage such as
+``s3://bucket/stores/photos``; see :mod:`imgdedup.locations`)::
 
     store.json        version, row chunk size, creation time
     manifest.npz      one entry per known file: id, size, mtime, status, row, metadata
     arrays.zarr/      Zarr v3 group: hashes_<method> (N,) uint64, embeddings (N, D) float16
     pending/          results of chunks finished since the manifest was last saved
     pairs/            cached search results, for new-vs-all queries on the next run
-    lock              held (flock) by the run using the store
+    thumbs/           report thumbnails, named by content digest and size
+    lock              held by the run using the store (see :meth:`Store.lock`)
 
 Rows are append-only. A file processed in a run gets fresh rows; its old rows
 are left unused. Each chunk task writes only its own row range, padded to the
 Zarr row chunk, so concurrent writers never share a Zarr chunk (Zarr 3 loses
 rows when processes ``append`` concurrently: the flow resizes once, workers
 write disjoint ranges). A chunk's result file in ``pending/`` is written after
-its rows, by rename: it is the commit point. A run killed at any moment leaves
-the manifest as it was plus complete pending chunks, which the next run merges
-before planning, so it resumes from the last committed chunk.
+its rows, as one whole file (rename locally, one PUT on object storage): it is
+the commit point. A run killed at any moment leaves the manifest as it was
+plus complete pending chunks, which the next run merges before planning, so it
+resumes from the last committed chunk.
+
+On object storage the arrays are Zarr 3 through ``zarr.storage.FsspecStore``
+(one object per Zarr chunk, so disjoint row ranges are disjoint objects), with
+no consolidated metadata; every other file is one object, written whole.
 
 Everything is read with ``allow_pickle=False`` or as JSON/Zarr: a store from
 someone else cannot execute code.
@@ -24,11 +31,17 @@ someone else cannot execute code.
 
 from __future__ import annotations
 
+import copy
 import errno
 import fcntl
 import json
+import logging
 import os
+import socket
+import tempfile
+import threading
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +49,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from imgdedup import locations
 from imgdedup.errors import StoreError
+from imgdedup.locations import Location, join
+
+log = logging.getLogger(__name__)
 
 STORE_VERSION = 1
 STATUS_OK, STATUS_ERROR = 1, 2
@@ -95,54 +112,56 @@ class Manifest:
             features={name: np.concatenate([p.has(name) for p in parts]) for name in names},
         )
 
-    def save(self, path: Path) -> None:
-        # Not ending in .npz: a half-written file must never look like a committed chunk.
-        tmp = path.with_name(f".{path.name}.tmp")
+    def save(self, path: Location) -> None:
+        """Write the whole file at once (a hidden temporary name renamed, or one PUT): a commit point."""
         arrays = {name: getattr(self, name) for name in self.COLUMNS}
         arrays.update({f"feature:{name}": mask for name, mask in self.features.items()})
         # Ids as the bytes on disk: names that are not UTF-8 survive exactly.
         ids = np.array([os.fsencode(i) for i in self.ids], dtype=object)
         arrays["ids"] = ids.astype("S") if len(ids) else np.zeros(0, "S1")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        locations.save_npz(locations.as_location(path), sync=True, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> "Manifest":
-        with np.load(path, allow_pickle=False) as data:
-            return cls(
-                ids=[os.fsdecode(bytes(b)) for b in data["ids"]],
-                **{name: data[name] for name in cls.COLUMNS},
-                features={key.split(":", 1)[1]: data[key] for key in data.files if key.startswith("feature:")},
-            )
+    def load(cls, path: Location) -> "Manifest":
+        data = locations.load_npz(locations.as_location(path))
+        return cls(
+            ids=[os.fsdecode(bytes(b)) for b in data["ids"]],
+            **{name: data[name] for name in cls.COLUMNS},
+            features={key.split(":", 1)[1]: value for key, value in data.items() if key.startswith("feature:")},
+        )
 
 
 class Store:
-    """A store folder; open with :meth:`open`, hold :meth:`lock` while changing it."""
+    """A store (folder or URL prefix); open with :meth:`open`, hold :meth:`lock` while changing it."""
+
+    #: How long an object-storage lock lasts without renewal (see :meth:`lock`).
+    LEASE_SECONDS = 120.0
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path: Location = locations.as_location(path, StoreError)
+        self.arrays_path: Location = join(self.path, "arrays.zarr")
+
+    @property
+    def is_remote(self) -> bool:
+        return locations.is_remote(self.path)
 
     # --- life cycle ------------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | os.PathLike, row_chunk: int = 1024) -> "Store":
         store = cls(path)
-        meta = store.path / "store.json"
+        meta = join(store.path, "store.json")
+        locations.filesystem(store.path, StoreError)  # an unknown protocol says so
         try:
-            store.path.mkdir(parents=True, exist_ok=True)
-            (store.path / "pending").mkdir(exist_ok=True)
-            (store.path / "pairs").mkdir(exist_ok=True)
+            for folder in (store.path, join(store.path, "pending"), join(store.path, "pairs")):
+                locations.make_folder(folder)
+            try:
+                body = json.loads(locations.read_text(meta))
+            except FileNotFoundError:
+                body = {"version": STORE_VERSION, "row_chunk": int(row_chunk), "created": time.time()}
+                locations.write_text(meta, json.dumps(body))
         except OSError as exc:
             raise StoreError(f"cannot create store {str(store.path)!r}: {exc.strerror or exc}") from None
-        if not meta.exists():
-            body = {"version": STORE_VERSION, "row_chunk": int(row_chunk), "created": time.time()}
-            tmp = meta.with_name("store.json.tmp")
-            tmp.write_text(json.dumps(body), encoding="utf-8")
-            os.replace(tmp, meta)
-        body = json.loads(meta.read_text(encoding="utf-8"))
         if body.get("version") != STORE_VERSION:
             raise StoreError(f"store {str(store.path)!r} has layout version {body.get('version')}, this imgdedup reads {STORE_VERSION}")
         store.row_chunk = int(body["row_chunk"])
@@ -150,7 +169,34 @@ class Store:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the store for one run; a second run on it stops with a clear message."""
+        """Hold the store for one run; a second run on it stops with a clear message.
+
+        A local store is locked with ``flock`` on its ``lock`` file: exclusive
+        among processes of one machine (and NFS clients where the server
+        supports it), released by the kernel when the holder dies.
+
+        A store on object storage is locked with a lease: the ``lock`` object,
+        created only if absent (S3's conditional PUT ``If-None-Match: *``), holds
+        its owner and an expiry :attr:`LEASE_SECONDS` ahead, renewed by a
+        background thread every quarter of that. A lease that has expired (its
+        holder died) is taken over with a PUT conditional on the expired
+        object's ETag, so two runs never both take it. Release deletes the object
+        only if it is still this run's. The guarantee holds while the machines'
+        clocks agree within a few seconds and the holder is not stalled for a
+        whole lease; the writes themselves are not fenced. Other backends (gs://,
+        az://, ...) create the lock object through fsspec's ``mode="create"``,
+        which is atomic only where the backend implements it (fsspec's generic
+        fallback checks, then writes: advisory), and never take over an expired
+        one: the message says to delete it.
+        """
+        if self.is_remote:
+            lease = _Lease(join(self.path, "lock"), str(self.path), self.LEASE_SECONDS)
+            lease.acquire()
+            try:
+                yield
+            finally:
+                lease.release()
+            return
         handle = open(self.path / "lock", "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -178,11 +224,14 @@ class Store:
     # --- manifest ----------------------------------------------------------------
 
     @property
-    def manifest_path(self) -> Path:
-        return self.path / "manifest.npz"
+    def manifest_path(self) -> Location:
+        return join(self.path, "manifest.npz")
 
     def load_manifest(self) -> Manifest:
-        return Manifest.load(self.manifest_path) if self.manifest_path.exists() else Manifest()
+        try:
+            return Manifest.load(self.manifest_path)
+        except FileNotFoundError:
+            return Manifest()
 
     def save_manifest(self, manifest: Manifest) -> None:
         manifest.save(self.manifest_path)
@@ -192,9 +241,14 @@ class Store:
     def group(self, mode: str = "a"):
         import zarr
 
+        location = str(self.arrays_path)
+        if locations.is_remote(self.arrays_path):
+            from zarr.storage import FsspecStore
+
+            location = FsspecStore.from_url(location, read_only=mode == "r")
         # Never consolidated metadata: it shows a stale shape after resize, and
         # every writer here resizes first and writes disjoint rows after.
-        return zarr.open_group(str(self.path / "arrays.zarr"), mode=mode, zarr_format=3, use_consolidated=False)
+        return zarr.open_group(location, mode=mode, zarr_format=3, use_consolidated=False)
 
     def n_rows(self) -> int:
         group = self.group()
@@ -239,11 +293,131 @@ class Store:
 
     # --- pending chunks ----------------------------------------------------------
 
-    def pending_paths(self) -> list[Path]:
-        return sorted((self.path / "pending").glob("*.npz"))
+    def pending_paths(self) -> list[Location]:
+        folder = join(self.path, "pending")
+        return [join(folder, name) for name in locations.list_names(folder) if name.endswith(".npz")]
 
-    def pending_path(self, run_id: str, chunk: int) -> Path:
-        return self.path / "pending" / f"{run_id}-{chunk:05d}.npz"
+    def pending_path(self, run_id: str, chunk: int) -> Location:
+        return join(self.path, "pending", f"{run_id}-{chunk:05d}.npz")
+
+    # --- pair caches ----------------------------------------------------------------
+
+    @contextmanager
+    def local_pairs(self) -> Iterator["Store"]:
+        """This store with its ``pairs/`` caches in a local folder, for :mod:`imgdedup.search` (pathlib I/O).
+
+        A local store is itself. For a store on object storage the cache
+        objects are fetched into a temporary folder; after the search, every
+        cache it wrote goes back as one whole object. Arrays are still read
+        from the store.
+        """
+        if not self.is_remote:
+            yield self
+            return
+        remote = join(self.path, "pairs")
+        with tempfile.TemporaryDirectory(prefix="imgdedup-pairs-") as tmp:
+            view = copy.copy(self)
+            view.path = Path(tmp)
+            local = view.path / "pairs"
+            local.mkdir()
+            fetched = {}
+            for name in locations.list_names(remote):
+                if name.endswith(".npz") and not name.startswith("."):
+                    (local / name).write_bytes(locations.read_bytes(join(remote, name)))
+                    fetched[name] = (local / name).stat().st_mtime_ns
+            yield view
+            for path in sorted(local.glob("*.npz")):
+                if fetched.get(path.name) != path.stat().st_mtime_ns and not path.name.startswith("."):
+                    locations.write_bytes(join(remote, path.name), path.read_bytes())
+
+
+class _Lease:
+    """The ``lock`` object of a store on object storage; see :meth:`Store.lock`."""
+
+    def __init__(self, location: str, store: str, seconds: float) -> None:
+        self.location, self.store, self.seconds = location, store, float(seconds)
+        self.fs, self.key = locations.filesystem(location, StoreError)
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else (self.fs.protocol,)
+        self.conditional = bool({"s3", "s3a"} & set(protocols))  # If-Match / If-None-Match on PUT and DELETE
+        self.owner = f"pid {os.getpid()} on {socket.gethostname()}"
+        self.token = uuid.uuid4().hex
+        self.etag: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"owner": self.owner, "token": self.token, "expires": time.time() + self.seconds}).encode()
+
+    def _put(self, **condition) -> None:
+        out = self.fs.pipe_file(self.key, self._body(), **condition)
+        self.etag = out.get("ETag") if isinstance(out, dict) else None
+
+    def _busy(self, holder: dict) -> StoreError:
+        owner = holder.get("owner") or "another run"
+        return StoreError(f"store {self.store!r} is in use by {owner}; wait for that run to finish or use another --store")
+
+    def acquire(self) -> None:
+        try:
+            try:
+                self._put(mode="create")
+            except FileExistsError:
+                self._take_over()
+        except OSError as exc:
+            raise StoreError(f"cannot lock store {self.store!r}: {exc.strerror or exc}") from None
+        self._thread = threading.Thread(target=self._renew, name="imgdedup-store-lease", daemon=True)
+        self._thread.start()
+
+    def _take_over(self) -> None:
+        """Take an expired lease, if the backend can do it atomically; else say who holds it."""
+        self.fs.invalidate_cache(self.key)
+        try:
+            etag = self.fs.info(self.key).get("ETag")
+            holder = json.loads(self.fs.cat_file(self.key))
+        except FileNotFoundError:  # released meanwhile: try once more from the start
+            try:
+                self._put(mode="create")
+                return
+            except FileExistsError:
+                raise self._busy({}) from None
+        except ValueError:
+            holder = {}
+        expires = float(holder.get("expires") or 0)
+        if expires > time.time():
+            raise self._busy(holder)
+        if not (self.conditional and etag):
+            raise StoreError(
+                f"store {self.store!r} has a lock that expired at {time.ctime(expires)} ({holder.get('owner') or 'unknown owner'}); "
+                f"this backend cannot take it over safely: delete {self.location!r} if no run is using the store"
+            )
+        try:
+            self._put(IfMatch=etag)  # only if nobody renewed or took it since we read it
+        except OSError:
+            raise self._busy(holder) from None
+        log.warning("took over the expired lock of store %s from %s", self.store, holder.get("owner") or "an unknown owner")
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.seconds / 4):
+            try:
+                self._put(**({"IfMatch": self.etag} if self.conditional and self.etag else {}))
+            except OSError as exc:
+                log.warning("lost the lock of store %s (%s); another run may now use it", self.store, exc)
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            if self.conditional and self.etag:
+                bucket, key, _ = self.fs.split_path(self.key)
+                self.fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=self.etag)
+                self.fs.invalidate_cache(self.key)
+            else:
+                self.fs.invalidate_cache(self.key)
+                if json.loads(self.fs.cat_file(self.key)).get("token") == self.token:
+                    self.fs.rm_file(self.key)
+        except (OSError, ValueError) as exc:  # taken over meanwhile, or gone
+            log.warning("did not remove the lock of store %s: %s", self.store, exc)
 
 
 def merge_pending(store: Store, manifest: Manifest) -> Manifest:

@@ -1,13 +1,11 @@
 """Prefect tasks for the dedup flow: each calls one stage of :mod:`imgdedup.pipeline`.
 
-Tasks exchange paths (the run folder, the store), never pixel arrays. Chunk
+Tasks exchange paths or URLs (the run folder, the store), never pixel arrays. Chunk
 tasks work on one chunk of files (hundreds to thousands of images), so
 Prefect's per-task cost stays small beside the work.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from prefect import task
 
@@ -18,7 +16,7 @@ from imgdedup.store import Store
 
 @task(name="preprocess", retries=1, retry_delay_seconds=2)
 def preprocess(path: str, out_dir: str, config: Config, store_path: str) -> str:
-    return str(pipeline.preprocess(path, Path(out_dir), config, Store.open(store_path)))
+    return str(pipeline.preprocess(path, out_dir, config, Store.open(store_path)))
 
 
 @task(name="hash_chunk", retries=2, retry_delay_seconds=1, task_run_name="hash_chunk-{chunk_path}")
@@ -39,14 +37,14 @@ def commit(plan_path: str, config: Config, chunk_results: list[str]) -> str:
 
 @task(name="index", retries=1)
 def index(plan_path: str, config: Config, out_dir: str, manifest_path: str) -> str:
-    return str(pipeline.index(plan_path, config, Path(out_dir)))
+    return str(pipeline.index(plan_path, config, out_dir))
 
 
 @task(name="cluster", retries=1)
 def cluster(plan_path: str, pairs_path: str, config: Config, out_dir: str) -> str:
-    return str(pipeline.cluster(plan_path, Path(pairs_path), config, Path(out_dir)))
+    return str(pipeline.cluster(plan_path, pairs_path, config, out_dir))
 
 
 @task(name="report", retries=1)
 def report(clusters_path: str, config: Config, out_dir: str, seconds: dict[str, float]) -> pipeline.RunSummary:
-    return pipeline.report(Path(clusters_path), config, Path(out_dir), seconds)
+    return pipeline.report(clusters_path, config, out_dir, seconds)
