@@ -355,8 +355,7 @@ def index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLi
     plan = read_plan(plan_path)
     store = Store.open(plan.store)
     _, rows = image_table(store.load_manifest(), plan.root)
-    with store.local_pairs() as searched:
-        pairs = search_pairs(searched, rows, rows >= plan.base_row, config)
+    pairs = search_pairs(store, rows, rows >= plan.base_row, config)
     path = join(out_dir, WORK, "pairs.npz")
     return locations.save_npz(path, i=pairs.i, j=pairs.j, distance=pairs.distance, similarity=pairs.similarity)
 

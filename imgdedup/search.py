@@ -12,13 +12,14 @@ stored vectors, with no decoding).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from imgdedup import locations
 from imgdedup.config import Config
 from imgdedup.index import hamming_pairs, hamming_query
+from imgdedup.locations import Location, join
 from imgdedup.similarity import cosine_pairs, cosine_query
 from imgdedup.store import Store
 
@@ -52,7 +53,7 @@ def _normalise(i: np.ndarray, j: np.ndarray, value: np.ndarray) -> Pairs:
 
 
 def cached_search(
-    cache: Path,
+    cache: Location,
     rows: np.ndarray,
     new_mask: np.ndarray,
     values: np.ndarray,
@@ -63,9 +64,9 @@ def cached_search(
     old = np.flatnonzero(~new_mask)
     new = np.flatnonzero(new_mask)
     result: Pairs | None = None
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as data:
-            covered, row_i, row_j, cached_value = data["rows"], data["row_i"], data["row_j"], data["value"]
+    if locations.exists(cache):
+        data = locations.load_npz(cache, ("rows", "row_i", "row_j", "value"))
+        covered, row_i, row_j, cached_value = data["rows"], data["row_i"], data["row_j"], data["value"]
         old_rows = rows[old]
         if np.isin(old_rows, covered).all():
             keep = np.isin(row_i, old_rows) & np.isin(row_j, old_rows)
@@ -80,16 +81,14 @@ def cached_search(
     if result is None:
         result = all_pairs(values)
     i, j, value = result
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, rows=rows, row_i=rows[i], row_j=rows[j], value=value)
-    tmp.replace(cache)
+    locations.save_npz(cache, rows=rows, row_i=rows[i], row_j=rows[j], value=value)
     return result
 
 
 def hash_search(store: Store, array: str, radius: int, rows: np.ndarray, new_mask: np.ndarray) -> Pairs:
     hashes = store.read_rows(array, rows)
     return cached_search(
-        store.path / "pairs" / f"{array}-r{radius}.npz", rows, new_mask, hashes,
+        join(store.path, "pairs", f"{array}-r{radius}.npz"), rows, new_mask, hashes,
         lambda v: hamming_pairs(v, radius), lambda old, new: hamming_query(old, new, radius),
     )
 
@@ -97,7 +96,7 @@ def hash_search(store: Store, array: str, radius: int, rows: np.ndarray, new_mas
 def cosine_search(store: Store, min_similarity: float, rows: np.ndarray, new_mask: np.ndarray) -> Pairs:
     embeddings = store.read_rows("embeddings", rows).astype(np.float32)
     return cached_search(
-        store.path / "pairs" / f"cosine-s{min_similarity:.6f}.npz", rows, new_mask, embeddings,
+        join(store.path, "pairs", f"cosine-s{min_similarity:.6f}.npz"), rows, new_mask, embeddings,
         lambda v: cosine_pairs(v, min_similarity), lambda old, new: cosine_query(old, new, min_similarity),
     )
 

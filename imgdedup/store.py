@@ -31,14 +31,12 @@ someone else cannot execute code.
 
 from __future__ import annotations
 
-import copy
 import errno
 import fcntl
 import json
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -299,36 +297,6 @@ class Store:
 
     def pending_path(self, run_id: str, chunk: int) -> Location:
         return join(self.path, "pending", f"{run_id}-{chunk:05d}.npz")
-
-    # --- pair caches ----------------------------------------------------------------
-
-    @contextmanager
-    def local_pairs(self) -> Iterator["Store"]:
-        """This store with its ``pairs/`` caches in a local folder, for :mod:`imgdedup.search` (pathlib I/O).
-
-        A local store is itself. For a store on object storage the cache
-        objects are fetched into a temporary folder; after the search, every
-        cache it wrote goes back as one whole object. Arrays are still read
-        from the store.
-        """
-        if not self.is_remote:
-            yield self
-            return
-        remote = join(self.path, "pairs")
-        with tempfile.TemporaryDirectory(prefix="imgdedup-pairs-") as tmp:
-            view = copy.copy(self)
-            view.path = Path(tmp)
-            local = view.path / "pairs"
-            local.mkdir()
-            fetched = {}
-            for name in locations.list_names(remote):
-                if name.endswith(".npz") and not name.startswith("."):
-                    (local / name).write_bytes(locations.read_bytes(join(remote, name)))
-                    fetched[name] = (local / name).stat().st_mtime_ns
-            yield view
-            for path in sorted(local.glob("*.npz")):
-                if fetched.get(path.name) != path.stat().st_mtime_ns and not path.name.startswith("."):
-                    locations.write_bytes(join(remote, path.name), path.read_bytes())
 
 
 class _Lease:
