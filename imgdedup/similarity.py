@@ -20,13 +20,17 @@ Each block is one matrix product in two steps:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported on first search: hash-only runs never load it
+    import torch
 
 #: Margin of the bfloat16 filter for unit rows: 2**-6 = 0.0156 covers the
 #: worst-case error 3 * 2**-8 + 2**-16 + D * 2**-24 (0.0118 for D = 1280, 0.0123 for
 #: D = 4096) with room to spare; the float32 filter's worst case is D * 2**-24.
-FILTER_MARGIN = {torch.bfloat16: 2.0**-6, torch.float32: 2.0**-10}
+FILTER_MARGIN = {"bfloat16": 2.0**-6, "float32": 2.0**-10}
 #: Bytes of filter scores held at once; sets the block height from N.
 BLOCK_BYTES = 256 * 2**20
 #: Candidate pairs verified at once (two gathered rows each).
@@ -48,8 +52,10 @@ def _check_threshold(min_similarity: float) -> float:
     return float(min_similarity)
 
 
-def filter_dtype() -> torch.dtype:
+def filter_dtype() -> "torch.dtype":
     """bfloat16 where oneDNN runs it natively (AVX-512 BF16, AMX), else float32."""
+    import torch
+
     try:
         native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch build without oneDNN
@@ -66,8 +72,10 @@ def _block_rows(n_columns: int, block: int | None, itemsize: int) -> int:
 class _Filter:
     """The low-precision copy of a set of rows and the margin its scores need."""
 
-    def __init__(self, x: np.ndarray, dtype: torch.dtype):
-        if dtype not in FILTER_MARGIN:
+    def __init__(self, x: np.ndarray, dtype: "torch.dtype"):
+        import torch
+
+        if str(dtype).removeprefix("torch.") not in FILTER_MARGIN:
             raise ValueError(f"`dtype` must be torch.bfloat16 or torch.float32, got {dtype!r}")
         self.dtype = dtype
         self.rows = torch.from_numpy(x).to(self.dtype)
@@ -75,20 +83,24 @@ class _Filter:
         self.max_norm_sq = 1.01 * float(np.einsum("ij,ij->i", x, x).max()) if len(x) else 0.0
 
     def margin(self, other: "_Filter") -> float:
-        return FILTER_MARGIN[self.dtype] * max(self.max_norm_sq, other.max_norm_sq, 1.0)
+        return FILTER_MARGIN[str(self.dtype).removeprefix("torch.")] * max(self.max_norm_sq, other.max_norm_sq, 1.0)
 
 
-def _representable_floor(value: float, dtype: torch.dtype) -> float:
+def _representable_floor(value: float, dtype: "torch.dtype") -> float:
     """The largest number of ``dtype`` not above ``value``: a Python float compared
     with a bfloat16 tensor is rounded to bfloat16 first, possibly upwards."""
+    import torch
+
     down = torch.tensor(value, dtype=torch.float64).to(dtype)
     if float(down) > value:
         down = torch.nextafter(down, torch.tensor(float("-inf"), dtype=dtype))
     return float(down)
 
 
-def _candidates(scores: torch.Tensor, floor: float) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(scores: "torch.Tensor", floor: float) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of every score >= ``floor``; rows with no such score are skipped cheaply."""
+    import torch
+
     hit_rows = torch.nonzero(scores.amax(dim=1) >= floor).flatten()
     if len(hit_rows) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -111,7 +123,7 @@ def _verify(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, thresh
 
 
 def cosine_pairs(
-    embeddings: np.ndarray, min_similarity: float, block: int | None = None, dtype: torch.dtype | None = None,
+    embeddings: np.ndarray, min_similarity: float, block: int | None = None, dtype: "torch.dtype | None" = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair ``i < j`` with ``embeddings[i] @ embeddings[j] >= min_similarity``.
 
@@ -133,6 +145,8 @@ def cosine_pairs(
     similarity : (P,) float32 ndarray
         Float32 dot products, sorted by (i, j).
     """
+    import torch
+
     threshold = _check_threshold(min_similarity)
     x = _check(embeddings, "embeddings")
     n = len(x)
@@ -157,7 +171,7 @@ def cosine_pairs(
 
 def cosine_query(
     index_embeddings: np.ndarray, query_embeddings: np.ndarray, min_similarity: float,
-    block: int | None = None, dtype: torch.dtype | None = None,
+    block: int | None = None, dtype: "torch.dtype | None" = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All ``(query, index, similarity)`` with similarity >= ``min_similarity``, sorted by (query, index).
 
