@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from imgdedup import models as _models
+from imgdedup import trim as _trim
 from imgdedup.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ __all__ = [
 #: Name of the default model (``Embedder()``).
 DEFAULT_MODEL = "efficientnet_lite0"
 POOLINGS = _models.POOLINGS
+LAYERS = ("head", "block")
 DEVICES = ("auto", "cpu", "cuda")
 RUNTIMES = ("auto", "onnx", "torch")
 #: Bumped whenever the exported graph for the same model and weights would change.
@@ -117,24 +119,44 @@ def default_cache_dir() -> Path:
     return Path(base) / "imgdedup" / "onnx"
 
 
-def _to_rgb_uint8(image: Image.Image, size: int) -> np.ndarray:
-    """``image`` -> (size, size, 3) uint8 RGB: JPEG draft decode, then a bilinear resize of the whole frame."""
+def _flattened(image: Image.Image, size: int, grayscale: bool = False) -> Image.Image:
+    """``image`` decoded (JPEG draft: scaled by libjpeg while both sides stay >= ``size``) as RGB,
+    or L when ``grayscale``; transparency composited on white."""
     if not isinstance(image, Image.Image):
         raise ConfigError(f"images must be PIL.Image.Image objects; got {type(image).__name__}")
     if getattr(image, "format", None) == "JPEG" and getattr(image, "tile", None):
-        # Not decoded yet: let libjpeg scale by 1/2, 1/4 or 1/8 while keeping both sides >= size.
-        image.draft("RGB", (size, size))
-    if image.mode != "RGB":
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            flat = Image.new("RGB", rgba.size, (255, 255, 255))
-            flat.paste(rgba, mask=rgba.getchannel("A"))
-            image = flat
-        else:
-            image = image.convert("RGB")
+        image.draft("L" if grayscale else "RGB", (size, size))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        image = flat
+    target = "L" if grayscale else "RGB"
+    return image if image.mode == target else image.convert(target)
+
+
+def _model_pixels(image: Image.Image, size: int) -> np.ndarray:
+    """A flattened image -> (size, size, 3) uint8: a bilinear resize of the whole frame (grey as 3 equal bands)."""
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.asarray(image, dtype=np.uint8)
+    pixels = np.asarray(image, dtype=np.uint8)
+    return np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
+
+
+def _to_rgb_uint8(image: Image.Image, size: int) -> np.ndarray:
+    """``image`` -> (size, size, 3) uint8 RGB: JPEG draft decode, then a bilinear resize of the whole frame."""
+    return _model_pixels(_flattened(image, size), size)
+
+
+def trimmed_hashes(image: Image.Image) -> tuple[int, int]:
+    """phash and dhash of ``image`` as the embedder sees it (margins trimmed, grey), for the hybrid rule."""
+    from imgdedup.chunks import REDUCING_GAP
+    from imgdedup.hashing import dhash, phash
+
+    gray = image if image.mode == "L" else image.convert("L")
+    p = phash(np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP), dtype=np.uint8))
+    d = dhash(np.asarray(gray.resize((9, 8), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP), dtype=np.uint8))
+    return int(p), int(d)
 
 
 class _Normaliser:
@@ -227,6 +249,16 @@ class Embedder:
     mirror : bool
         Also embed each image's horizontal mirror, average the two unit
         vectors and renormalise, so that mirrored copies get the same vector.
+    layer : {"head", "block"}
+        EfficientNet-Lite0 only: features of the 1x1 head convolution (1280-d,
+        what the classifier uses) or of the last MBConv block (320-d), which
+        tells copies from merely similar pictures apart better.
+    grayscale : bool
+        Feed the network the grey image (as three equal bands), so colour
+        changes and grayscale copies do not move the embedding.
+    trim : bool
+        Cut constant-colour margins (:func:`imgdedup.trim.margin_box`) before
+        resizing, so bordered and letterboxed copies match.
     device : {"auto", "cpu", "cuda"}
         ``"auto"`` is CUDA when ``torch.cuda.is_available()``, else CPU. A
         CUDA request without CUDA logs a warning and uses the CPU.
@@ -284,6 +316,9 @@ class Embedder:
         model: Any = DEFAULT_MODEL,
         pooling: str = "avg",
         mirror: bool = False,
+        layer: str = "head",
+        grayscale: bool = False,
+        trim: bool = False,
         device: str = "auto",
         runtime: str = "auto",
         threads: int | None = None,
@@ -294,7 +329,8 @@ class Embedder:
         input_size: int | None = None,
     ) -> None:
         self._init_args = {
-            "model": model, "pooling": pooling, "mirror": mirror, "device": device, "runtime": runtime,
+            "model": model, "pooling": pooling, "mirror": mirror, "layer": layer, "grayscale": grayscale, "trim": trim,
+            "device": device, "runtime": runtime,
             "threads": threads, "batch_size": batch_size, "weights_path": weights_path, "cache_dir": cache_dir,
             "transform": transform, "input_size": input_size,
         }
@@ -303,8 +339,14 @@ class Embedder:
         _check_choice("pooling", pooling, POOLINGS)
         _check_choice("device", device, DEVICES)
         _check_choice("runtime", runtime, RUNTIMES)
-        if not isinstance(mirror, bool):
-            raise ConfigError(f"mirror must be True or False; got {mirror!r}")
+        _check_choice("layer", layer, LAYERS)
+        for flag, value in (("mirror", mirror), ("grayscale", grayscale), ("trim", trim)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{flag} must be True or False; got {value!r}")
+        if layer != "head" and kind != "lite0":
+            raise ConfigError(f"layer={layer!r} is only defined for {DEFAULT_MODEL!r}; use layer='head' for {model!r}")
+        if transform is not None and (grayscale or trim):
+            raise ConfigError("grayscale and trim belong to the built-in preprocessing; a custom transform must do them itself")
         _check_positive_int("threads", threads, optional=True)
         _check_positive_int("batch_size", batch_size)
         _check_positive_int("input_size", input_size, minimum=32, optional=True)
@@ -335,6 +377,9 @@ class Embedder:
         self.device = device
         self.pooling = pooling
         self.mirror = mirror
+        self.layer = layer
+        self.grayscale = grayscale
+        self.trim = trim
         self.threads = threads
         self.batch_size = int(batch_size)
         self.transform = transform
@@ -343,7 +388,7 @@ class Embedder:
 
         # ---- the network
         if kind == "lite0":
-            built = _models.build_lite0(weights_path, pooling, input_size or _models.LITE0_INPUT_SIZE)
+            built = _models.build_lite0(weights_path, pooling, input_size or _models.LITE0_INPUT_SIZE, layer)
         elif kind == "torchvision":
             built = _models.build_torchvision(name, weights_path, pooling)
         elif kind == "timm":
@@ -414,14 +459,16 @@ class Embedder:
             return f"custom transform {getattr(self.transform, '__qualname__', type(self.transform).__name__)}"
         mean = ",".join(f"{v:.4g}" for v in self.mean)
         std = ",".join(f"{v:.4g}" for v in self.std)
-        return (f"RGB (alpha on white), JPEG draft, whole image resized to {self.input_size}x{self.input_size} "
+        colour = "grey L as 3 bands" if self.grayscale else "RGB"
+        trim = f", constant margins trimmed (tolerance {_trim.TOLERANCE}, symmetry {_trim.SYMMETRY})" if self.trim else ""
+        return (f"{colour} (alpha on white), JPEG draft{trim}, whole image resized to {self.input_size}x{self.input_size} "
                 f"(PIL bilinear), (x/255 - [{mean}]) / [{std}]")
 
     @property
     def identity(self) -> dict:
         """What determines the vectors; equal identities give interchangeable embeddings.
 
-        Keys: ``model``, ``weights_sha256``, ``input_size``, ``pooling``,
+        Keys: ``model``, ``weights_sha256``, ``input_size``, ``layer``, ``pooling``,
         ``mirror``, ``preprocessing``, ``dim``, ``normalisation`` ("l2").
         The runtime and device are not part of it (they agree to ~1e-5).
         """
@@ -429,6 +476,7 @@ class Embedder:
             "model": self.model_name,
             "weights_sha256": self.weights_sha256,
             "input_size": self.input_size,
+            "layer": self.layer,
             "pooling": self.pooling + (f"(p={_models.GEM_P:g})" if self.pooling == "gem" else ""),
             "mirror": self.mirror,
             "preprocessing": self.preprocessing,
@@ -437,7 +485,8 @@ class Embedder:
         }
 
     def __repr__(self) -> str:
-        return (f"Embedder(model={self.model_name!r}, dim={self.dim}, pooling={self.pooling!r}, mirror={self.mirror}, "
+        return (f"Embedder(model={self.model_name!r}, layer={self.layer!r}, dim={self.dim}, pooling={self.pooling!r}, "
+                f"mirror={self.mirror}, grayscale={self.grayscale}, trim={self.trim}, "
                 f"device={self.device!r}, runtime={self.runtime!r}, threads={self.threads})")
 
     def __getstate__(self) -> dict:
@@ -462,7 +511,7 @@ class Embedder:
         else:
             folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
             key = hashlib.sha256(json.dumps(
-                [self.model_name, self.weights_sha256, self.input_size, self.pooling, EXPORT_VERSION,
+                [self.model_name, self.weights_sha256, self.input_size, self.pooling, self.layer, EXPORT_VERSION,
                  _torch_version()], sort_keys=True).encode()).hexdigest()[:20]
             slug = self.model_name.replace(":", "-").replace("/", "-")
             path = folder / f"{slug}-{key}.onnx"
@@ -553,11 +602,13 @@ class Embedder:
         """Model input for ``images``: (N, 3, S, S) float32 (S = ``input_size``)."""
         return self._prepare(list(images), load=False)
 
-    def _prepare(self, items: list, load: bool) -> np.ndarray:
+    def _prepare(self, items: list, load: bool, hashes: np.ndarray | None = None) -> np.ndarray:
         """Decode (``load``: items are file bytes) and preprocess a chunk -> (N, 3, S, S) float32.
 
         The built-in path decodes and resizes on ``threads`` worker threads
         (Pillow releases the GIL there) and normalises the whole batch at once.
+        ``hashes`` (N, 2) uint64, when given, receives :func:`trimmed_hashes` of
+        each image as prepared (built-in path only).
         """
         size = self.input_size
         if self.transform is not None:
@@ -572,8 +623,13 @@ class Embedder:
             if load:
                 from imgdedup.io import load_image
 
-                item = load_image(item, draft_size=(size, size))
-            batch[i] = _to_rgb_uint8(item, size)
+                item = load_image(item, mode="L" if self.grayscale else "RGB", draft_size=(size, size))
+            image = _flattened(item, size, self.grayscale)
+            if self.trim:
+                image = _trim.trim_margins(image)
+            if hashes is not None:
+                hashes[i] = trimmed_hashes(image)
+            batch[i] = _model_pixels(image, size)
 
         self._map(one, range(len(items)))
         return self._normalise(batch)
@@ -679,11 +735,20 @@ class Embedder:
         """
         return self._embed_chunks(list(datas), load=True)
 
-    def _embed_chunks(self, items: list, load: bool) -> np.ndarray:
+    def embed_and_hash_bytes(self, datas: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`embed_bytes`, plus (N, 2) uint64 phash and dhash of each image as prepared
+        for the network (margins trimmed when ``trim``), from the same decode."""
+        if self.transform is not None:
+            raise ConfigError("embed_and_hash_bytes needs the built-in preprocessing, not a custom transform")
+        hashes = np.zeros((len(datas), 2), dtype=np.uint64)
+        return self._embed_chunks(list(datas), load=True, hashes=hashes), hashes
+
+    def _embed_chunks(self, items: list, load: bool, hashes: np.ndarray | None = None) -> np.ndarray:
         out = np.empty((len(items), self.dim), dtype=np.float32)
         for start in range(0, len(items), self.batch_size):
             chunk = items[start:start + self.batch_size]
-            out[start:start + len(chunk)] = self.embed_arrays(self._prepare(chunk, load))
+            part = None if hashes is None else hashes[start:start + len(chunk)]
+            out[start:start + len(chunk)] = self.embed_arrays(self._prepare(chunk, load, part))
         return out
 
 

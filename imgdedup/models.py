@@ -204,15 +204,32 @@ def _classes() -> dict[str, type]:
             return torch.flatten(y, 1)
 
     class Lite0Features(nn.Module):
-        """EfficientNet-Lite0 up to its last feature map (N, 1280, 7, 7); no classifier."""
+        """EfficientNet-Lite0 up to a feature map; no classifier.
 
-        def __init__(self, net: nn.Module):
+        ``layer="head"``: the 1x1 head convolution's map (N, 1280, 7, 7), what
+        the classifier pools. ``layer="block"``: the last MBConv block's linear
+        output (N, 320, 7, 7), before the head: less tuned to ImageNet classes,
+        it keeps more of the picture itself and separates copies from merely
+        similar pictures better (see the README's accuracy table).
+        """
+
+        def __init__(self, net: nn.Module, layer: str = "head"):
             super().__init__()
             self.net = net
+            self.layer = layer
             self.net._fc = None
+            if layer == "block":
+                self.net._conv_head = None
+                self.net._bn1 = None
 
         def forward(self, x):
-            return self.net.forward_features(x)
+            if self.layer == "head":
+                return self.net.forward_features(x)
+            n = self.net
+            x = n._swish(n._bn0(n._conv_stem(x)))
+            for block in n._blocks:
+                x = block(x)
+            return x
 
     out = {
         "SameConv2d": SameConv2d,
@@ -304,11 +321,11 @@ class Built:
         self.std = tuple(float(v) for v in std)
 
 
-def build_lite0(weights_path: str | None, pooling: str, input_size: int = LITE0_INPUT_SIZE) -> Built:
-    """EfficientNet-Lite0 features with batch norm folded (ImageNet weights unless ``weights_path``)."""
+def build_lite0(weights_path: str | None, pooling: str, input_size: int = LITE0_INPUT_SIZE, layer: str = "head") -> Built:
+    """EfficientNet-Lite0 features of ``layer`` with batch norm folded (ImageNet weights unless ``weights_path``)."""
     weights_file = weights_path or lite0_weights_path()
     net = fuse_batchnorm(efficientnet_lite0(weights_file, input_size))
-    feature_net = _classes()["FeatureNet"](_classes()["Lite0Features"](net), pooling).eval()
+    feature_net = _classes()["FeatureNet"](_classes()["Lite0Features"](net, layer), pooling).eval()
     return Built(feature_net, weights_file, input_size, LITE0_MEAN, LITE0_STD)
 
 

@@ -178,6 +178,49 @@ def test_gem_pooling(cache_dir, photos):
     assert emb.identity["pooling"] == "gem(p=3)"
 
 
+def bordered(image: Image.Image, fraction: float = 0.1, fill=(255, 255, 255)) -> Image.Image:
+    return ImageOps.expand(image, border=(round(image.width * fraction), round(image.height * fraction)), fill=fill)
+
+
+@pytest.fixture(scope="module")
+def block_cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx-cache-block")
+
+
+def test_duplicate_tuned_embedding_matches_bordered_grey_and_mirrored_copies(block_cache_dir, photos):
+    """The pipeline's embedding (last block, GeM, mirror, grey, trimmed) scores such copies as the original."""
+    emb = Embedder(layer="block", pooling="gem", mirror=True, grayscale=True, trim=True, runtime="onnx",
+                   threads=2, cache_dir=block_cache_dir)
+    china, flower = photos["china.jpg"], photos["flower.jpg"]
+    copies = [bordered(china), bordered(china, 0.15, (0, 0, 0)), china.convert("L"), ImageOps.mirror(china)]
+    datas = []
+    for image in [china, *copies, flower]:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=90)
+        datas.append(buffer.getvalue())
+    vectors, hashes = emb.embed_and_hash_bytes(datas)
+    assert emb.dim == 320 and vectors.shape == (6, 320) and hashes.dtype == np.uint64
+    for k in range(1, 5):
+        assert cos(vectors[0], vectors[k]) >= 0.975, k
+    assert cos(vectors[0], vectors[5]) < 0.875
+    distance = lambda a, b: min(bin(int(a[0] ^ b[0])).count("1"), bin(int(a[1] ^ b[1])).count("1"))  # noqa: E731
+    assert all(distance(hashes[0], hashes[k]) <= 4 for k in (1, 2, 3)), hashes  # margins trimmed, grey
+    assert distance(hashes[0], hashes[5]) > 15
+    plain = Embedder(runtime="torch", threads=2).embed_bytes(datas[:2])
+    assert cos(plain[0], plain[1]) < 0.975  # without trimming the border does move the vector
+    ident = emb.identity
+    assert (ident["layer"], ident["pooling"], ident["mirror"], ident["dim"]) == ("block", "gem(p=3)", True, 320)
+    assert "grey" in ident["preprocessing"] and "margins trimmed" in ident["preprocessing"]
+
+
+def test_block_layer_onnx_matches_torch(block_cache_dir, photos):
+    onnx = Embedder(layer="block", pooling="gem", runtime="onnx", threads=2, cache_dir=block_cache_dir)
+    eager = Embedder(layer="block", pooling="gem", runtime="torch", threads=2)
+    x = onnx.preprocess(list(photos.values()))
+    np.testing.assert_allclose(onnx.embed_arrays(x), eager.embed_arrays(x), rtol=0, atol=1e-4)
+    assert onnx.identity == eager.identity
+
+
 def test_onnx_matches_torch(onnx_embedder, torch_embedder, photos):
     images = list(photos.values()) + [photos["china.jpg"].crop((50, 50, 300, 300))]
     x = onnx_embedder.preprocess(images)
@@ -354,6 +397,11 @@ def test_cuda_request_without_cuda_falls_back_to_cpu(caplog):
         ({"model": "torchvision:no_such_net"}, r"torchvision has no model 'no_such_net'"),
         ({"transform": 5}, r"transform must be a callable"),
         ({"cache_dir": 5}, r"cache_dir must be a path or None; got 5"),
+        ({"layer": "side"}, r"layer must be one of 'head', 'block'; got 'side'"),
+        ({"grayscale": 1}, r"grayscale must be True or False; got 1"),
+        ({"trim": "no"}, r"trim must be True or False; got 'no'"),
+        ({"model": "torchvision:resnet18", "layer": "block"}, r"layer='block' is only defined for 'efficientnet_lite0'"),
+        ({"transform": lambda im: np.zeros((3, 8, 8)), "trim": True}, r"a custom transform must do them itself"),
     ],
 )
 def test_invalid_arguments_name_the_parameter(kwargs, match):
