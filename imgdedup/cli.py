@@ -42,8 +42,8 @@ def _common_options(function):
     options = [
         click.argument("path", type=click.Path(file_okay=False, path_type=str)),
         click.option("--method", type=click.Choice(METHODS), default=None, help="phash, dhash, ahash, whash, cnn or hybrid (default phash)."),
-        click.option("--threshold", type=int, default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10)."),
-        click.option("--min-similarity", type=float, default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.9)."),
+        click.option("--threshold", type=int, default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10; hybrid 15, on trimmed phash or dhash)."),
+        click.option("--min-similarity", type=float, default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.94; hybrid 0.975)."),
         click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None, help="Incremental store folder (default: one per scanned root under $IMGDEDUP_HOME)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None, help="Run folder (default: a new folder under ./imgdedup-runs/)."),
         click.option("--config", "config_name", default=None, help="Configuration: a YAML path or a name in configs/."),

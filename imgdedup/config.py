@@ -18,6 +18,21 @@ METHODS = HASH_METHODS + ("cnn", "hybrid")
 KEEP_POLICIES = ("resolution",)
 POOLINGS = ("avg", "gem")
 RUNTIMES = ("auto", "onnx", "torch")
+LAYERS = ("auto", "head", "block")
+#: Per-method defaults, chosen on the transformed-copies benchmark (README, "Accuracy per method").
+#: hybrid: a pair counts when cosine >= 0.975, or when the smaller of its trimmed phash and dhash
+#: distances is <= 15 and its cosine >= hybrid_floor (0.875).
+#: cnn alone: 0.94 gives the best F1 on clusters, which is what `apply` acts on.
+METHOD_DEFAULTS = {
+    "threshold": {"hybrid": 15, None: 10},
+    "min_similarity": {"hybrid": 0.975, None: 0.94},
+}
+
+
+def method_default(name: str, method: str) -> Any:
+    """The default ``threshold`` or ``min_similarity`` of ``method``."""
+    table = METHOD_DEFAULTS[name]
+    return table.get(method, table[None])
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -26,13 +41,15 @@ class Config:
     """Every setting of a run. Build with :func:`load_config`, never mutate."""
 
     method: str = "phash"
-    threshold: int = 10
-    min_similarity: float = 0.9
-    hybrid_hash: str = "phash"
-    hybrid_floor: float = 0.5
+    threshold: int | None = None  # None: the method's default (METHOD_DEFAULTS)
+    min_similarity: float | None = None  # None: the method's default (METHOD_DEFAULTS)
+    hybrid_floor: float = 0.875
     model: str = "efficientnet_lite0"
-    pooling: str = "avg"
-    mirror: bool = False
+    layer: str = "auto"
+    pooling: str = "gem"
+    mirror: bool = True
+    grayscale: bool = True
+    trim: bool = True
     runtime: str = "auto"
     device: str = "auto"
     embed_batch_size: int = 32
@@ -56,18 +73,38 @@ class Config:
     def __post_init__(self) -> None:
         if isinstance(self.rule_ignore, list):  # YAML gives lists; keep the config hashable
             object.__setattr__(self, "rule_ignore", tuple(self.rule_ignore))
+        for name in METHOD_DEFAULTS:
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, method_default(name, self.method))
         validate_config(self)
 
     def replace(self, **changes: Any) -> "Config":
-        """Return a copy with ``changes`` applied (``None`` values are ignored)."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with ``changes`` applied (``None`` values are ignored).
+
+        When ``method`` changes, a ``threshold`` or ``min_similarity`` that is
+        the old method's default (and not in ``changes``) becomes the new one's.
+        """
+        changes = {k: v for k, v in changes.items() if v is not None}
+        method = changes.get("method", self.method)
+        if method != self.method:
+            for name in METHOD_DEFAULTS:
+                if name not in changes and getattr(self, name) == method_default(name, self.method):
+                    changes[name] = method_default(name, method)
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def embed_layer(self) -> str:
+        """``layer`` with ``auto`` resolved: the last block for EfficientNet-Lite0, the head for other models."""
+        if self.layer != "auto":
+            return self.layer
+        return "block" if self.model == "efficientnet_lite0" else "head"
 
     @property
     def hash_methods(self) -> tuple[str, ...]:
         """The hashes this run needs: its own, or the one cnn (phash) and hybrid use."""
         if self.method in HASH_METHODS:
             return (self.method,)
-        return ("phash",) if self.method == "cnn" else (self.hybrid_hash,)
+        return ("phash",)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -100,9 +137,7 @@ def validate_config(config: Config) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
             raise ConfigError(f"`{name}` must be a cosine similarity in -1..1, got {value!r}")
-    if config.hybrid_hash not in HASH_METHODS:
-        raise ConfigError(f"`hybrid_hash` must be one of {', '.join(HASH_METHODS)}, got {config.hybrid_hash!r}")
-    for name, choices in (("pooling", POOLINGS), ("runtime", RUNTIMES), ("device", DEVICES)):
+    for name, choices in (("pooling", POOLINGS), ("runtime", RUNTIMES), ("device", DEVICES), ("layer", LAYERS)):
         if getattr(config, name) not in choices:
             raise ConfigError(f"`{name}` must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
     if not isinstance(config.model, str) or not config.model.strip():
@@ -137,7 +172,7 @@ def validate_config(config: Config) -> None:
         raise ConfigError(f"`keep` must be one of {', '.join(KEEP_POLICIES)}, got {config.keep!r}")
     if config.address is not None and not isinstance(config.address, str):
         raise ConfigError(f"`address` must be a string like tcp://host:8786, got {config.address!r}")
-    for name in ("recursive", "compat", "mirror"):
+    for name in ("recursive", "compat", "mirror", "grayscale", "trim"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"`{name}` must be true or false, got {getattr(config, name)!r}")
 
@@ -150,16 +185,23 @@ def config_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(Config))
 
 
-def config_from_mapping(data: Mapping[str, Any], base: Config | None = None) -> Config:
-    """Build a config from a mapping, rejecting unknown keys with a clear message."""
+def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"a configuration must be a mapping of settings, got {type(data).__name__}")
     known = set(config_fields())
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
-    base = base or Config()
-    return dataclasses.replace(base, **dict(data))
+    return dict(data)
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> Config:
+    """Build a config from a mapping, rejecting unknown keys with a clear message.
+
+    Settings left out (or null) take their defaults; ``threshold`` and
+    ``min_similarity`` the defaults of the mapping's ``method``.
+    """
+    return Config(**{k: v for k, v in _check_keys(data).items() if v is not None})
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
@@ -175,15 +217,20 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 
 
 def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> Config:
-    """Load a named or given YAML configuration, then apply non-None overrides."""
+    """Load a named or given YAML configuration, then apply non-None overrides.
+
+    Per-method defaults follow the final ``method``: ``load_config(method="hybrid")``
+    gets hybrid's threshold unless one is given.
+    """
     import yaml
 
-    config = Config()
+    settings: dict[str, Any] = {}
     if name_or_path is not None:
         path = resolve_config_path(name_or_path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-        config = config_from_mapping(data, config)
-    return config_from_mapping({k: v for k, v in overrides.items() if v is not None}, config)
+        settings.update(_check_keys(data))
+    settings.update(_check_keys({k: v for k, v in overrides.items() if v is not None}))
+    return config_from_mapping(settings)

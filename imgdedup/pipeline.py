@@ -68,7 +68,7 @@ from imgdedup.results import (
     write_json,
 )
 from imgdedup.rules import veto_pairs
-from imgdedup.search import search_pairs
+from imgdedup.search import TRIMMED_HASH_ARRAYS, search_pairs
 from imgdedup.tiers import TIERS, member_tier
 from imgdedup.store import STATUS_ERROR, STATUS_OK, Manifest, Store, default_store_path, merge_pending
 
@@ -142,10 +142,12 @@ def embedder_for(config: Config, threads: int | None = None):
     """One embedder per process and setting: building it (model, ONNX session) takes seconds."""
     from imgdedup.embed import load_embedder
 
-    key = (config.model, config.pooling, config.mirror, config.runtime, config.device, config.embed_batch_size, threads)
+    settings = embedding_settings(config)
+    key = (tuple(sorted(settings.items())), config.runtime, config.device, config.embed_batch_size, threads)
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = load_embedder(
-            config.model, pooling=config.pooling, mirror=config.mirror, runtime=config.runtime,
+            config.model, pooling=config.pooling, mirror=config.mirror, layer=config.embed_layer,
+            grayscale=config.grayscale, trim=config.trim, runtime=config.runtime,
             device=config.device, batch_size=config.embed_batch_size, threads=threads,
         )
     return _EMBEDDERS[key]
@@ -153,23 +155,26 @@ def embedder_for(config: Config, threads: int | None = None):
 
 def embedding_settings(config: Config) -> dict:
     """What the config says about embeddings; checked against the store without building a model."""
-    return {"model": config.model, "pooling": config.pooling, "mirror": config.mirror}
+    return {"model": config.model, "layer": config.embed_layer, "pooling": config.pooling, "mirror": config.mirror,
+            "grayscale": config.grayscale, "trim": config.trim}
 
 
-def embed_files(embedder, datas: list[bytes]) -> tuple[np.ndarray, dict[int, str]]:
-    """Embed a batch; if it fails, embed one by one so one bad file costs only itself."""
+def embed_files(embedder, datas: list[bytes]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Embed a batch, with the trimmed hashes; if it fails, one by one so one bad file costs only itself."""
     try:
-        return embedder.embed_bytes(datas), {}
+        return *embedder.embed_and_hash_bytes(datas), {}
     except ImageLoadError:
         pass
     vectors = np.zeros((len(datas), embedder.dim), dtype=np.float32)
+    hashes = np.zeros((len(datas), 2), dtype=np.uint64)
     failed: dict[int, str] = {}
     for k, data in enumerate(datas):
         try:
-            vectors[k] = embedder.embed_bytes([data])[0]
+            one_vector, one_hashes = embedder.embed_and_hash_bytes([data])
+            vectors[k], hashes[k] = one_vector[0], one_hashes[0]
         except ImageLoadError as exc:
             failed[k] = exc.reason
-    return vectors, failed
+    return vectors, hashes, failed
 
 
 # --- stages ----------------------------------------------------------------------
@@ -202,6 +207,8 @@ def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Conf
                 "embeddings", rows, "float16", width=embedder.dim,
                 attributes={**embedding_settings(config), "identity": embedder.identity},
             )
+            for name in TRIMMED_HASH_ARRAYS:
+                store.ensure_array(name, rows, "uint64")
     elif config.uses_embeddings and "embeddings" in store.group():
         store.ensure_array("embeddings", 0, "float16", attributes=embedding_settings(config))
     chunk_paths = []
@@ -281,8 +288,12 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
                 datas.append(read_bytes(work.root, work.files[position]))
             except ImageLoadError:
                 datas.append(b"")  # vanished since hashing: embed_files records it
-        vectors, failed = embed_files(embedder_for(config, threads), datas)
-        store.write_rows("embeddings", int(manifest.row[ok[0]]), vectors.astype(np.float16))
+        vectors, hashes, failed = embed_files(embedder_for(config, threads), datas)
+        # Readable files take consecutive rows from the chunk's first readable one.
+        first = int(manifest.row[ok[0]])
+        store.write_rows("embeddings", first, vectors.astype(np.float16))
+        for column, name in enumerate(TRIMMED_HASH_ARRAYS):
+            store.write_rows(name, first, hashes[:, column])
         for k, why in failed.items():
             position = ok[k]
             manifest.status[position], manifest.row[position] = STATUS_ERROR, -1
@@ -363,9 +374,9 @@ def index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLi
 def run_settings(config: Config) -> dict:
     settings: dict = {"method": config.method, "threshold": config.threshold, "compat": config.compat}
     if config.uses_embeddings:
-        settings.update({"min_similarity": config.min_similarity, "model": config.model, "pooling": config.pooling, "mirror": config.mirror})
+        settings.update({"min_similarity": config.min_similarity, **embedding_settings(config)})
     if config.method == "hybrid":
-        settings.update({"hybrid_hash": config.hybrid_hash, "hybrid_floor": config.hybrid_floor})
+        settings.update({"hybrid_hashes": list(TRIMMED_HASH_ARRAYS), "hybrid_floor": config.hybrid_floor})
     return settings
 
 
@@ -381,7 +392,9 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
     keep, vetoed = veto_pairs(i, j, table.ids, table.width, table.height, config.pair_rules)
     i, j, distance, similarity = i[keep], j[keep], distance[keep], similarity[keep]
     if len(rows):
-        hashes = store.read_rows(config.hash_array(config.hash_methods[0]), rows)
+        # hybrid judges hash distances on the trimmed image: so do its distances to the keeper
+        distance_array = TRIMMED_HASH_ARRAYS[0] if config.method == "hybrid" else config.hash_array(config.hash_methods[0])
+        hashes = store.read_rows(distance_array, rows)
         embeddings = store.read_rows("embeddings", rows).astype(np.float32) if config.uses_embeddings else None
     else:
         hashes, embeddings = np.zeros(0, np.uint64), None

@@ -25,6 +25,9 @@ from imgdedup.store import Store
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
 
+#: Store arrays of the phash and dhash of each image as the embedder prepares it (hybrid's hashes).
+TRIMMED_HASH_ARRAYS = ("trimmed_phash", "trimmed_dhash")
+
 
 @dataclass
 class PairSet:
@@ -101,17 +104,21 @@ def cosine_search(store: Store, min_similarity: float, rows: np.ndarray, new_mas
     )
 
 
-def _pair_keys(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    return np.asarray(i, dtype=np.int64) * n + np.asarray(j, dtype=np.int64)
+def trimmed_distance(store: Store, rows: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """The smaller of the trimmed phash and dhash distances of pairs ``(i, j)`` (uint8)."""
+    phash, dhash = (store.read_rows(name, rows) for name in TRIMMED_HASH_ARRAYS)
+    return np.minimum(np.bitwise_count(phash[i] ^ phash[j]), np.bitwise_count(dhash[i] ^ dhash[j])).astype(np.uint8)
 
 
 def search_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: Config) -> PairSet:
     """The run's duplicate pairs by its method, with distance and similarity for each.
 
     ``hybrid``: a pair counts when its cosine similarity is at least
-    ``min_similarity``, or when its hash distance is within ``threshold`` and
-    its similarity at least ``hybrid_floor`` (the embedding vetoes hash
-    collisions; the hash rescues copies the embedding scores lower).
+    ``min_similarity``, or when its similarity is at least ``hybrid_floor`` and
+    the smaller of its phash and dhash distances, both taken on the image as
+    the embedder prepares it (margins trimmed, grey), is within ``threshold``:
+    the embedding vetoes hash collisions, the hashes rescue copies the
+    embedding scores lower. Its ``distance`` is that smaller distance.
     """
     n = len(rows)
     primary = config.hash_methods[0]
@@ -123,14 +130,17 @@ def search_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: C
     elif config.method == "cnn":
         i, j, _ = cosine_search(store, config.min_similarity, rows, new_mask)
     else:
+        # Every hybrid pair has cosine >= the floor: search that, then judge the few candidates by hash.
         floor = min(config.hybrid_floor, config.min_similarity)
         ci, cj, cs = cosine_search(store, floor, rows, new_mask)
-        hi, hj, _ = hash_search(store, config.hash_array(primary), config.threshold, rows, new_mask)
-        confirmed = np.isin(_pair_keys(n, ci, cj), _pair_keys(n, hi, hj)) & (cs >= config.hybrid_floor)
-        keep = (cs >= config.min_similarity) | confirmed
+        near = trimmed_distance(store, rows, ci, cj)
+        keep = (cs >= config.min_similarity) | ((near <= config.threshold) & (cs >= config.hybrid_floor))
         i, j = ci[keep], cj[keep]
-    hashes = store.read_rows(config.hash_array(primary), rows)
-    distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
+    if config.method == "hybrid":
+        distance = trimmed_distance(store, rows, i, j)
+    else:
+        hashes = store.read_rows(config.hash_array(primary), rows)
+        distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
     if config.uses_embeddings:
         embeddings = store.read_rows("embeddings", rows).astype(np.float32)
         similarity = np.einsum("ij,ij->i", embeddings[i], embeddings[j]).astype(np.float32)

@@ -48,3 +48,24 @@ def test_unknown_key_and_missing_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="not found"):
         load_config("no-such-config")
+
+
+def test_threshold_and_similarity_defaults_follow_the_method(tmp_path):
+    assert (load_config().threshold, load_config(method="hybrid").threshold) == (10, 15)
+    assert (load_config(method="cnn").min_similarity, load_config(method="hybrid").min_similarity) == (0.94, 0.975)
+    assert load_config("default", method="hybrid").threshold == 15  # null in the YAML keeps the method's default
+    path = tmp_path / "hybrid.yaml"
+    path.write_text("method: hybrid\n")
+    assert load_config(path).threshold == 15 and load_config(path, method="phash").threshold == 10
+    assert load_config(path, threshold=12).threshold == 12
+    assert Config(method="hybrid", min_similarity=0.9).min_similarity == 0.9
+    assert load_config().replace(method="hybrid").threshold == 15  # the old method's default follows the method
+    assert load_config(threshold=12).replace(method="hybrid").threshold == 12
+
+
+def test_embedding_layer_auto_is_the_last_block_for_lite0_only():
+    assert load_config().embed_layer == "block"
+    assert load_config(model="torchvision:resnet18").embed_layer == "head"
+    assert load_config(layer="head").embed_layer == "head"
+    with pytest.raises(ConfigError, match="`layer` must be one of auto, head, block"):
+        load_config(layer="middle")

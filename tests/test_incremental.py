@@ -136,8 +136,8 @@ def test_store_built_with_another_model_is_refused(tmp_path):
         random_scene(np.random.default_rng(k)).save(folder / f"{k}.jpg")
     config = load_config(store=str(tmp_path / "store"), method="cnn")
     find_duplicates_in_folder(folder, config, tmp_path / "r1")
-    with pytest.raises(StoreError, match="pooling: store has 'avg', run uses 'gem'"):
-        find_duplicates_in_folder(folder, config.replace(pooling="gem"), tmp_path / "r2")
+    with pytest.raises(StoreError, match="pooling: store has 'gem', run uses 'avg'"):
+        find_duplicates_in_folder(folder, config.replace(pooling="avg"), tmp_path / "r2")
 
 
 def test_deleted_files_leave_the_results(library, tmp_path):
