@@ -41,7 +41,7 @@ def _finish(summary) -> None:
 def _common_options(function):
     options = [
         click.argument("path", type=click.Path(file_okay=False, path_type=str)),
-        click.option("--method", type=click.Choice(METHODS), default=None, help="phash, dhash, ahash, whash, cnn or hybrid (default phash)."),
+        click.option("--method", type=click.Choice(METHODS), default=None, help="hybrid (default: CNN embedding confirmed by hashes), cnn, phash, dhash, ahash or whash."),
         click.option("--threshold", type=int, default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10; hybrid 15, on trimmed phash or dhash)."),
         click.option("--min-similarity", type=float, default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.94; hybrid 0.975)."),
         click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None, help="Incremental store folder (default: one per scanned root under $IMGDEDUP_HOME)."),

@@ -40,7 +40,7 @@ DEVICES = ("auto", "cpu", "cuda")
 class Config:
     """Every setting of a run. Build with :func:`load_config`, never mutate."""
 
-    method: str = "phash"
+    method: str = "hybrid"
     threshold: int | None = None  # None: the method's default (METHOD_DEFAULTS)
     min_similarity: float | None = None  # None: the method's default (METHOD_DEFAULTS)
     hybrid_floor: float = 0.875

@@ -21,7 +21,7 @@ def test_named_config_and_overrides(tmp_path):
     path.write_text("method: dhash\nthreshold: 6\n")
     config = load_config(path, threshold=4)
     assert (config.method, config.threshold) == ("dhash", 4)
-    assert load_config("default").method == "phash"
+    assert load_config("default").method == "hybrid"
 
 
 @pytest.mark.parametrize(
@@ -51,7 +51,7 @@ def test_unknown_key_and_missing_file(tmp_path):
 
 
 def test_threshold_and_similarity_defaults_follow_the_method(tmp_path):
-    assert (load_config().threshold, load_config(method="hybrid").threshold) == (10, 15)
+    assert (load_config(method="phash").threshold, load_config().threshold) == (10, 15)
     assert (load_config(method="cnn").min_similarity, load_config(method="hybrid").min_similarity) == (0.94, 0.975)
     assert load_config("default", method="hybrid").threshold == 15  # null in the YAML keeps the method's default
     path = tmp_path / "hybrid.yaml"
@@ -59,8 +59,8 @@ def test_threshold_and_similarity_defaults_follow_the_method(tmp_path):
     assert load_config(path).threshold == 15 and load_config(path, method="phash").threshold == 10
     assert load_config(path, threshold=12).threshold == 12
     assert Config(method="hybrid", min_similarity=0.9).min_similarity == 0.9
-    assert load_config().replace(method="hybrid").threshold == 15  # the old method's default follows the method
-    assert load_config(threshold=12).replace(method="hybrid").threshold == 12
+    assert load_config(method="phash").replace(method="hybrid").threshold == 15  # the old method's default follows the method
+    assert load_config(method="phash", threshold=12).replace(method="hybrid").threshold == 12
 
 
 def test_embedding_layer_auto_is_the_last_block_for_lite0_only():
