@@ -6,6 +6,7 @@ one shared store (each image is decoded and embedded once), and scores every run
 pairwise definitions::
 
     python benchmarks/bench_accuracy.py --folder /tmp/tc-bench --originals 100 --size 640 480
+    python benchmarks/bench_accuracy.py --folder /tmp/tc-bench-2 --seed 1   # a second layout, to check the choice
 
 ``--sweep`` also prints precision/recall/F1 over a grid of thresholds (re-using the store: no
 decoding), which is how the defaults were chosen.
@@ -61,12 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "imgdedup-tc-bench")
     parser.add_argument("--originals", type=int, default=100)
     parser.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
+    parser.add_argument("--seed", type=int, default=0, help="benchmark layout (other crops of the photographs)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--sweep", action="store_true")
     args = parser.parse_args(argv)
 
     if not (args.folder / "ground_truth.json").exists():
-        make_transformed_copies(args.folder, n_originals=args.originals, size=tuple(args.size))
+        make_transformed_copies(args.folder, n_originals=args.originals, size=tuple(args.size), seed=args.seed)
     work = Path(tempfile.mkdtemp(prefix="imgdedup-bench-accuracy-"))
     scores = {}
     print(f"benchmark: {args.folder}")
