@@ -78,9 +78,18 @@ class _Filter:
         if str(dtype).removeprefix("torch.") not in FILTER_MARGIN:
             raise ValueError(f"`dtype` must be torch.bfloat16 or torch.float32, got {dtype!r}")
         self.dtype = dtype
+        self.array = x
         self.rows = torch.from_numpy(x).to(self.dtype)
         # float32 sums are within D * 2**-24 of the true squared norms; 1 % more covers that.
         self.max_norm_sq = 1.01 * float(np.einsum("ij,ij->i", x, x).max()) if len(x) else 0.0
+
+    def products(self, rows: slice, other: "_Filter", other_rows: slice) -> "torch.Tensor":
+        """Scores of ``self[rows]`` against ``other[other_rows]``, a (len, other_len) tensor."""
+        import torch
+
+        if str(self.dtype) == "torch.float32":  # numpy's BLAS runs float32 faster than torch's CPU matmul here
+            return torch.from_numpy(self.array[rows] @ other.array[other_rows].T)
+        return self.rows[rows] @ other.rows[other_rows].T
 
     def margin(self, other: "_Filter") -> float:
         return FILTER_MARGIN[str(self.dtype).removeprefix("torch.")] * max(self.max_norm_sq, other.max_norm_sq, 1.0)
@@ -157,7 +166,7 @@ def cosine_pairs(
     for start in range(0, n, block):
         stop = min(start + block, n)
         # Only columns from `start` on: the lower triangle was covered by earlier blocks.
-        scores = rows.rows[start:stop] @ rows.rows[start:].T
+        scores = rows.products(slice(start, stop), rows, slice(start, None))
         # The block's diagonal and its own lower triangle are not pairs i < j.
         square = scores[:, : stop - start]
         square.masked_fill_(torch.ones_like(square, dtype=torch.bool).tril_(), float("-inf"))
@@ -191,7 +200,7 @@ def cosine_query(
     block = _block_rows(len(index), block, index_rows.rows.element_size())
     out_q, out_k, out_s = [], [], []
     for start in range(0, len(query), block):
-        scores = query_rows.rows[start:start + block] @ index_rows.rows.T
+        scores = query_rows.products(slice(start, start + block), index_rows, slice(None))
         r, c = _candidates(scores, floor)
         q, k, s = _verify(query, index, r + start, c, threshold)
         out_q.append(q)
