@@ -13,7 +13,12 @@ folder end to end (file read + decode + preprocess + inference) once with:
     the matching torchvision transform (Resize 224x224, ToTensor, Normalize 0.5/0.5);
 (b) ``imgdedup.embed.Embedder(runtime="torch")``;
 (c) ``imgdedup.embed.Embedder(runtime="onnx")`` (ONNX export done before timing,
-    as it is cached on disk after the first run).
+    as it is cached on disk after the first run);
+(d) what a ``hybrid`` or ``cnn`` run computes per image: the pipeline's
+    embedding settings (last block, GeM, mirror averaging, grey, trimmed
+    margins; ONNX Runtime) plus the trimmed phash and dhash
+    (``Embedder.embed_and_hash_bytes``). Its features differ from imagededup's
+    by design, so no ``cos`` is given.
 
 All three use ``--threads`` intra-op threads. The table gives images/s and the
 ratio to imagededup; ``cos`` is the mean cosine similarity between each
@@ -94,16 +99,21 @@ def run_imagededup(folder: Path, paths: list[Path], threads: int) -> np.ndarray:
     return elapsed, np.stack([enc[p.name] for p in paths])
 
 
-def run_ours(paths: list[Path], threads: int, runtime: str, cache_dir: str, batch_size: int):
+#: The embedding settings of a hybrid/cnn run (configs/default.yaml).
+PIPELINE_SETTINGS = {"layer": "block", "pooling": "gem", "mirror": True, "grayscale": True, "trim": True}
+
+
+def run_ours(paths: list[Path], threads: int, runtime: str, cache_dir: str, batch_size: int, pipeline: bool = False):
     from imgdedup.embed import Embedder
 
-    emb = Embedder(runtime=runtime, threads=threads, cache_dir=cache_dir, batch_size=batch_size)
+    settings = PIPELINE_SETTINGS if pipeline else {}
+    emb = Embedder(runtime=runtime, threads=threads, cache_dir=cache_dir, batch_size=batch_size, **settings)
     emb.embed_arrays(np.zeros((2, 3, emb.input_size, emb.input_size), np.float32))  # warm-up, not timed
     start = time.perf_counter()
     out = np.empty((len(paths), emb.dim), np.float32)
     for i in range(0, len(paths), batch_size):
         chunk = [p.read_bytes() for p in paths[i:i + batch_size]]
-        out[i:i + len(chunk)] = emb.embed_bytes(chunk)
+        out[i:i + len(chunk)] = emb.embed_and_hash_bytes(chunk)[0] if pipeline else emb.embed_bytes(chunk)
     return time.perf_counter() - start, out
 
 
@@ -132,6 +142,7 @@ def main(argv=None) -> int:
 
         t0 = time.perf_counter()
         Embedder(runtime="onnx", threads=args.threads, cache_dir=cache)
+        Embedder(runtime="onnx", threads=args.threads, cache_dir=cache, **PIPELINE_SETTINGS)
         print(f"one-off ONNX export (cached afterwards): {time.perf_counter() - t0:.1f}s")
 
         rows = []
@@ -142,12 +153,14 @@ def main(argv=None) -> int:
         for runtime in ("torch", "onnx"):
             elapsed, vecs = run_ours(paths, args.threads, runtime, cache, args.batch_size)
             rows.append((f"imgdedup Embedder runtime={runtime}", elapsed, vecs))
+        elapsed, vecs = run_ours(paths, args.threads, "onnx", cache, args.batch_size, pipeline=True)
+        rows.append(("imgdedup hybrid/cnn run: pipeline embedding + hashes", elapsed, vecs))
 
     base = rows[0][1] if not args.skip_imagededup else None
     print(f"\n{'method':<52} {'seconds':>8} {'img/s':>8} {'x imagededup':>13} {'cos':>6}")
     for name, elapsed, vecs in rows:
         ratio = f"{base / elapsed:.1f}x" if base else "-"
-        if ref is not None:
+        if ref is not None and vecs.shape == ref.shape:
             a = ref / np.linalg.norm(ref, axis=1, keepdims=True)
             b = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
             cos = f"{float(np.mean(np.sum(a * b, axis=1))):.3f}"
