@@ -172,7 +172,7 @@ def dedup_flow(
 
     Args:
         path: Folder of images to scan, or a URL prefix (s3://bucket/photos, any fsspec protocol).
-        method: phash, dhash, ahash, whash, cnn or hybrid.
+        method: hybrid (default), cnn, phash, dhash, ahash or whash.
         threshold: Largest Hamming distance (0-64) counted as a duplicate.
         min_similarity: cnn/hybrid: smallest cosine similarity counted as a duplicate.
         out: Run folder for the results, a local folder or a URL such as s3://bucket/runs/x
