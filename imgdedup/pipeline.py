@@ -38,7 +38,7 @@ import numpy as np
 from imgdedup.chunks import hash_images
 from imgdedup.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
-from imgdedup.errors import ImageLoadError, OutputError
+from imgdedup.errors import ImageLoadError, OutputError, StoreError
 from imgdedup.io import discover_images, read_bytes, root_location
 from imgdedup import locations
 from imgdedup.locations import Location, as_location, join
@@ -202,11 +202,19 @@ def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Conf
         for method in config.hash_methods:
             store.ensure_array(config.hash_array(method), rows, "uint64")
         if config.uses_embeddings:
-            embedder = embedder_for(config)
-            store.ensure_array(
-                "embeddings", rows, "float16", width=embedder.dim,
-                attributes={**embedding_settings(config), "identity": embedder.identity},
-            )
+            settings = embedding_settings(config)
+            group = store.group()
+            existing = group["embeddings"] if "embeddings" in group else None
+            if existing is not None and all(existing.attrs.get(k) == v for k, v in settings.items()):
+                # The store records the model's identity; each embed task checks its own against it,
+                # so this process need not build a model (seconds) just to grow the array.
+                store.ensure_array("embeddings", rows, "float16", width=existing.shape[1], attributes=settings)
+            else:
+                embedder = embedder_for(config)
+                store.ensure_array(
+                    "embeddings", rows, "float16", width=embedder.dim,
+                    attributes={**settings, "identity": embedder.identity},
+                )
             for name in TRIMMED_HASH_ARRAYS:
                 store.ensure_array(name, rows, "uint64")
     elif config.uses_embeddings and "embeddings" in store.group():
@@ -288,7 +296,13 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
                 datas.append(read_bytes(work.root, work.files[position]))
             except ImageLoadError:
                 datas.append(b"")  # vanished since hashing: embed_files records it
-        vectors, hashes, failed = embed_files(embedder_for(config, threads), datas)
+        embedder = embedder_for(config, threads)
+        recorded = store.group(mode="r")["embeddings"].attrs.get("identity")
+        if recorded != embedder.identity:
+            changed = sorted(k for k in set(recorded or {}) | set(embedder.identity) if (recorded or {}).get(k) != embedder.identity.get(k))
+            raise StoreError(f"store {str(store.path)!r} holds embeddings of another model ({', '.join(changed)} differ); "
+                             "use another --store")
+        vectors, hashes, failed = embed_files(embedder, datas)
         # Readable files take consecutive rows from the chunk's first readable one.
         first = int(manifest.row[ok[0]])
         store.write_rows("embeddings", first, vectors.astype(np.float16))

@@ -140,6 +140,33 @@ def test_store_built_with_another_model_is_refused(tmp_path):
         find_duplicates_in_folder(folder, config.replace(pooling="avg"), tmp_path / "r2")
 
 
+def test_embed_tasks_refuse_a_store_recorded_with_other_weights(tmp_path):
+    """Planning reuses the store's record of the model; the embed task checks its own model against it."""
+    import imgdedup.pipeline as pipeline
+    from imgdedup.store import Store
+
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for k in range(2):
+        random_scene(np.random.default_rng(k)).save(folder / f"{k}.jpg")
+    config = load_config(store=str(tmp_path / "store"), method="cnn")
+    find_duplicates_in_folder(folder, config, tmp_path / "r1")
+    array = Store.open(tmp_path / "store").group(mode="r+")["embeddings"]
+    array.attrs["identity"] = {**array.attrs["identity"], "weights_sha256": "0" * 64}  # as if the weights had changed
+    random_scene(np.random.default_rng(7)).save(folder / "new.jpg")
+    built = dict(pipeline._EMBEDDERS)
+    pipeline._EMBEDDERS.clear()
+    try:
+        store = open_store(folder, config)
+        with store.lock():
+            plan = read_plan(preprocess(folder, prepare_out_dir(tmp_path / "r2"), config, store))
+        assert plan.to_process == 1 and not pipeline._EMBEDDERS  # no model built to plan
+        with pytest.raises(StoreError, match="embeddings of another model .*weights_sha256"):
+            find_duplicates_in_folder(folder, config, tmp_path / "r3")
+    finally:
+        pipeline._EMBEDDERS.update(built)
+
+
 def test_deleted_files_leave_the_results(library, tmp_path):
     config = load_config(store=str(tmp_path / "store"))
     find_duplicates_in_folder(library, config, tmp_path / "r1")
