@@ -129,13 +129,19 @@ def test_second_run_on_a_busy_store_stops_clearly(library, tmp_path):
     find_duplicates_in_folder(library, config, tmp_path / "after")  # released: works again
 
 
-def test_store_built_with_another_model_is_refused(tmp_path):
+def embedded_folder(tmp_path, n_images: int):
+    """A folder of ``n_images`` scenes, run once with ``cnn`` into a fresh store; returns it and the config."""
     folder = tmp_path / "few"
     folder.mkdir()
-    for k in range(3):
+    for k in range(n_images):
         random_scene(np.random.default_rng(k)).save(folder / f"{k}.jpg")
     config = load_config(store=str(tmp_path / "store"), method="cnn")
     find_duplicates_in_folder(folder, config, tmp_path / "r1")
+    return folder, config
+
+
+def test_store_built_with_another_model_is_refused(tmp_path):
+    folder, config = embedded_folder(tmp_path, 3)
     with pytest.raises(StoreError, match="pooling: store has 'gem', run uses 'avg'"):
         find_duplicates_in_folder(folder, config.replace(pooling="avg"), tmp_path / "r2")
 
@@ -145,12 +151,7 @@ def test_embed_tasks_refuse_a_store_recorded_with_other_weights(tmp_path):
     import imgdedup.pipeline as pipeline
     from imgdedup.store import Store
 
-    folder = tmp_path / "few"
-    folder.mkdir()
-    for k in range(2):
-        random_scene(np.random.default_rng(k)).save(folder / f"{k}.jpg")
-    config = load_config(store=str(tmp_path / "store"), method="cnn")
-    find_duplicates_in_folder(folder, config, tmp_path / "r1")
+    folder, config = embedded_folder(tmp_path, 2)
     array = Store.open(tmp_path / "store").group(mode="r+")["embeddings"]
     array.attrs["identity"] = {**array.attrs["identity"], "weights_sha256": "0" * 64}  # as if the weights had changed
     random_scene(np.random.default_rng(7)).save(folder / "new.jpg")
