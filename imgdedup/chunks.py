@@ -27,6 +27,7 @@ from imgdedup.io import (
     oriented_size,
     read_bytes,
 )
+from imgdedup.lanczos import lanczos_resize
 
 
 @dataclass
@@ -68,9 +69,9 @@ def _resize_gray(image: Image.Image, size: tuple[int, int], compat: bool) -> np.
             # A grayscale source: imagededup resizes (v, v, v) and converts to L, which
             # gives v again (19595 + 38470 + 7471 == 65536), so resizing the single
             # band is bit-identical and a third of the work.
-            return np.asarray(image.resize(size, Image.LANCZOS), dtype=np.uint8)
+            return np.asarray(lanczos_resize(image, size), dtype=np.uint8)
         # imagededup resizes the RGB image, then converts to grayscale.
-        return np.asarray(image.resize(size, Image.LANCZOS).convert("L"), dtype=np.uint8)
+        return np.asarray(lanczos_resize(image, size).convert("L"), dtype=np.uint8)
     return np.asarray(image.resize(size, Image.LANCZOS, reducing_gap=REDUCING_GAP), dtype=np.uint8)
 
 
