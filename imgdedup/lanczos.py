@@ -106,21 +106,38 @@ def _resample_rows():
         _keep_freed_memory()
 
         @numba.njit(cache=True, nogil=True)
-        def resample_rows(src, first, count, bounds, weights):
+        def gather_block(src, flat, first, rows, block):
+            # ROWS_PER_BLOCK rows side by side, as uint8: block[x, r * C + c] = src[first + r, x, c]
+            channels = block.shape[1] // ROWS_PER_BLOCK
+            width = block.shape[0]
+            if flat.shape[0] > 0 and channels == 3:  # contiguous RGB rows: three plain byte moves per pixel
+                for r in range(rows):
+                    row = flat[first + r]
+                    o = r * 3
+                    for x in range(width):
+                        b = x * 3
+                        block[x, o] = row[b]
+                        block[x, o + 1] = row[b + 1]
+                        block[x, o + 2] = row[b + 2]
+            else:
+                for r in range(rows):
+                    for x in range(width):
+                        for c in range(channels):
+                            block[x, r * channels + c] = src[first + r, x, c]
+
+        @numba.njit(cache=True, nogil=True)
+        def resample_rows(src, flat, first, count, bounds, weights):
             channels = src.shape[2]
             width = src.shape[1]
             out_w = bounds.shape[0]
             dst = np.empty((count, out_w, channels), np.uint8)
             lanes = ROWS_PER_BLOCK * channels
-            # ROWS_PER_BLOCK rows side by side: one tap then updates all their channels in one vector loop
-            block = np.empty((width, lanes), np.int32)
+            # one tap then updates every channel of ROWS_PER_BLOCK rows in one vector loop
+            block = np.empty((width, lanes), np.uint8)
             acc = np.empty(lanes, np.int32)
             for start in range(0, count, ROWS_PER_BLOCK):
                 rows = min(ROWS_PER_BLOCK, count - start)
-                for x in range(width):
-                    for r in range(rows):
-                        for c in range(channels):
-                            block[x, r * channels + c] = src[first + start + r, x, c]
+                gather_block(src, flat, first + start, rows, block)
                 used = rows * channels
                 for xx in range(out_w):
                     xmin = bounds[xx, 0]
@@ -129,13 +146,20 @@ def _resample_rows():
                     for x in range(bounds[xx, 1]):
                         k = weights[xx, x]
                         for lane in range(lanes):
-                            acc[lane] += block[xmin + x, lane] * k
+                            acc[lane] += np.int32(block[xmin + x, lane]) * k
                     for lane in range(used):
                         v = acc[lane] >> PRECISION_BITS
                         dst[start + lane // channels, xx, lane % channels] = 0 if v < 0 else (255 if v > 255 else v)
             return dst
 
-        _KERNEL = resample_rows
+        def dispatch(src, first, count, bounds, weights):
+            if src.flags.c_contiguous:
+                flat = src.reshape(src.shape[0], src.shape[1] * src.shape[2])
+            else:
+                flat = np.zeros((0, 0), np.uint8)
+            return resample_rows(src, flat, first, count, bounds, weights)
+
+        _KERNEL = dispatch
     return _KERNEL
 
 
