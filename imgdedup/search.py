@@ -125,20 +125,18 @@ def search_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: C
     if n == 0:
         empty = np.zeros(0, np.int64)
         return PairSet(i=empty, j=empty, distance=np.zeros(0, np.uint8), similarity=np.zeros(0, np.float32))
-    if config.method in ("phash", "dhash", "ahash", "whash"):
-        i, j, _ = hash_search(store, config.hash_array(primary), config.threshold, rows, new_mask)
-    elif config.method == "cnn":
-        i, j, _ = cosine_search(store, config.min_similarity, rows, new_mask)
-    else:
+    if config.method == "hybrid":
         # Every hybrid pair has cosine >= the floor: search that, then judge the few candidates by hash.
         floor = min(config.hybrid_floor, config.min_similarity)
         ci, cj, cs = cosine_search(store, floor, rows, new_mask)
         near = trimmed_distance(store, rows, ci, cj)
         keep = (cs >= config.min_similarity) | ((near <= config.threshold) & (cs >= config.hybrid_floor))
-        i, j = ci[keep], cj[keep]
-    if config.method == "hybrid":
-        distance = trimmed_distance(store, rows, i, j)
+        i, j, distance = ci[keep], cj[keep], near[keep]
     else:
+        if config.method == "cnn":
+            i, j, _ = cosine_search(store, config.min_similarity, rows, new_mask)
+        else:
+            i, j, _ = hash_search(store, config.hash_array(primary), config.threshold, rows, new_mask)
         hashes = store.read_rows(config.hash_array(primary), rows)
         distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
     if config.uses_embeddings:
