@@ -63,7 +63,8 @@ class HashChunk:
 REDUCING_GAP = 3.0
 
 
-def _resize_gray(image: Image.Image, size: tuple[int, int], compat: bool) -> np.ndarray:
+def resize_gray(image: Image.Image, size: tuple[int, int], compat: bool) -> np.ndarray:
+    """``image`` (L, or RGB in compat mode) as the uint8 grey array a hash of input ``size`` reads."""
     if compat:
         if image.mode == "L":
             # A grayscale source: imagededup resizes (v, v, v) and converts to L, which
@@ -100,7 +101,7 @@ def hash_image_bytes(
                 size = oriented_size(image)
                 largest = max((HASH_INPUT_SIZES[m] for m in methods), key=lambda s: s[0] * s[1])
                 pixels = load_opened(image, mode="L", draft_size=largest if fast else None)
-            arrays = [_resize_gray(pixels, HASH_INPUT_SIZES[m], compat) for m in methods]
+            arrays = [resize_gray(pixels, HASH_INPUT_SIZES[m], compat) for m in methods]
         except ImageLoadError:
             raise
         except MemoryError:

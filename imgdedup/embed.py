@@ -150,13 +150,11 @@ def _to_rgb_uint8(image: Image.Image, size: int) -> np.ndarray:
 
 def trimmed_hashes(image: Image.Image) -> tuple[int, int]:
     """phash and dhash of ``image`` as the embedder sees it (margins trimmed, grey), for the hybrid rule."""
-    from imgdedup.chunks import REDUCING_GAP
-    from imgdedup.hashing import dhash, phash
+    from imgdedup.chunks import resize_gray
+    from imgdedup.hashing import HASH_INPUT_SIZES, hash_pixels
 
     gray = image if image.mode == "L" else image.convert("L")
-    p = phash(np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP), dtype=np.uint8))
-    d = dhash(np.asarray(gray.resize((9, 8), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP), dtype=np.uint8))
-    return int(p), int(d)
+    return tuple(int(hash_pixels(m, resize_gray(gray, HASH_INPUT_SIZES[m], compat=False))) for m in ("phash", "dhash"))
 
 
 class _Normaliser:
