@@ -75,7 +75,8 @@ class _Filter:
     def __init__(self, x: np.ndarray, dtype: "torch.dtype"):
         import torch
 
-        if str(dtype).removeprefix("torch.") not in FILTER_MARGIN:
+        self.name = str(dtype).removeprefix("torch.")
+        if self.name not in FILTER_MARGIN:
             raise ValueError(f"`dtype` must be torch.bfloat16 or torch.float32, got {dtype!r}")
         self.dtype = dtype
         self.array = x
@@ -87,12 +88,12 @@ class _Filter:
         """Scores of ``self[rows]`` against ``other[other_rows]``, a (len, other_len) tensor."""
         import torch
 
-        if str(self.dtype) == "torch.float32":  # numpy's BLAS runs float32 faster than torch's CPU matmul here
+        if self.name == "float32":  # numpy's BLAS runs float32 faster than torch's CPU matmul here
             return torch.from_numpy(self.array[rows] @ other.array[other_rows].T)
         return self.rows[rows] @ other.rows[other_rows].T
 
     def margin(self, other: "_Filter") -> float:
-        return FILTER_MARGIN[str(self.dtype).removeprefix("torch.")] * max(self.max_norm_sq, other.max_norm_sq, 1.0)
+        return FILTER_MARGIN[self.name] * max(self.max_norm_sq, other.max_norm_sq, 1.0)
 
 
 def _representable_floor(value: float, dtype: "torch.dtype") -> float:
