@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from imgdedup.actions import ACTIONS, apply_plan, load_run, plan_actions, undo_journal  # noqa: E402
 from imgdedup.io import content_digest  # noqa: E402
+from tests.trees import snapshot  # noqa: E402  (the same tree map the tests compare)
 
 
 def make_tree(work: Path, n_clusters: int, per_cluster: int, seed: int = 0) -> tuple[Path, Path]:
@@ -57,24 +58,6 @@ def make_tree(work: Path, n_clusters: int, per_cluster: int, seed: int = 0) -> t
     return root, run
 
 
-def tree_map(folder: Path) -> dict:
-    out = {}
-    top = os.fsencode(folder)
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            rel = os.path.relpath(path, top)
-            if os.path.islink(path):
-                out[rel] = ("link", os.readlink(path))
-            elif os.path.isdir(path):
-                out[rel] = ("dir",)
-            else:
-                with open(path, "rb") as handle:
-                    out[rel] = ("file", content_digest(handle.read()), st.st_size, st.st_mtime_ns, st.st_nlink)
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duplicates", type=int, default=10_000)
@@ -86,7 +69,7 @@ def main() -> int:
     n_clusters = args.duplicates // args.per_cluster
     started = time.perf_counter()
     root, run = make_tree(work, n_clusters, args.per_cluster)
-    before = tree_map(root)
+    before = snapshot(root)
     n_files = sum(1 for v in before.values() if v[0] == "file")
     print(f"tree:     {n_files} files ({n_clusters} clusters, {n_clusters * args.per_cluster} duplicates) in {work}; "
           f"made and mapped in {time.perf_counter() - started:.1f} s")
@@ -100,11 +83,11 @@ def main() -> int:
         started = time.perf_counter()
         outcome = apply_plan(plan_actions(load_run(run), action, to=to), dry_run=False)
         apply_s = time.perf_counter() - started
-        changed = tree_map(root) != before
+        changed = snapshot(root) != before
         started = time.perf_counter()
         undone = undo_journal(outcome.journal)
         undo_s = time.perf_counter() - started
-        same = tree_map(root) == before
+        same = snapshot(root) == before
         ok &= same and changed and len(outcome.done) == len(dry.done) == n_clusters * args.per_cluster and not undone.problems
         print(f"{action:9} {dry_s:9.2f} {apply_s:8.2f} {len(outcome.done):6d} {len(outcome.skipped):7d} {undo_s:7.2f} "
               f"{len(undone.restored):8d}  {'byte-identical (digest, size, mtime, links)' if same else 'DIFFERENT'}")

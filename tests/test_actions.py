@@ -15,6 +15,7 @@ from imgdedup import actions
 from imgdedup.actions import ActionError, apply_plan, load_run, plan_actions, undo_journal
 from imgdedup.cli_actions import apply, undo
 from imgdedup.io import content_digest
+from tests.trees import snapshot
 
 cli = click.Group()
 cli.add_command(apply)
@@ -65,25 +66,6 @@ def make_run(tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes
     (run / "clusters.json").write_text(json.dumps(document, ensure_ascii=True))
     (run / "work" / "files-00000.json").write_text(json.dumps({"root": str(root), "start": 0, "files": files}))
     return root, run
-
-
-def snapshot(folder: Path) -> dict:
-    """Every entry below ``folder``: kind, content digest or link text, size and mtime (ns)."""
-    out = {}
-    top = os.fsencode(folder)
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, top)
-            st = os.lstat(path)
-            if os.path.islink(path):
-                out[rel] = ("link", os.readlink(path))
-            elif os.path.isdir(path):
-                out[rel] = ("dir",)
-            else:
-                with open(path, "rb") as handle:
-                    out[rel] = ("file", content_digest(handle.read()), st.st_size, st.st_mtime_ns, st.st_nlink)
-    return out
 
 
 def standard(tmp_path: Path):
