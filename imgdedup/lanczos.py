@@ -16,7 +16,7 @@ without a copy.
 
 Which pass runs first changes the result, and Pillow picks it from the sizes by
 a rule its published source does not show; :func:`pass_order` reads it off once
-per geometry. Only 8-bit ``L`` and ``RGB`` images are handled here; anything
+per geometry, from the second image of that geometry on. Only 8-bit ``L`` and ``RGB`` images are handled here; anything
 else, or a geometry whose order cannot be read off, goes to Pillow.
 """
 
@@ -265,12 +265,36 @@ def lanczos_array(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray | Non
     return _resized_lines(lines, channels, channels, tuple(size))
 
 
+#: Geometries met once by :func:`lanczos_resize`, oldest first (bounded: a dict used as an ordered set).
+_SEEN_ONCE: dict[tuple, None] = {}
+_SEEN_ONCE_LIMIT = 65536
+
+
+def _first_sight(key: tuple) -> bool:
+    """True the first time ``key`` is met (and remember it)."""
+    if key in _SEEN_ONCE:
+        return False
+    if len(_SEEN_ONCE) >= _SEEN_ONCE_LIMIT:
+        del _SEEN_ONCE[next(iter(_SEEN_ONCE))]
+    _SEEN_ONCE[key] = None
+    return True
+
+
 def lanczos_resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """``image.resize(size, Image.LANCZOS)``, the same bytes, faster for ``L`` and ``RGB``."""
+    """``image.resize(size, Image.LANCZOS)``, the same bytes, faster for ``L`` and ``RGB``.
+
+    The first image of a geometry goes to Pillow: reading off the pass order
+    costs about three of Pillow's resizes (a noise image resized by Pillow and
+    both ways here), which pays only from the second image of that geometry on.
+    A library where every image has its own size thus costs what Pillow does,
+    not three times that.
+    """
     size = tuple(size)
     if image.mode not in ("L", "RGB") or image.size == size:
         return image.resize(size, Image.LANCZOS)
     channels = 3 if image.mode == "RGB" else 1
+    if _first_sight((image.width, image.height, channels, size)):
+        return image.resize(size, Image.LANCZOS)
     try:
         view = pixel_lines(image)  # Pillow's own memory: no copy
         if view is None:

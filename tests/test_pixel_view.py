@@ -50,7 +50,8 @@ def test_rows_in_several_blocks_give_none_and_resize_still_matches_pillow():
     try:
         image = _noise("RGB", 57, 120)
         assert pixel_lines(image) is None
-        np.testing.assert_array_equal(np.asarray(lanczos_resize(image, (32, 32))),
-                                      np.asarray(image.resize((32, 32), Image.LANCZOS)))
+        expected = np.asarray(image.resize((32, 32), Image.LANCZOS))
+        for _ in range(2):  # the second image of a geometry takes the kernel, here on a copy of the pixels
+            np.testing.assert_array_equal(np.asarray(lanczos_resize(image, (32, 32))), expected)
     finally:
         Image.core.set_block_size(previous)
