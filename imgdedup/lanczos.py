@@ -23,6 +23,7 @@ else, or a geometry whose order cannot be read off, goes to Pillow.
 from __future__ import annotations
 
 import math
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -268,16 +269,18 @@ def lanczos_array(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray | Non
 #: Geometries met once by :func:`lanczos_resize`, oldest first (bounded: a dict used as an ordered set).
 _SEEN_ONCE: dict[tuple, None] = {}
 _SEEN_ONCE_LIMIT = 65536
+_SEEN_ONCE_LOCK = threading.Lock()  # a Dask worker may run several chunks in threads
 
 
 def _first_sight(key: tuple) -> bool:
     """True the first time ``key`` is met (and remember it)."""
-    if key in _SEEN_ONCE:
-        return False
-    if len(_SEEN_ONCE) >= _SEEN_ONCE_LIMIT:
-        del _SEEN_ONCE[next(iter(_SEEN_ONCE))]
-    _SEEN_ONCE[key] = None
-    return True
+    with _SEEN_ONCE_LOCK:
+        if key in _SEEN_ONCE:
+            return False
+        if len(_SEEN_ONCE) >= _SEEN_ONCE_LIMIT:
+            del _SEEN_ONCE[next(iter(_SEEN_ONCE))]
+        _SEEN_ONCE[key] = None
+        return True
 
 
 def lanczos_resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
