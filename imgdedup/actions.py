@@ -22,7 +22,7 @@ touched: in a cluster that has any, they are all kept and the best of them (by
 the policy) is the keeper; other clusters use the policy.
 
 Safety: before touching a file (and the keeper it leaves in place) the size,
-mtime and BLAKE2b-128 digest must still be those of the run, else the file is
+mtime and content digest must still be those of the run, else the file is
 skipped with the reason. Ids that are absolute or contain ``..``, files whose
 folder resolves outside the scanned root, and symbolic links are refused. No
 existing file is ever overwritten.
@@ -41,7 +41,6 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from imgdedup.errors import ImgdedupError
+from imgdedup.io import digest_hasher
 
 ACTIONS = ("move", "delete", "hardlink", "symlink")
 KEEP_POLICIES = ("resolution", "largest", "oldest", "newest")
@@ -349,9 +349,10 @@ def plan_actions(run: Run, action: str, keep: str = "resolution", references: Se
 
 # --- checks -----------------------------------------------------------------------------
 
-def file_digest(path: str) -> str:
-    """:func:`imgdedup.io.content_digest` of a file, read in blocks."""
-    h = hashlib.blake2b(digest_size=16)
+def file_digest(path: str, like: str) -> str:
+    """The content digest of a file, read in blocks, by the algorithm that made digest ``like``
+    (:func:`imgdedup.io.digest_hasher`: runs and journals of earlier versions hold BLAKE2b)."""
+    h = digest_hasher(like)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             h.update(block)
@@ -384,7 +385,7 @@ def verify_file(root: str, file_id: str, size: int, mtime_ns: int | None, digest
         problem = _quick_problem(st, size, mtime_ns)
         if problem:
             return None, problem
-        if file_digest(path) != digest:
+        if file_digest(path, digest) != digest:
             return None, "changed since the scan (content digest differs)"
     except FileNotFoundError:
         return None, "missing (deleted or moved since the scan)"
@@ -769,7 +770,7 @@ def _undo_step(root: str, dest: str, plan: dict, done: dict | None, stamp: str) 
             return "untouched", None
         if have_path and have_target:
             same = _same_inode(path, target)
-            if same or (os.path.getsize(path) == plan["size"] and file_digest(path) == plan["digest"] and file_digest(target) == plan["digest"]):
+            if same or (os.path.getsize(path) == plan["size"] and file_digest(path, plan["digest"]) == plan["digest"] and file_digest(target, plan["digest"]) == plan["digest"]):
                 os.unlink(target)  # a copy left by a crash before the original was removed
                 return "untouched", None
             return "problem", f"both {show(plan['path'])} and {show(target)} exist and differ: left as they are"
@@ -782,7 +783,7 @@ def _undo_step(root: str, dest: str, plan: dict, done: dict | None, stamp: str) 
     if not have_path or _is_our_link(root, path, plan, done):
         _restore(target, path)
         return "restored", None
-    if done is None and (_same_inode(path, target) or (not os.path.islink(path) and file_digest(path) == plan["digest"])):
+    if done is None and (_same_inode(path, target) or (not os.path.islink(path) and file_digest(path, plan["digest"]) == plan["digest"])):
         os.unlink(target)  # crashed before the link replaced the original: it is still in place
         return "untouched", None
     return "problem", f"{show(plan['path'])} changed after the action: the original is kept at {show(target)}"

@@ -44,7 +44,7 @@ class HashChunk:
     formats : (n,) str ndarray
         Pillow's format name.
     digests : (n,) str ndarray
-        BLAKE2b-128 of the file bytes.
+        Content digest of the file bytes (:func:`imgdedup.io.content_digest`).
     errors : list of (position, reason)
         Every file of the chunk that is not in ``positions``, with why.
     """

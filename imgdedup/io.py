@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from blake3 import blake3
 from PIL import Image, UnidentifiedImageError
 
 from imgdedup.errors import ImageLoadError, InputError
@@ -286,9 +287,40 @@ def read_bytes(root: str | os.PathLike, record: FileRecord, check_unchanged: boo
     return data
 
 
+#: Hex digits of a content digest: BLAKE3 cut to 120 bits. Stores, runs and
+#: journals written before it hold 128-bit BLAKE2b digests (32 hex digits);
+#: the length tells the two apart, so those stay verifiable (:func:`digest_hasher`).
+DIGEST_HEX = 30
+LEGACY_DIGEST_HEX = 32
+
+
 def content_digest(data: bytes) -> str:
-    """128-bit BLAKE2b of the bytes, hex: byte-identical files share it."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    """The bytes' content digest, hex: byte-identical files share it.
+
+    BLAKE3 (SIMD, about 0.05 ms for a 220 kB JPEG here), where BLAKE2b took
+    0.24 ms, a twelfth of the default path's whole per-image cost.
+    """
+    return blake3(data).hexdigest(length=DIGEST_HEX // 2)
+
+
+def digest_hasher(like: str):
+    """An empty hasher (``update``, ``hexdigest()``) of the algorithm that made digest ``like``."""
+    if len(like) == LEGACY_DIGEST_HEX:
+        return hashlib.blake2b(digest_size=LEGACY_DIGEST_HEX // 2)
+    return _Blake3Hex()
+
+
+class _Blake3Hex:
+    """blake3 with :data:`DIGEST_HEX` digits from ``hexdigest()``, as :func:`content_digest` gives."""
+
+    def __init__(self) -> None:
+        self._hasher = blake3()
+
+    def update(self, data: bytes) -> None:
+        self._hasher.update(data)
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest(length=DIGEST_HEX // 2)
 
 
 # --- opening and decoding -----------------------------------------------------------

@@ -24,11 +24,13 @@ cli.add_command(undo)
 T0 = 1_600_000_000_000_000_000  # a fixed mtime (ns) so tests can tell files apart by age
 
 
-def make_run(tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes] | None = None) -> tuple[Path, Path]:
+def make_run(tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes] | None = None,
+             digest=content_digest) -> tuple[Path, Path]:
     """Write files and a run folder for them.
 
     ``clusters``: lists of ``(id, bytes, width, height)`` or ``(id, bytes, width, height, mtime_ns)``;
-    the run's keeper is chosen like the pipeline does (resolution, size, path order).
+    the run's keeper is chosen like the pipeline does (resolution, size, path order). ``digest``
+    makes each member's content digest.
     """
     root = tmp_path / "root"
     run = tmp_path / "run"
@@ -48,7 +50,7 @@ def make_run(tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes
             os.utime(path, ns=(mtime, mtime))
             files.append([file_id, len(data), mtime])
             rows.append({"path": file_id, "width": width, "height": height, "bytes": len(data), "format": "PNG",
-                         "digest": content_digest(data), "position": position})
+                         "digest": digest(data), "position": position})
             position += 1
         best = min(rows, key=lambda r: (-r["width"] * r["height"], -r["bytes"], r["position"]))
         members_doc = [
@@ -368,7 +370,33 @@ def test_digest_matches_the_library_definition(tmp_path):
     path = tmp_path / "f"
     data = os.urandom(3 << 20)
     path.write_bytes(data)
-    assert actions.file_digest(str(path)) == content_digest(data)
+    assert actions.file_digest(str(path), like=content_digest(b"")) == content_digest(data)
+    assert actions.file_digest(str(path), like=_blake2b(b"")) == _blake2b(data)
+
+
+def _blake2b(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def test_a_run_of_an_earlier_version_with_blake2b_digests_is_still_checked_and_undone(tmp_path):
+    root, run = make_run(tmp_path, [
+        [("a.png", b"A" * 300, 64, 64), ("a copy.png", b"A" * 300, 64, 64)],
+        [("b.png", b"B" * 200, 50, 50), ("b copy.png", b"B" * 200, 50, 50)],
+    ], digest=_blake2b)
+    before = snapshot(root)
+    st = os.stat(root / "b copy.png")
+    (root / "b copy.png").write_bytes(b"X" * 200)  # same size and mtime: only the digest tells
+    os.utime(root / "b copy.png", ns=(st.st_atime_ns, st.st_mtime_ns))
+    result = invoke("apply", run, "--action", "delete", "--yes")
+    assert result.exit_code == 3, result.output
+    assert "skip     b copy.png: changed since the scan (content digest differs)" in result.output
+    assert "done:     1 file (300 B)" in result.output and not (root / "a copy.png").exists()
+    (root / "b copy.png").write_bytes(b"B" * 200)
+    os.utime(root / "b copy.png", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert invoke("undo", next(run.glob("journal-*.jsonl"))).exit_code == 0
+    assert snapshot(root) == before
 
 
 def test_on_a_real_find_run(sample_folder, tmp_path):
