@@ -12,8 +12,10 @@ runs on whole batches in numpy; and on CPU inference runs in ONNX Runtime
 (the torch model is exported once and cached on disk) rather than eager
 torch.
 
-Importing this module does not import torch; creating an :class:`Embedder`
-does.
+Importing this module does not import torch. Creating an :class:`Embedder`
+does, except for the default model on a machine without a GPU once its ONNX
+export is cached: the embedder then starts from that file alone (torch's
+import is about 1.5 s of every worker's start).
 
 Examples
 --------
@@ -31,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 import warnings
@@ -359,6 +362,23 @@ class Embedder:
         if runtime == "onnx" and not _ort_available():
             raise ConfigError("runtime='onnx' needs the package 'onnxruntime', which is not installed")
 
+        # ---- settings the network does not change
+        self.pooling = pooling
+        self.mirror = mirror
+        self.layer = layer
+        self.grayscale = grayscale
+        self.trim = trim
+        self.threads = threads
+        self.batch_size = int(batch_size)
+        self.transform = transform
+        self._decode_workers = int(threads) if threads is not None else min(8, os.cpu_count() or 1)
+        self._pool = None
+        self._session = None
+        self._lock = threading.Lock()
+        self._kind = kind
+        if self._start_from_cached_onnx(weights_path, device, runtime, cache_dir, input_size):
+            return
+
         import torch
 
         if kind == "custom" and not isinstance(model, torch.nn.Module):
@@ -373,16 +393,6 @@ class Embedder:
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.device = device
-        self.pooling = pooling
-        self.mirror = mirror
-        self.layer = layer
-        self.grayscale = grayscale
-        self.trim = trim
-        self.threads = threads
-        self.batch_size = int(batch_size)
-        self.transform = transform
-        self._decode_workers = int(threads) if threads is not None else min(8, os.cpu_count() or 1)
-        self._pool = None
 
         # ---- the network
         if kind == "lite0":
@@ -400,7 +410,6 @@ class Embedder:
             built.input_size = int(input_size)
         self.model_name = {"lite0": DEFAULT_MODEL, "custom": f"custom:{type(model).__module__}.{type(model).__qualname__}"}.get(
             kind, f"{kind}:{name}")
-        self._kind = kind
         self._net = built.net.to(device)
         self.mean, self.std = built.mean, built.std
         self.input_size = built.input_size
@@ -434,8 +443,6 @@ class Embedder:
             fallback = True
         else:
             fallback = False
-        self._session = None
-        self._lock = threading.Lock()
         if runtime == "onnx":
             try:
                 self._session = self._onnx_session(cache_dir)
@@ -496,9 +503,45 @@ class Embedder:
 
     # ------------------------------------------------------------------ ONNX
 
-    def _onnx_session(self, cache_dir):
-        import onnxruntime as ort
+    def _start_from_cached_onnx(self, weights_path, device: str, runtime: str, cache_dir, input_size: int | None) -> bool:
+        """Set up the default model from its cached ONNX export, without torch; False when that cannot be done.
 
+        Everything the torch path would learn is known without it: the
+        weights digest is the packaged file's, the input size and
+        normalisation are Lite0's, and the width is the export's output shape.
+        """
+        if (self._kind != "lite0" or self.transform is not None or runtime == "torch" or device == "cuda"
+                or (device == "auto" and _gpu_possible()) or not _ort_available()):
+            return False
+        self.device = "cpu"
+        self.model_name = DEFAULT_MODEL
+        self.mean, self.std = _models.LITE0_MEAN, _models.LITE0_STD
+        self.input_size = int(input_size or _models.LITE0_INPUT_SIZE)
+        self.weights_sha256 = weights_digest(weights_path or _models.lite0_weights_path())
+        path = self._onnx_cache_path(cache_dir)
+        if not path.is_file():
+            return False
+        session = self._new_session(str(path))
+        width = session.get_outputs()[0].shape[-1]
+        if not isinstance(width, int):
+            return False
+        self._net = None
+        self._normalise = _Normaliser(self.mean, self.std)
+        self.dim = width
+        self._session = session
+        self.runtime = "onnx"
+        return True
+
+    def _onnx_cache_path(self, cache_dir) -> Path:
+        """Where the export of this model, weights, input size, pooling and layer is cached."""
+        folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        key = hashlib.sha256(json.dumps(
+            [self.model_name, self.weights_sha256, self.input_size, self.pooling, self.layer, EXPORT_VERSION,
+             _torch_version()], sort_keys=True).encode()).hexdigest()[:20]
+        slug = self.model_name.replace(":", "-").replace("/", "-")
+        return folder / f"{slug}-{key}.onnx"
+
+    def _onnx_session(self, cache_dir):
         if self._kind == "custom":
             # A custom module's code is not part of any key: export afresh, keep nothing.
             with tempfile.TemporaryDirectory(prefix="imgdedup-onnx-") as tmp:
@@ -507,12 +550,8 @@ class Embedder:
                 data = path.read_bytes()
             source: Any = data
         else:
-            folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-            key = hashlib.sha256(json.dumps(
-                [self.model_name, self.weights_sha256, self.input_size, self.pooling, self.layer, EXPORT_VERSION,
-                 _torch_version()], sort_keys=True).encode()).hexdigest()[:20]
-            slug = self.model_name.replace(":", "-").replace("/", "-")
-            path = folder / f"{slug}-{key}.onnx"
+            path = self._onnx_cache_path(cache_dir)
+            folder = path.parent
             if not path.is_file():
                 folder.mkdir(parents=True, exist_ok=True)
                 fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=folder)
@@ -526,6 +565,12 @@ class Embedder:
                         os.unlink(tmp_name)
                 log.info("exported %s to %s", self.model_name, path)
             source = str(path)
+        return self._new_session(source)
+
+    def _new_session(self, source):
+        """An ONNX Runtime session on ``source`` (a file name or the model's bytes)."""
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -757,9 +802,18 @@ def _l2(x: np.ndarray) -> np.ndarray:
 
 
 def _torch_version() -> str:
-    import torch
+    """torch's release, read from its package metadata: importing torch costs about 1.5 s."""
+    from importlib.metadata import version
 
-    return torch.__version__
+    return version("torch").split("+")[0]
+
+
+def _gpu_possible() -> bool:
+    """Whether torch could find a GPU here, answered without importing it: on Linux a GPU
+    driver shows device files (NVIDIA, ROCm, WSL); elsewhere only macOS is known to have none."""
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+    return sys.platform != "darwin"
 
 
 def load_embedder(spec: str, **kwargs: Any) -> Embedder:

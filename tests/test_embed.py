@@ -245,6 +245,30 @@ def test_onnx_export_is_cached(cache_dir, onnx_embedder):
     assert not list(cache_dir.glob("*.tmp"))
 
 
+def test_a_cached_export_starts_without_torch_and_gives_the_same_embedder(cache_dir, onnx_embedder, photos):
+    """On a machine without a GPU the default model starts from its cached ONNX file alone (no torch import),
+    with the identity and the vectors the torch-built embedder has."""
+    import json
+
+    from imgdedup.embed import _gpu_possible
+
+    code = (
+        "import sys, json, numpy as np, imgdedup.embed as e\n"
+        f"emb = e.Embedder(runtime='onnx', threads=2, cache_dir={str(cache_dir)!r})\n"
+        f"pixels = np.load({str(cache_dir / 'batch.npy')!r})\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'identity': emb.identity, 'runtime': emb.runtime,\n"
+        "                  'vectors': emb.embed_arrays(pixels).tolist()}))\n"
+    )
+    batch = onnx_embedder.preprocess(list(photos.values()))
+    np.save(cache_dir / "batch.npy", batch)
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert found["torch"] == _gpu_possible()  # a GPU here: torch decides the device, so it is imported
+    assert found["identity"] == onnx_embedder.identity and found["runtime"] == "onnx"
+    np.testing.assert_array_equal(np.asarray(found["vectors"], dtype=np.float32), onnx_embedder.embed_arrays(batch))
+
+
 def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("IMGDEDUP_CACHE_DIR", str(tmp_path))
     assert default_cache_dir() == tmp_path / "onnx"
