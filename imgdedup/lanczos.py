@@ -16,8 +16,9 @@ without a copy.
 
 Which pass runs first changes the result, and Pillow picks it from the sizes by
 a rule its published source does not show; :func:`pass_order` reads it off once
-per geometry, from the second image of that geometry on. Only 8-bit ``L`` and ``RGB`` images are handled here; anything
-else, or a geometry whose order cannot be read off, goes to Pillow.
+per geometry, from the second image of that geometry on (the first goes to
+Pillow). Only 8-bit ``L`` and ``RGB`` images are handled here; anything else,
+or a geometry whose order cannot be read off, goes to Pillow.
 """
 
 from __future__ import annotations
