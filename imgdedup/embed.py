@@ -521,7 +521,10 @@ class Embedder:
         path = self._onnx_cache_path(cache_dir)
         if not path.is_file():
             return False
-        session = self._new_session(str(path))
+        try:
+            session = self._new_session(str(path))
+        except Exception:  # an unreadable file: the torch path decides (export again, or fall back to torch)
+            return False
         width = session.get_outputs()[0].shape[-1]
         if not isinstance(width, int):
             return False
