@@ -475,6 +475,7 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         distance_label="cosine similarity" if by_similarity else "Hamming distance",
     )
     share_files(join(out_dir, "thumbs"), cache)
+    keep_only(cache, needed)  # the store keeps its current clusters' thumbnails, not every one ever made
     write_json(join(out_dir, "summary.json"), summary.__dict__)
     return summary
 
@@ -493,6 +494,17 @@ def share_files(source: Location, target: Location, names: Iterable[str] | None 
     if todo:
         locations.make_folder(target)
         locations.copy_files([join(source, n) for n in todo], [join(target, n) for n in todo])
+
+
+def keep_only(folder: Location, names: set[str]) -> None:
+    """Remove the files of ``folder`` (a cache of ours) not in ``names``.
+
+    Run folders hold their own hard links (or copies) of the thumbnails they
+    show, so earlier reports keep theirs.
+    """
+    for name in locations.list_names(folder):
+        if not name.startswith(".") and name not in names:
+            locations.remove(join(folder, name))
 
 
 # --- in-process run ----------------------------------------------------------------

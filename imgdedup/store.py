@@ -8,7 +8,7 @@ Layout of a store (a local folder, or a URL prefix on object storage such as
     arrays.zarr/      Zarr v3 group: hashes_<method> (N,) uint64, embeddings (N, D) float16
     pending/          results of chunks finished since the manifest was last saved
     pairs/            cached search results, for new-vs-all queries on the next run
-    thumbs/           report thumbnails, named by content digest and size
+    thumbs/           report thumbnails of the current clusters, named by content digest and size
     lock              held by the run using the store (see :meth:`Store.lock`)
 
 Rows are append-only. A file processed in a run gets fresh rows; its old rows

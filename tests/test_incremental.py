@@ -200,3 +200,17 @@ def test_thumbnails_are_reused_across_run_folders(library, tmp_path):
     for path in first:
         again = tmp_path / "r2" / "thumbs" / path.name
         assert again.stat().st_ino == path.stat().st_ino  # the same file: not made again
+
+
+def test_the_store_keeps_only_the_thumbnails_of_its_current_clusters(library, tmp_path):
+    """Thumbnails of files no longer in a cluster leave the store; the run folders that show them keep theirs."""
+    config = load_config(method="phash", store=str(tmp_path / "store"))
+    first = find_duplicates_in_folder(library, config, tmp_path / "r1")
+    cache = tmp_path / "store" / "thumbs"
+    shown_first = {p.name: p.read_bytes() for p in (tmp_path / "r1" / "thumbs").glob("*.jpg")}
+    assert first.clusters > 0 and {p.name for p in cache.glob("*.jpg")} == set(shown_first)
+    exact = find_duplicates_in_folder(library, config.replace(threshold=0), tmp_path / "r2")
+    shown_exact = {p.name for p in (tmp_path / "r2" / "thumbs").glob("*.jpg")}
+    assert exact.duplicates < first.duplicates and shown_exact < set(shown_first)
+    assert {p.name for p in cache.glob("*.jpg")} == shown_exact
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r1" / "thumbs").glob("*.jpg")} == shown_first
