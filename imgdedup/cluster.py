@@ -65,7 +65,8 @@ def cluster_pairs(
         From :func:`keeper_order`; the lowest rank in a cluster is its keeper.
     embeddings : (N, D) float ndarray, optional
         L2-normalised; when given, members also carry their similarity to the
-        keeper and are ordered by it.
+        keeper and are ordered by it. Anything indexed like such an array
+        will do (only the rows of images in pairs are read).
 
     Returns
     -------

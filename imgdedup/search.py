@@ -140,8 +140,10 @@ def search_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: C
         hashes = store.read_rows(config.hash_array(primary), rows)
         distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
     if config.uses_embeddings:
-        embeddings = store.read_rows("embeddings", rows).astype(np.float32)
-        similarity = np.einsum("ij,ij->i", embeddings[i], embeddings[j]).astype(np.float32)
+        # Only the pairs' rows: at millions of images the whole array in float32 is gigabytes.
+        involved, slot = np.unique(np.concatenate([i, j]), return_inverse=True)
+        vectors = store.read_rows("embeddings", rows[involved]).astype(np.float32)
+        similarity = np.einsum("ij,ij->i", vectors[slot[:len(i)]], vectors[slot[len(i):]]).astype(np.float32)
     else:
         similarity = np.full(len(i), np.nan, dtype=np.float32)
     return PairSet(i=i, j=j, distance=distance, similarity=similarity)

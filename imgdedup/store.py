@@ -54,6 +54,8 @@ from imgdedup.locations import Location, join
 log = logging.getLogger(__name__)
 
 STORE_VERSION = 1
+#: :meth:`Store.read_rows` reads only the chunks holding the rows when they span more than this many rows each.
+SPARSE_READ = 16
 STATUS_OK, STATUS_ERROR = 1, 2
 
 
@@ -286,8 +288,12 @@ class Store:
         if not len(rows):
             return np.zeros((0,) + array.shape[1:], dtype=array.dtype)
         lo, hi = int(rows.min()), int(rows.max()) + 1
-        # One contiguous read is far cheaper than fancy indexing across chunks.
-        return array[lo:hi][rows - lo]
+        if hi - lo <= SPARSE_READ * len(rows):
+            # One contiguous read is far cheaper than fancy indexing across chunks.
+            return array[lo:hi][rows - lo]
+        # A few rows spread over the array (a run's duplicates among millions): read only their chunks.
+        unique, inverse = np.unique(rows, return_inverse=True)
+        return array.oindex[unique][inverse]
 
     # --- pending chunks ----------------------------------------------------------
 

@@ -214,3 +214,18 @@ def test_the_store_keeps_only_the_thumbnails_of_its_current_clusters(library, tm
     assert exact.duplicates < first.duplicates and shown_exact < set(shown_first)
     assert {p.name for p in cache.glob("*.jpg")} == shown_exact
     assert {p.name: p.read_bytes() for p in (tmp_path / "r1" / "thumbs").glob("*.jpg")} == shown_first
+
+
+def test_store_reads_sparse_and_dense_row_selections_alike(tmp_path):
+    """A few rows spread over a large array are read chunk by chunk; the values are those of a whole read."""
+    from imgdedup.store import SPARSE_READ, Store
+
+    store = Store.open(tmp_path / "store", row_chunk=64)
+    values = np.random.default_rng(5).standard_normal((5000, 8)).astype(np.float16)
+    store.ensure_array("embeddings", len(values), "float16", width=8)
+    store.write_rows("embeddings", 0, values)
+    sparse = np.array([4999, 3, 2500, 3, 17, 4096])  # unsorted, repeated, far apart
+    assert np.ptp(sparse) > SPARSE_READ * len(sparse)
+    dense = np.arange(1000, 1200)[::-1]
+    for rows in (sparse, dense, np.array([7])):
+        np.testing.assert_array_equal(store.read_rows("embeddings", rows), values[rows])
