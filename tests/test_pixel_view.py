@@ -55,3 +55,20 @@ def test_rows_in_several_blocks_give_none_and_resize_still_matches_pillow():
             np.testing.assert_array_equal(np.asarray(lanczos_resize(image, (32, 32))), expected)
     finally:
         Image.core.set_block_size(previous)
+
+
+
+def test_compat_workers_hold_a_12_mp_photograph_in_one_block(monkeypatch):
+    from imgdedup.lanczos import _images_in_one_block
+
+    monkeypatch.delenv("PILLOW_BLOCK_SIZE", raising=False)
+    previous = Image.core.get_block_size()
+    Image.core.set_block_size(16 << 20)  # Pillow's default
+    try:
+        assert pixel_lines(Image.new("RGB", (4000, 3000))) is None  # 48 MB as RGBX: three blocks, so a copy
+        _images_in_one_block()  # what a worker's first compat resize does
+        lines, stride = pixel_lines(Image.new("RGB", (4000, 3000), (1, 2, 3)))
+        assert stride == 4 and lines.shape == (3000, 16000)
+        assert (lines.reshape(3000, 4000, 4)[:, :, :3] == (1, 2, 3)).all()
+    finally:
+        Image.core.set_block_size(previous)
