@@ -57,7 +57,6 @@ def test_rows_in_several_blocks_give_none_and_resize_still_matches_pillow():
         Image.core.set_block_size(previous)
 
 
-
 def test_compat_workers_hold_a_12_mp_photograph_in_one_block(monkeypatch):
     from imgdedup.lanczos import _images_in_one_block
 
