@@ -229,3 +229,27 @@ def test_store_reads_sparse_and_dense_row_selections_alike(tmp_path):
     dense = np.arange(1000, 1200)[::-1]
     for rows in (sparse, dense, np.array([7])):
         np.testing.assert_array_equal(store.read_rows("embeddings", rows), values[rows])
+
+
+def test_store_lock_on_a_backend_without_conditional_writes_never_takes_over():
+    """On object stores other than S3 (here fsspec's in-memory one) the lock is created only if absent,
+    refuses a second run, is removed on release, and an expired one is left for a person to delete."""
+    import fsspec
+
+    from imgdedup.store import Store
+
+    fs = fsspec.filesystem("memory")
+    url, key = "memory://imgdedup-tests/stores/locked", "/imgdedup-tests/stores/locked/lock"
+    with Store.open(url).lock():
+        assert json.loads(fs.cat_file(key))["owner"].startswith(f"pid {os.getpid()} on ")
+        with pytest.raises(StoreError, match="is in use by pid .*; wait for that run to finish"):
+            with Store.open(url).lock():
+                pass
+    assert not fs.exists(key)
+    stale = json.dumps({"owner": "pid 1 on gone", "token": "old", "expires": time.time() - 5}).encode()
+    fs.pipe_file(key, stale)
+    with pytest.raises(StoreError, match=r"expired at .*cannot take it over safely: delete 'memory://imgdedup-tests/stores/locked/lock'"):
+        with Store.open(url).lock():
+            pass
+    assert fs.cat_file(key) == stale  # left as it was
+    fs.rm(url, recursive=True)
