@@ -70,7 +70,7 @@ from imgdedup.results import (
 from imgdedup.rules import veto_pairs
 from imgdedup.search import TRIMMED_HASH_ARRAYS, search_pairs
 from imgdedup.tiers import TIERS, member_tier
-from imgdedup.store import STATUS_ERROR, STATUS_OK, Manifest, Store, default_store_path, merge_pending
+from imgdedup.store import STATUS_ERROR, STATUS_OK, Manifest, PositionRows, Store, default_store_path, merge_pending
 
 WORK = "work"
 
@@ -394,26 +394,6 @@ def run_settings(config: Config) -> dict:
     return settings
 
 
-class _PairRows:
-    """The embeddings of the images in pairs ``i``, ``j``, indexed by image position like the whole array.
-
-    Clustering needs only those (at millions of images, the whole array in
-    float32 is gigabytes); the same vectors give the same similarities.
-    """
-
-    def __init__(self, store: Store, rows: np.ndarray, i: np.ndarray, j: np.ndarray) -> None:
-        involved = np.unique(np.concatenate([i, j]))
-        self.vectors = store.read_rows("embeddings", rows[involved]).astype(np.float32)
-        self.slot = np.full(len(rows), -1, dtype=np.int64)
-        self.slot[involved] = np.arange(len(involved))
-
-    def __getitem__(self, positions):
-        slots = self.slot[positions]
-        if np.any(slots < 0):
-            raise IndexError("embedding of an image that is in no pair")
-        return self.vectors[slots]
-
-
 def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike) -> Location:
     """Cluster the pairs and write duplicates.json, clusters.json/.csv and errors.csv."""
     out_dir = as_location(out_dir)
@@ -429,7 +409,7 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
         # hybrid judges hash distances on the trimmed image: so do its distances to the keeper
         distance_array = TRIMMED_HASH_ARRAYS[0] if config.method == "hybrid" else config.hash_array(config.hash_methods[0])
         hashes = store.read_rows(distance_array, rows)
-        embeddings = _PairRows(store, rows, i, j) if config.uses_embeddings else None
+        embeddings = PositionRows(store, "embeddings", rows, np.concatenate([i, j])) if config.uses_embeddings else None
     else:
         hashes, embeddings = np.zeros(0, np.uint64), None
     rank = keeper_order(table.width, table.height, table.sizes)

@@ -21,7 +21,7 @@ from imgdedup.config import Config
 from imgdedup.index import hamming_pairs, hamming_query
 from imgdedup.locations import Location, join
 from imgdedup.similarity import cosine_pairs, cosine_query
-from imgdedup.store import Store
+from imgdedup.store import PositionRows, Store
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -140,10 +140,8 @@ def search_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: C
         hashes = store.read_rows(config.hash_array(primary), rows)
         distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
     if config.uses_embeddings:
-        # Only the pairs' rows: at millions of images the whole array in float32 is gigabytes.
-        involved, slot = np.unique(np.concatenate([i, j]), return_inverse=True)
-        vectors = store.read_rows("embeddings", rows[involved]).astype(np.float32)
-        similarity = np.einsum("ij,ij->i", vectors[slot[:len(i)]], vectors[slot[len(i):]]).astype(np.float32)
+        vectors = PositionRows(store, "embeddings", rows, np.concatenate([i, j]))
+        similarity = np.einsum("ij,ij->i", vectors[i], vectors[j]).astype(np.float32)
     else:
         similarity = np.full(len(i), np.nan, dtype=np.float32)
     return PairSet(i=i, j=j, distance=distance, similarity=similarity)
