@@ -19,6 +19,7 @@ KEEP_POLICIES = ("resolution",)
 POOLINGS = ("avg", "gem")
 RUNTIMES = ("auto", "onnx", "torch")
 LAYERS = ("auto", "head", "block")
+DEVICES = ("auto", "cpu", "cuda")
 #: Per-method defaults, chosen on the transformed-copies benchmark (README, "Accuracy per method").
 #: hybrid: a pair counts when cosine >= 0.975, or when the smaller of its trimmed phash and dhash
 #: distances is <= 15 and its cosine >= hybrid_floor (0.875).
@@ -33,7 +34,6 @@ def method_default(name: str, method: str) -> Any:
     """The default ``threshold`` or ``min_similarity`` of ``method``."""
     table = METHOD_DEFAULTS[name]
     return table.get(method, table[None])
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
