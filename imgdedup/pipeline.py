@@ -474,7 +474,7 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         threshold=config.min_similarity if by_similarity else config.threshold,
         distance_label="cosine similarity" if by_similarity else "Hamming distance",
     )
-    share_files(join(out_dir, "thumbs"), cache)
+    share_files(join(out_dir, "thumbs"), cache, needed)
     keep_only(cache, needed)  # the store keeps its current clusters' thumbnails, not every one ever made
     write_json(join(out_dir, "summary.json"), summary.__dict__)
     return summary
