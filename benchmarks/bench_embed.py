@@ -99,14 +99,20 @@ def run_imagededup(folder: Path, paths: list[Path], threads: int) -> np.ndarray:
     return elapsed, np.stack([enc[p.name] for p in paths])
 
 
-#: The embedding settings of a hybrid/cnn run (configs/default.yaml).
-PIPELINE_SETTINGS = {"layer": "block", "pooling": "gem", "mirror": True, "grayscale": True, "trim": True}
+def pipeline_settings() -> dict:
+    """The embedder settings of a hybrid/cnn run with the default configuration, as the pipeline builds them."""
+    from imgdedup.config import Config
+    from imgdedup.pipeline import embedding_settings
+
+    settings = embedding_settings(Config())
+    del settings["model"]  # the Embedder's default
+    return settings
 
 
 def run_ours(paths: list[Path], threads: int, runtime: str, cache_dir: str, batch_size: int, pipeline: bool = False):
     from imgdedup.embed import Embedder
 
-    settings = PIPELINE_SETTINGS if pipeline else {}
+    settings = pipeline_settings() if pipeline else {}
     emb = Embedder(runtime=runtime, threads=threads, cache_dir=cache_dir, batch_size=batch_size, **settings)
     emb.embed_arrays(np.zeros((2, 3, emb.input_size, emb.input_size), np.float32))  # warm-up, not timed
     start = time.perf_counter()
@@ -142,7 +148,7 @@ def main(argv=None) -> int:
 
         t0 = time.perf_counter()
         Embedder(runtime="onnx", threads=args.threads, cache_dir=cache)
-        Embedder(runtime="onnx", threads=args.threads, cache_dir=cache, **PIPELINE_SETTINGS)
+        Embedder(runtime="onnx", threads=args.threads, cache_dir=cache, **pipeline_settings())
         print(f"one-off ONNX export (cached afterwards): {time.perf_counter() - t0:.1f}s")
 
         rows = []
