@@ -27,9 +27,9 @@ except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imgdedup.config import load_config  # noqa: E402
-from imgdedup.evaluation import score_run  # noqa: E402
-from imgdedup.pipeline import find_duplicates_in_folder  # noqa: E402
-from imgdedup.transforms import make_transformed_copies  # noqa: E402
+from imgdedup.compat.evaluation import score_run  # noqa: E402
+from imgdedup.pipeline.stages import find_duplicates_in_folder  # noqa: E402
+from benchmarks.transforms import make_transformed_copies  # noqa: E402
 
 METHODS = ("phash", "dhash", "ahash", "whash", "cnn", "hybrid")
 

@@ -48,7 +48,7 @@ def run_method(method: str, n: int, dim: int, planted: int) -> dict:
     if method in ("imgdedup", "imgdedup-fp32"):
         import torch
 
-        from imgdedup.similarity import cosine_pairs
+        from imgdedup.search.cosine import cosine_pairs
 
         i, j, _ = cosine_pairs(x, THRESHOLD, dtype=torch.float32 if method == "imgdedup-fp32" else None)
     elif method == "sklearn-radius":
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         print(json.dumps(run_method(args.one[0], int(args.one[1]), args.dim, args.planted)))
         return
-    from imgdedup.similarity import filter_dtype
+    from imgdedup.search.cosine import filter_dtype
 
     print(f"imgdedup filter on this CPU: {filter_dtype()}")
     print(f"{'N':>8}  {'method':<15} {'seconds':>8} {'peak RSS MB':>11} {'planted found':>14}")

@@ -11,8 +11,8 @@ folder end to end (file read + decode + preprocess + inference) once with:
 (a) ``imagededup.methods.CNN`` given EfficientNet-Lite0 (the same ImageNet
     weights, BN not folded, pooled 1280-d features) as a ``CustomModel`` with
     the matching torchvision transform (Resize 224x224, ToTensor, Normalize 0.5/0.5);
-(b) ``imgdedup.embed.Embedder(runtime="torch")``;
-(c) ``imgdedup.embed.Embedder(runtime="onnx")`` (ONNX export done before timing,
+(b) ``imgdedup.embedding.embedder.Embedder(runtime="torch")``;
+(c) ``imgdedup.embedding.embedder.Embedder(runtime="onnx")`` (ONNX export done before timing,
     as it is cached on disk after the first run);
 (d) what a ``hybrid`` or ``cnn`` run computes per image: the pipeline's
     embedding settings (last block, GeM, mirror averaging, grey, trimmed
@@ -72,7 +72,7 @@ def run_imagededup(folder: Path, paths: list[Path], threads: int) -> np.ndarray:
     from imagededup.utils.models import CustomModel
     from torchvision import transforms
 
-    from imgdedup import models
+    from imgdedup.embedding import models
 
     torch.set_num_threads(threads)
 
@@ -102,7 +102,7 @@ def run_imagededup(folder: Path, paths: list[Path], threads: int) -> np.ndarray:
 def pipeline_settings() -> dict:
     """The embedder settings of a hybrid/cnn run with the default configuration, as the pipeline builds them."""
     from imgdedup.config import Config
-    from imgdedup.pipeline import embedding_settings
+    from imgdedup.pipeline.stages import embedding_settings
 
     settings = embedding_settings(Config())
     del settings["model"]  # the Embedder's default
@@ -110,7 +110,7 @@ def pipeline_settings() -> dict:
 
 
 def run_ours(paths: list[Path], threads: int, runtime: str, cache_dir: str, batch_size: int, pipeline: bool = False):
-    from imgdedup.embed import Embedder
+    from imgdedup.embedding.embedder import Embedder
 
     settings = pipeline_settings() if pipeline else {}
     emb = Embedder(runtime=runtime, threads=threads, cache_dir=cache_dir, batch_size=batch_size, **settings)
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
         print(f"{len(paths)} JPEGs 1024x768 ({mb:.1f} MB) written in {time.perf_counter() - t0:.1f}s; "
               f"threads={args.threads}, cpus={os.cpu_count()}")
         cache = str(Path(tmp) / "onnx")
-        from imgdedup.embed import Embedder
+        from imgdedup.embedding.embedder import Embedder
 
         t0 = time.perf_counter()
         Embedder(runtime="onnx", threads=args.threads, cache_dir=cache)

@@ -7,7 +7,7 @@ Run from the repository root::
 The first run writes ``$TMPDIR/imgdedup-bench-hashing-2mp/`` (or ``--folder``): 200 originals of
 1632 x 1224 pixels cut from the photographs bundled with scikit-learn and
 scikit-image, plus their 10 size-preserving transformed copies
-(``imgdedup.transforms.SIZE_PRESERVING``: 2200 JPEGs, quality 95 except the
+(``benchmarks.transforms.SIZE_PRESERVING``: 2200 JPEGs, quality 95 except the
 ``jpeg_q25`` copies; about 2 minutes); later runs reuse it. The first
 ``--images`` files (sorted by name) are hard-linked into ``flat-N/`` and hashed
 with phash three ways, each over the same ``--workers`` processes (default: the
@@ -15,7 +15,7 @@ number of CPUs), one run each, page cache warm:
 
 1. imagededup 0.3.3: ``PHash(verbose=False).encode_images(folder, num_enc_workers=W)``
    (its own ``multiprocessing.Pool`` of W processes);
-2. imgdedup ``compat=True``: :func:`imgdedup.chunks.hash_images` over chunks of
+2. imgdedup ``compat=True``: :func:`imgdedup.imaging.hash_chunk.hash_images` over chunks of
    ``--chunk-size`` files in a ``ProcessPoolExecutor(W)``, as the flow's Dask
    workers (one thread each) do;
 3. imgdedup default path, the same way.
@@ -23,7 +23,7 @@ number of CPUs), one run each, page cache warm:
 It also times, in this process on 200 of the files, imagededup's pixel path
 done with Pillow alone: the full JPEG decode to RGB, then Pillow's LANCZOS
 resize to 32 x 32 and the conversion to grey. Compat mode needs the same
-decode but resizes with :mod:`imgdedup.lanczos` (the same bytes, less CPU).
+decode but resizes with :mod:`imgdedup.imaging.lanczos` (the same bytes, less CPU).
 
 It prints images/s (wall clock, including pool start-up), CPU milliseconds per
 image (the benchmark process plus its worker processes: a figure that stays
@@ -51,9 +51,9 @@ try:
 except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imgdedup.chunks import hash_images
-from imgdedup.hashing import hash_to_hex
-from imgdedup.io import discover_images
+from imgdedup.imaging.hash_chunk import hash_images
+from imgdedup.imaging.hashing import hash_to_hex
+from imgdedup.imaging.discover import discover_images
 
 SIZE = (1632, 1224)
 
@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def ensure_folder(folder: Path, n_images: int) -> Path:
     """Generate (or reuse) the JPEGs; return a flat folder holding exactly the first ``n_images``."""
-    from imgdedup.transforms import SIZE_PRESERVING, make_transformed_copies
+    from benchmarks.transforms import SIZE_PRESERVING, make_transformed_copies
 
     source = folder / "source"
     per_original = 1 + len(SIZE_PRESERVING)
@@ -119,7 +119,7 @@ def run_imgdedup(folder: Path, compat: bool, workers: int, chunk_size: int) -> d
     # a Dask worker pays this once per process, not once per run.
     import numpy as np
 
-    from imgdedup.hashing import hash_pixels
+    from imgdedup.imaging.hashing import hash_pixels
 
     hash_pixels("phash", np.zeros((1, 32, 32), dtype=np.uint8))
     records = discover_images(folder, recursive=False)
@@ -157,7 +157,7 @@ def compat_floor(folder: Path, n_images: int = 200) -> tuple[float, float]:
 
     from PIL import Image
 
-    from imgdedup.lanczos import _keep_freed_memory
+    from imgdedup.imaging.lanczos import _keep_freed_memory
 
     # As in compat workers: otherwise glibc returns each decoded image's pages to the
     # kernel and faults them in again, which here would more than double the decode.
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         decode_ms, pixels_ms = compat_floor(flat)
         base_ms = 1000 * base["cpu"] / max(base["n"], 1)
         print(f"Pillow alone (one process): full decode {decode_ms:.1f} ms, + its LANCZOS + grey {pixels_ms:.1f} ms per image; "
-              f"imagededup / that = {base_ms / pixels_ms:.2f}x (compat resizes with imgdedup.lanczos instead)")
+              f"imagededup / that = {base_ms / pixels_ms:.2f}x (compat resizes with imgdedup.imaging.lanczos instead)")
     default = next((r for r in results if r["name"] == "default"), None)
     if base and default:
         common = [k for k in base["encodings"] if k in default["encodings"]]

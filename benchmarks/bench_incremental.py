@@ -4,7 +4,7 @@ Run from the repository root (about 20 minutes on 2 cores)::
 
     python benchmarks/bench_incremental.py --images 4000
 
-Data: ``imgdedup.transforms.make_transformed_copies(size=(1024, 768))`` with all
+Data: ``benchmarks.transforms.make_transformed_copies(size=(1024, 768))`` with all
 17 transforms, so every original comes with 17 copies (re-encoded, resized,
 cropped, rotated, ...): about 1 megapixel per JPEG. ``round(images / 18)``
 originals and their copies form the library (3996 JPEGs for ``--images
@@ -36,7 +36,7 @@ and into the full run's folder (``same``: thumbnails are reused).
 Flows run inside ``prefect.testing.utilities.prefect_test_harness`` (a
 temporary Prefect server, started once; PREFECT_HOME in a temporary folder,
 analytics off, log level WARNING), with ``n_workers=2``. In-process runs call
-``imgdedup.pipeline.find_duplicates_in_folder`` and first drop the embedder
+``imgdedup.pipeline.stages.find_duplicates_in_folder`` and first drop the embedder
 that an earlier run in this process cached, so each pays what a new ``imgdedup
 find`` process pays (the ONNX model is exported once, before timing).
 
@@ -84,7 +84,7 @@ RERUN_SETTINGS = {"phash": {"threshold": 8}, "hybrid": {"min_similarity": 0.95}}
 
 def make_source(workdir: Path, n_base: int) -> Path:
     """Generate (once) the originals and copies, held-back originals included."""
-    from imgdedup.transforms import make_transformed_copies
+    from benchmarks.transforms import make_transformed_copies
 
     source = workdir / "source"
     if not (source / "ground_truth.json").exists():
@@ -150,7 +150,7 @@ def load() -> float:
 def run_flow(folder: Path, method: str, store: Path, out: Path, **settings):
     import logging
 
-    from flows.dedup import dedup_flow
+    from imgdedup.flows.dedup import dedup_flow
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # Prefect's logging config sets it to INFO
     started = time.perf_counter()
@@ -159,7 +159,7 @@ def run_flow(folder: Path, method: str, store: Path, out: Path, **settings):
 
 
 def run_in_process(folder: Path, method: str, store: Path, out: Path, **settings):
-    from imgdedup import pipeline
+    from imgdedup.pipeline.stages import stages as pipeline
     from imgdedup.config import load_config
 
     pipeline._EMBEDDERS.clear()  # as a new `imgdedup find` process: build the embedder again
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if any(m in ("hybrid", "cnn") for m in args.methods):
         from imgdedup.config import Config
-        from imgdedup.pipeline import embedder_for
+        from imgdedup.pipeline.stages import embedder_for
 
         started = time.perf_counter()
         embedder_for(Config())  # exports and caches the ONNX model once, before anything is timed

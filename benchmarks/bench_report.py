@@ -7,7 +7,7 @@ Run from the repository root::
 It writes a synthetic clusters document (``--clusters`` clusters of ``--members``
 files, each member a distinct digest with a tiny thumbnail already in
 ``thumbs/``, so no image is decoded), renders ``report.html`` with
-:func:`imgdedup.report.render_report` (timed), then opens it ``--loads`` times
+:func:`imgdedup.review.report.render_report` (timed), then opens it ``--loads`` times
 from its ``file://`` URL in Debian's Chromium (``/usr/bin/chromium``, driven by
 Playwright) and prints, per load, the wall time of ``goto(wait_until=
 "domcontentloaded")`` and the page's own ``domContentLoadedEventEnd`` (from
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
-from imgdedup.report import render_report, thumbnail_name  # noqa: E402
+from imgdedup.review.report import render_report, thumbnail_name  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

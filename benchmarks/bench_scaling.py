@@ -4,14 +4,14 @@ Run from the repository root (about 10 minutes on 2 cores)::
 
     python benchmarks/bench_scaling.py --images 1100
 
-Data: ``imgdedup.transforms.make_transformed_copies(size=(1632, 1224),
+Data: ``benchmarks.transforms.make_transformed_copies(size=(1632, 1224),
 transforms=SIZE_PRESERVING)``: originals of about 2 megapixels and their 10
 size-preserving copies (1100 JPEGs for ``--images 1100``), generated once into
 ``--workdir`` (default ``$TMPDIR/imgdedup-bench-scaling-N``) and reused. Every
 measurement uses a fresh store; the page cache is warm.
 
-1. Throughput: ``imgdedup.pipeline.preprocess`` plans chunks of ``--chunk-size``
-   (50) files, then ``imgdedup.pipeline.hash_chunk`` (phash) runs on every chunk
+1. Throughput: ``imgdedup.pipeline.stages.preprocess`` plans chunks of ``--chunk-size``
+   (50) files, then ``imgdedup.pipeline.stages.hash_chunk`` (phash) runs on every chunk
    in a ``distributed.LocalCluster(n_workers=k, threads_per_worker=1,
    processes=True)`` for k = 1, 2, 4 (cluster started and warmed before the
    clock). images/s is wall clock; CPU ms/image is the workers' own CPU time
@@ -72,7 +72,7 @@ def load() -> str:
 # --- data -----------------------------------------------------------------------
 
 def make_folder(workdir: Path, n_images: int, n_small: int) -> tuple[Path, Path]:
-    from imgdedup.transforms import SIZE_PRESERVING, make_transformed_copies
+    from benchmarks.transforms import SIZE_PRESERVING, make_transformed_copies
 
     source = workdir / "source"
     per_original = 1 + len(SIZE_PRESERVING)
@@ -103,8 +103,8 @@ def make_folder(workdir: Path, n_images: int, n_small: int) -> tuple[Path, Path]
 def plan(folder: Path, scratch: Path, name: str, chunk_size: int, method: str = "phash"):
     """A fresh store and out folder, planned by the pipeline's preprocess: (config, chunk paths)."""
     from imgdedup.config import load_config
-    from imgdedup.pipeline import open_store, prepare_out_dir, preprocess
-    from imgdedup.plan import read_plan
+    from imgdedup.pipeline.stages import open_store, prepare_out_dir, preprocess
+    from imgdedup.pipeline.plan import read_plan
 
     config = load_config(method=method, store=str(scratch / f"store-{name}"), chunk_size=chunk_size)
     out = prepare_out_dir(scratch / f"out-{name}")
@@ -127,8 +127,8 @@ def start_cluster(k: int):
 
 
 def _warm() -> None:
-    import imgdedup.chunks
-    import imgdedup.pipeline  # noqa: F401
+    import imgdedup.imaging.hash_chunk
+    import imgdedup.pipeline.stages  # noqa: F401
 
 
 def _cpu_seconds() -> float:
@@ -151,7 +151,7 @@ def _noop(x):
 
 def dask_hash(client, config, chunk_paths) -> tuple[float, float]:
     """Wall seconds and worker CPU seconds to hash every chunk on the cluster."""
-    from imgdedup.pipeline import hash_chunk
+    from imgdedup.pipeline.stages import hash_chunk
 
     cpu0 = sum(client.run(_cpu_seconds).values())
     started = time.perf_counter()
@@ -161,7 +161,7 @@ def dask_hash(client, config, chunk_paths) -> tuple[float, float]:
 
 
 def serial_hash(config, chunk_paths) -> float:
-    from imgdedup.pipeline import hash_chunk
+    from imgdedup.pipeline.stages import hash_chunk
 
     started = time.perf_counter()
     for path in chunk_paths:
@@ -246,7 +246,7 @@ def bench_overhead(small: Path, scratch: Path, n_small: int, tiny: int, large: i
 
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.dedup import dedup_flow
+    from imgdedup.flows.dedup import dedup_flow
 
     def flow(chunk_size: int, k: int, name: str) -> float:
         import logging
@@ -288,7 +288,7 @@ def bench_embed(library: Path, n: int) -> dict:
     """Seconds per image of the default embedder on one thread, in a fresh process (its memory is a worker's)."""
     files = [str(p) for p in sorted(library.iterdir())[:n]]
     return in_subprocess(f"""
-        from imgdedup.embed import load_embedder
+        from imgdedup.embedding.embedder import load_embedder
         datas = [open(p, "rb").read() for p in {files!r}]
         n = len(datas)
         embedder = load_embedder("efficientnet_lite0", threads=1)
@@ -308,14 +308,14 @@ def bench_embed(library: Path, n: int) -> dict:
 def bench_search_and_cluster() -> dict:
     hamming = in_subprocess("""
         import numpy as np
-        from imgdedup.index import hamming_pairs
+        from imgdedup.search.hamming import hamming_pairs
         h = np.random.default_rng(0).integers(0, 2**64, size=1_000_000, dtype=np.uint64)
         t = time.perf_counter(); i, j, d = hamming_pairs(h, 10); result["seconds"] = time.perf_counter() - t
         result["pairs"] = int(len(i))
     """)
     cosine = in_subprocess("""
         import numpy as np
-        from imgdedup.similarity import cosine_pairs
+        from imgdedup.search.cosine import cosine_pairs
         x = np.random.default_rng(0).standard_normal((20_000, 1280)).astype(np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         t = time.perf_counter(); i, j, s = cosine_pairs(x, 0.9); result["seconds"] = time.perf_counter() - t
@@ -335,7 +335,7 @@ def bench_search_and_cluster() -> dict:
         result["networkx_s"] = time.perf_counter() - t
         result["pairs"] = int(len(i)); result["components"] = components
         del graph
-        from imgdedup.cluster import cluster_pairs
+        from imgdedup.search.cluster import cluster_pairs
         hashes = rng.integers(0, 2**63, n, dtype=np.uint64); rank = rng.permutation(n)
         t = time.perf_counter(); clusters = cluster_pairs(n, i, j, hashes, rank); result["cluster_pairs_s"] = time.perf_counter() - t
     """)
@@ -343,7 +343,7 @@ def bench_search_and_cluster() -> dict:
     saved = in_subprocess(f"""
         import numpy as np, os
         from pathlib import Path
-        from imgdedup.store import Manifest
+        from imgdedup.storage.store import Manifest
         n = 1_000_000
         ids = [f"photos/{{k // 100000:04d}}/{{k // 1000 % 100:02d}}/IMG_{{k:08d}}.jpg" for k in range(n)]
         m = Manifest(ids=ids, size=np.full(n, 500_000, np.int64), mtime_ns=np.arange(n, dtype=np.int64),
@@ -356,7 +356,7 @@ def bench_search_and_cluster() -> dict:
     """)
     manifest = in_subprocess(f"""
         from pathlib import Path
-        from imgdedup.store import Manifest
+        from imgdedup.storage.store import Manifest
         t = time.perf_counter(); m = Manifest.load(Path({folder!r}) / "manifest.npz"); result["load_s"] = time.perf_counter() - t
     """)
     manifest.update(save_s=saved["save_s"], bytes_on_disk=saved["bytes_on_disk"])
@@ -430,7 +430,7 @@ def paper_plan(args, w_hash: float, embed: dict, other: dict, overhead: float, c
     print(f"- cosine_pairs, 20k x {EMBED_DIM} float32: {c['seconds']:.1f} s on {os.cpu_count()} cores ({cos_core_s:.0f} core-s, "
           f"{1e-9 * per_pair_flops * 20_000 ** 2 / 2 / cos_core_s:.0f} GFLOP/s/core), peak RSS {c['peak_rss_mb']:.0f} MB")
     print(f"- clustering 1M images, {cl['pairs']} pairs ({cl['components']} components): networkx build + connected_components "
-          f"{cl['networkx_s']:.1f} s, imgdedup.cluster.cluster_pairs {cl['cluster_pairs_s']:.1f} s, peak RSS {cl['peak_rss_mb']:.0f} MB")
+          f"{cl['networkx_s']:.1f} s, imgdedup.search.cluster.cluster_pairs {cl['cluster_pairs_s']:.1f} s, peak RSS {cl['peak_rss_mb']:.0f} MB")
     print(f"- manifest of 1M files: {human_b(man['bytes_on_disk'])} on disk, load {man['load_s']:.1f} s, save {man['save_s']:.1f} s, "
           f"peak RSS {man['peak_rss_mb']:.0f} MB")
     print(f"Assumed (not measured, no GPU here): {args.gpu_embed_rate:.0f} images/s of network per GPU (EfficientNet-Lite0 224 px, fp16), "

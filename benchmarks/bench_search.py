@@ -16,7 +16,7 @@ imports and input conversion (unpacking bits, formatting hex strings) are
 done before the clock starts. Methods:
 
 ``imgdedup``
-    :func:`imgdedup.index.hamming_pairs`.
+    :func:`imgdedup.search.hamming.hamming_pairs`.
 ``sklearn-balltree``
     ``BallTree(bits, metric="hamming").query_radius(bits, r=radius / 64)`` on
     the hashes unpacked to 64 columns (index build included in the time).
@@ -82,7 +82,7 @@ def make_hashes(n: int, planted: int, radius: int, seed: int) -> tuple[np.ndarra
 
 def prepare_imgdedup(hashes: np.ndarray, radius: int):
     sys.path.insert(0, str(ROOT))
-    from imgdedup.index import hamming_pairs
+    from imgdedup.search.hamming import hamming_pairs
 
     def search() -> np.ndarray:
         i, j, _ = hamming_pairs(hashes, radius)

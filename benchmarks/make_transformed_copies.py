@@ -2,7 +2,7 @@
 
 Generate 100 originals cut from the photographs bundled with scikit-learn (and
 scikit-image, if installed), each with one copy per transform of
-``imgdedup.transforms.TRANSFORMS``, plus ``ground_truth.json``, ``pairs.csv``
+``benchmarks.transforms.TRANSFORMS``, plus ``ground_truth.json``, ``pairs.csv``
 and ``sources.csv``::
 
     python benchmarks/make_transformed_copies.py OUT_DIR --originals 100
@@ -35,8 +35,8 @@ try:
 except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imgdedup.evaluation import format_score_table, score_run  # noqa: E402
-from imgdedup.transforms import (  # noqa: E402
+from imgdedup.compat.evaluation import format_score_table, score_run  # noqa: E402
+from benchmarks.transforms import (
     SIBLING_LABEL,
     SIZE_PRESERVING,
     TRANSFORMS,

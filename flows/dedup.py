@@ -21,14 +21,14 @@ from prefect_dask import DaskTaskRunner
 from pydantic import Field
 
 from imgdedup.config import Config, load_config
-from imgdedup.locations import join
-from imgdedup.remote import is_url
-from imgdedup.pipeline import RunSummary, default_out_dir, open_store, prepare_out_dir
-from imgdedup.report import human_bytes
-from imgdedup.results import read_json
-from imgdedup.placement import Placement, place_tasks, scheduler_worker_resources
-from imgdedup.plan import read_plan
-from tasks.dedup import cluster, commit, embed_chunk, hash_chunk, index, preprocess, report
+from imgdedup.storage.locations import join
+from imgdedup.storage.locations import is_url
+from imgdedup.pipeline.stages import RunSummary, default_out_dir, open_store, prepare_out_dir
+from imgdedup.review.report import human_bytes
+from imgdedup.pipeline.results import read_json
+from imgdedup.flows.placement import Placement, place_tasks, scheduler_worker_resources
+from imgdedup.pipeline.plan import read_plan
+from imgdedup.tasks.dedup import cluster, commit, embed_chunk, hash_chunk, index, preprocess, report
 
 ARTIFACT_ROWS = 20
 
@@ -43,7 +43,7 @@ def dask_task_runner(config: Config) -> DaskTaskRunner:
             "threads_per_worker": config.threads_per_worker,
             "processes": True,
             "dashboard_address": ":0",  # a free port: a fixed one may be taken (and its warning is an error in tests)
-            # declared, so chunk tasks can ask for CPU workers (see imgdedup.placement)
+            # declared, so chunk tasks can ask for CPU workers (see imgdedup.flows.placement)
             "resources": {"CPU": config.threads_per_worker},
         }
     )

@@ -118,7 +118,7 @@ class Config:
 
     @property
     def pair_rules(self):
-        from imgdedup.rules import PairRules
+        from imgdedup.search.rules import PairRules
 
         return PairRules(self.rule_max_resolution_ratio, self.rule_max_aspect_difference, self.rule_folders, self.rule_ignore)
 
@@ -205,15 +205,31 @@ def config_from_mapping(data: Mapping[str, Any]) -> Config:
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
-    """A path to a YAML file, or a name looked up as ``configs/NAME.yaml``."""
+    """A path to a YAML file, or a bare name looked up as ``NAME.yaml`` among the named configs.
+
+    A value that looks like a path (it has a folder or a ``.yaml``/``.yml`` suffix) must
+    be that file: a typo in it is an error, never another file of the same name. A bare
+    name is looked up in ``./configs/`` first, then in the configurations shipped with
+    the package (``imgdedup.configs``), so ``--config default`` works after ``pip install``.
+    """
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path
-    for folder in (Path.cwd() / "configs", Path(__file__).resolve().parent.parent / "configs"):
-        candidate = folder / f"{path.stem}.yaml"
+    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        if path.is_file():
+            return path
+        raise ConfigError(f"configuration file {str(name_or_path)!r} not found")
+    for folder in (Path.cwd() / "configs", packaged_configs_folder()):
+        candidate = folder / f"{path.name}.yaml"
         if candidate.is_file():
             return candidate
-    raise ConfigError(f"configuration {str(name_or_path)!r} not found (a .yaml path or a name in configs/)")
+    names = ", ".join(sorted(p.stem for p in packaged_configs_folder().glob("*.yaml")))
+    raise ConfigError(f"configuration {str(name_or_path)!r} not found (a .yaml path, or one of: {names})")
+
+
+def packaged_configs_folder() -> Path:
+    """The folder of the named configurations installed with the package."""
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("imgdedup.configs")))
 
 
 def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> Config:

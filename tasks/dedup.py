@@ -1,4 +1,4 @@
-"""Prefect tasks for the dedup flow: each calls one stage of :mod:`imgdedup.pipeline`.
+"""Prefect tasks for the dedup flow: each calls one stage of :mod:`imgdedup.pipeline.stages`.
 
 Tasks exchange paths or URLs (the run folder, the store), never pixel arrays. Chunk
 tasks work on one chunk of files (hundreds to thousands of images), so
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from prefect import task
 
-from imgdedup import pipeline
+from imgdedup.pipeline import stages as pipeline
 from imgdedup.config import Config
-from imgdedup.store import Store
+from imgdedup.storage.store import Store
 
 
 @task(name="preprocess", retries=1, retry_delay_seconds=2)

@@ -11,10 +11,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from imgdedup import actions
-from imgdedup.actions import ActionError, apply_plan, load_run, plan_actions, undo_journal
-from imgdedup.cli_actions import apply, undo
-from imgdedup.io import content_digest
+from imgdedup.actions import actions
+from imgdedup.actions.actions import ActionError, apply_plan, load_run, plan_actions, undo_journal
+from imgdedup.cli.actions import apply, undo
+from imgdedup.imaging.discover import content_digest
 from tests.trees import snapshot
 
 cli = click.Group()
@@ -404,7 +404,7 @@ def test_on_a_real_find_run(sample_folder, tmp_path):
     import shutil
 
     from imgdedup.config import load_config
-    from imgdedup.pipeline import find_duplicates_in_folder
+    from imgdedup.pipeline.stages import find_duplicates_in_folder
 
     folder = tmp_path / "photos"
     shutil.copytree(sample_folder[0], folder)

@@ -45,10 +45,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.chunks import hash_images
+from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.config import load_config
 from imgdedup.errors import ImageLoadError
-from imgdedup.io import FileRecord, discover_images, open_image
+from imgdedup.imaging.discover import FileRecord, discover_images
+from imgdedup.imaging.decode import open_image
 from imgdedup.sample import make_sample_folder, random_scene
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def jpeg_header_bomb(width: int, height: int) -> bytes:
 
 
 def scan(root: Path, **config) -> tuple[dict, dict[str, str], object]:
-    from imgdedup.pipeline import find_duplicates_in_folder
+    from imgdedup.pipeline.stages import find_duplicates_in_folder
 
     out = root.parent / f"run-{root.name}"
     summary = find_duplicates_in_folder(root, load_config(**config), out)
@@ -321,8 +322,8 @@ def run_unprivileged(code: str, *args: str, env: dict | None = None) -> subproce
 
 _HASH_CHILD = """
 import json, sys
-from imgdedup.chunks import hash_images
-from imgdedup.io import discover_images
+from imgdedup.imaging.hash_chunk import hash_images
+from imgdedup.imaging.discover import discover_images
 root = sys.argv[1]
 records = discover_images(root)
 chunk = hash_images(root, records, 0, ("phash",))
@@ -427,8 +428,8 @@ def make_torture_folder(root: Path) -> dict[str, list[str]]:
 _TORTURE_CHILD = """
 import json, sys
 from imgdedup.config import load_config
-from imgdedup.io import discover_images
-from imgdedup.pipeline import find_duplicates_in_folder
+from imgdedup.imaging.discover import discover_images
+from imgdedup.pipeline.stages import find_duplicates_in_folder
 root, out = sys.argv[1], sys.argv[2]
 ids = [r.id for r in discover_images(root)]
 summary = find_duplicates_in_folder(root, load_config(), out)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from imgdedup.cli import main
+from imgdedup.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +81,7 @@ def test_every_command_is_documented_in_the_readme():
 
 def test_console_script_starts_without_prefect():
     out = subprocess.run(
-        [sys.executable, "-c", "import sys; from imgdedup.cli import main; print('prefect' in sys.modules)"],
+        [sys.executable, "-c", "import sys; from imgdedup.cli.main import main; print('prefect' in sys.modules)"],
         capture_output=True, text=True, check=True,
     ).stdout
     assert out.strip() == "False"

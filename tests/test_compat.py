@@ -4,7 +4,7 @@ import pytest
 
 imagededup_methods = pytest.importorskip("imagededup.methods", reason="imagededup is installed by the test extra")
 
-from imgdedup import methods  # noqa: E402
+from imgdedup.compat import methods  # noqa: E402
 from tests.images import write_varied_images  # noqa: E402
 
 PAIRS = [

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
-from flows.dedup import dedup_flow
+from imgdedup.flows.dedup import dedup_flow
 from imgdedup.config import load_config
-from imgdedup.pipeline import find_duplicates_in_folder
+from imgdedup.pipeline.stages import find_duplicates_in_folder
 from imgdedup.sample import make_sample_folder
 from tests.dask_plugins import PlacementRecorder
 from tests.processes import free_port, stop

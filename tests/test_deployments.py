@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.local import deploy_all, prefect_command, worker_command
+from imgdedup.deployments.local import deploy_all, prefect_command, worker_command
 from tests.conftest import found_pairs, known_pairs
 from tests.processes import free_port, stop
 

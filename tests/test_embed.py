@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from imgdedup import models
-from imgdedup.embed import (
+from imgdedup.embedding import models
+from imgdedup.embedding.embedder import (
     Embedder,
     default_cache_dir,
     load_embedder,
@@ -250,10 +250,10 @@ def test_a_cached_export_starts_without_torch_and_gives_the_same_embedder(cache_
     with the identity and the vectors the torch-built embedder has."""
     import json
 
-    from imgdedup.embed import _gpu_possible
+    from imgdedup.embedding.embedder import _gpu_possible
 
     code = (
-        "import sys, json, numpy as np, imgdedup.embed as e\n"
+        "import sys, json, numpy as np, imgdedup.embedding.embedder as e\n"
         f"emb = e.Embedder(runtime='onnx', threads=2, cache_dir={str(cache_dir)!r})\n"
         f"pixels = np.load({str(cache_dir / 'batch.npy')!r})\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'identity': emb.identity, 'runtime': emb.runtime,\n"
@@ -396,7 +396,7 @@ def test_custom_module_that_pools_itself_rejects_gem():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without CUDA")
 def test_cuda_request_without_cuda_falls_back_to_cpu(caplog):
-    with caplog.at_level(logging.WARNING, logger="imgdedup.embed"):
+    with caplog.at_level(logging.WARNING, logger="imgdedup.embedding.embedder"):
         emb = Embedder(model=TinyNet().eval(), device="cuda", runtime="auto", input_size=64)
     assert emb.device == "cpu"
     assert any("CUDA is not available" in r.getMessage() for r in caplog.records)
@@ -450,11 +450,11 @@ def test_invalid_calls(torch_embedder):
 
 def test_import_does_not_load_torch_until_an_embedder_is_made():
     code = (
-        "import sys, imgdedup.embed, imgdedup.models\n"
+        "import sys, imgdedup.embedding.embedder, imgdedup.embedding.models\n"
         "assert 'torch' not in sys.modules, 'torch imported at import time'\n"
-        "try:\n    imgdedup.embed.Embedder(pooling='max')\nexcept ValueError:\n    pass\nelse:\n    raise SystemExit('no error')\n"
+        "try:\n    imgdedup.embedding.embedder.Embedder(pooling='max')\nexcept ValueError:\n    pass\nelse:\n    raise SystemExit('no error')\n"
         "assert 'torch' not in sys.modules, 'torch imported to validate arguments'\n"
-        "e = imgdedup.embed.Embedder(runtime='torch', threads=1)\n"
+        "e = imgdedup.embedding.embedder.Embedder(runtime='torch', threads=1)\n"
         "assert 'torch' in sys.modules and e.dim == 1280\n"
         "print('ok')\n"
     )

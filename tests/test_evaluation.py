@@ -1,4 +1,4 @@
-"""imgdedup.evaluation: parity with imagededup 0.3.3 and the pairwise scores."""
+"""imgdedup.compat.evaluation: parity with imagededup 0.3.3 and the pairwise scores."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgdedup.evaluation import (
+from imgdedup.compat.evaluation import (
     METRICS,
     evaluate,
     format_score_table,

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from flows.dedup import dedup_flow
+from imgdedup.flows.dedup import dedup_flow
 from imgdedup.config import load_config
-from imgdedup.pipeline import find_duplicates_in_folder
+from imgdedup.pipeline.stages import find_duplicates_in_folder
 from tests.conftest import found_pairs, known_pairs
 
 

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from imgdedup.chunks import hash_image_bytes, hash_images
+from imgdedup.imaging.hash_chunk import hash_image_bytes, hash_images
 from imgdedup.errors import ImageLoadError
-from imgdedup.io import FileRecord, register_optional_plugins
+from imgdedup.imaging.discover import FileRecord
+from imgdedup.imaging.decode import register_optional_plugins
 from imgdedup.sample import random_scene
 
 LIMIT = 10**9
@@ -36,7 +37,7 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 
 def phash_of(data: bytes, compat: bool = False) -> tuple[int, tuple[int, int], str]:
-    from imgdedup.hashing import phash
+    from imgdedup.imaging.hashing import phash
 
     arrays, size, fmt = hash_image_bytes(data, ("phash",), compat, LIMIT)
     return int(phash(arrays[0])), size, fmt

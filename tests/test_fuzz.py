@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgdedup.chunks import hash_image_bytes, hash_images
+from imgdedup.imaging.hash_chunk import hash_image_bytes, hash_images
 from imgdedup.errors import ImageLoadError
-from imgdedup.io import FileRecord
+from imgdedup.imaging.discover import FileRecord
 from imgdedup.sample import random_scene
 
 METHODS = ("phash", "dhash", "ahash", "whash")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.hashing import (
+from imgdedup.imaging.hashing import (
     HASH_INPUT_SIZES,
     ahash,
     bits_to_uint64,
@@ -14,7 +14,7 @@ from imgdedup.hashing import (
     uint64_to_bits,
     whash,
 )
-from imgdedup.methods import AHash, DHash, PHash, WHash
+from imgdedup.compat.methods import AHash, DHash, PHash, WHash
 from imgdedup.sample import random_scene
 
 

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from imgdedup.config import load_config
-from imgdedup.evaluation import score_run
-from imgdedup.pipeline import find_duplicates_in_folder
-from imgdedup.transforms import make_transformed_copies
+from imgdedup.compat.evaluation import score_run
+from imgdedup.pipeline.stages import find_duplicates_in_folder
+from benchmarks.transforms import make_transformed_copies
 
 HARD_FOR_HASHES = ["border_10", "grayscale", "mirror", "caption_bar", "crop_5"]
 

@@ -11,8 +11,14 @@ import numpy as np
 
 from imgdedup.config import load_config
 from imgdedup.errors import StoreError
-from imgdedup.pipeline import find_duplicates_in_folder, open_store, preprocess, prepare_out_dir, process_chunk
-from imgdedup.plan import read_plan
+from imgdedup.pipeline.stages import (
+    find_duplicates_in_folder,
+    open_store,
+    preprocess,
+    prepare_out_dir,
+    process_chunk,
+)
+from imgdedup.pipeline.plan import read_plan
 from imgdedup.sample import make_sample_folder, random_scene
 
 
@@ -99,7 +105,7 @@ def test_sigkill_mid_run_leaves_store_readable(tmp_path):
     folder = tmp_path / "big"
     make_sample_folder(folder, n_with_copies=10, n_distinct=150, seed=3)
     store = tmp_path / "store"
-    command = [sys.executable, "-m", "imgdedup.cli", "find", str(folder), "--store", str(store), "--out", str(tmp_path / "killed")]
+    command = [sys.executable, "-m", "imgdedup.cli.main", "find", str(folder), "--store", str(store), "--out", str(tmp_path / "killed")]
     process = subprocess.Popen(command + ["--config", str(_small_chunks(tmp_path))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and not list((store / "pending").glob("*.npz")):
@@ -148,8 +154,8 @@ def test_store_built_with_another_model_is_refused(tmp_path):
 
 def test_embed_tasks_refuse_a_store_recorded_with_other_weights(tmp_path):
     """Planning reuses the store's record of the model; the embed task checks its own model against it."""
-    import imgdedup.pipeline as pipeline
-    from imgdedup.store import Store
+    import imgdedup.pipeline.stages as pipeline
+    from imgdedup.storage.store import Store
 
     folder, config = embedded_folder(tmp_path, 2)
     array = Store.open(tmp_path / "store").group(mode="r+")["embeddings"]
@@ -218,7 +224,7 @@ def test_the_store_keeps_only_the_thumbnails_of_its_current_clusters(library, tm
 
 def test_store_reads_sparse_and_dense_row_selections_alike(tmp_path):
     """A few rows spread over a large array are read chunk by chunk; the values are those of a whole read."""
-    from imgdedup.store import SPARSE_READ, Store
+    from imgdedup.storage.store import SPARSE_READ, Store
 
     store = Store.open(tmp_path / "store", row_chunk=64)
     values = np.random.default_rng(5).standard_normal((5000, 8)).astype(np.float16)
@@ -236,7 +242,7 @@ def test_store_lock_on_a_backend_without_conditional_writes_never_takes_over():
     refuses a second run, is removed on release, and an expired one is left for a person to delete."""
     import fsspec
 
-    from imgdedup.store import Store
+    from imgdedup.storage.store import Store
 
     fs = fsspec.filesystem("memory")
     url, key = "memory://imgdedup-tests/stores/locked", "/imgdedup-tests/stores/locked/lock"

@@ -1,4 +1,4 @@
-"""imgdedup.index: exact Hamming-radius search, checked against brute force."""
+"""imgdedup.search.hamming: exact Hamming-radius search, checked against brute force."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgdedup.index import BKTree, hamming_distance, hamming_pairs, hamming_query, popcount64
+from imgdedup.search.hamming import BKTree, hamming_distance, hamming_pairs, hamming_query, popcount64
 
 ONE = np.uint64(1)
 

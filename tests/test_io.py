@@ -5,14 +5,8 @@ import pytest
 from PIL import Image
 
 from imgdedup.errors import ImageLoadError, InputError
-from imgdedup.io import (
-    content_digest,
-    digest_hasher,
-    discover_images,
-    load_image,
-    open_image,
-    oriented_size,
-)
+from imgdedup.imaging.discover import content_digest, digest_hasher, discover_images
+from imgdedup.imaging.decode import load_image, open_image, oriented_size
 from tests.images import write_varied_images
 
 
@@ -130,7 +124,7 @@ def _photo_like(size=(1632, 1224), seed=0):
 
 
 def test_jpeg_draft_decodes_luma_at_the_smallest_sufficient_scale(tmp_path):
-    from imgdedup.io import load_opened
+    from imgdedup.imaging.decode import load_opened
 
     path = tmp_path / "big.jpg"
     _photo_like().save(path, "JPEG", quality=90)
@@ -153,8 +147,8 @@ def test_other_formats_are_box_reduced_early(tmp_path):
 
 
 def test_fast_path_agrees_with_full_decode(tmp_path):
-    from imgdedup.chunks import hash_image_bytes
-    from imgdedup.hashing import hash_pixels
+    from imgdedup.imaging.hash_chunk import hash_image_bytes
+    from imgdedup.imaging.hashing import hash_pixels
 
     methods = ("phash", "dhash", "ahash", "whash")
     for seed, (fmt, ext) in enumerate([("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("JPEG", "jpg")]):
@@ -172,7 +166,7 @@ def test_each_file_is_opened_once(tmp_path, monkeypatch):
     """hash_image_bytes opens the bytes once (no probe-then-load), in both paths."""
     from PIL import Image as PILImage
 
-    from imgdedup.chunks import hash_image_bytes
+    from imgdedup.imaging.hash_chunk import hash_image_bytes
 
     path = tmp_path / "once.jpg"
     _photo_like((320, 240)).save(path, "JPEG")
@@ -188,7 +182,7 @@ def test_each_file_is_opened_once(tmp_path, monkeypatch):
 # --- reading -------------------------------------------------------------------------------
 
 def test_read_bytes_reasons(tmp_path):
-    from imgdedup.io import FileRecord, read_bytes
+    from imgdedup.imaging.discover import FileRecord, read_bytes
 
     (tmp_path / "f.bin").write_bytes(b"12345")
     st = (tmp_path / "f.bin").stat()
@@ -217,12 +211,12 @@ def test_special_files_are_listed_so_they_are_reported(tmp_path):
 # --- optional plugins ---------------------------------------------------------------------
 
 def test_plugins_are_registered_lazily():
-    """Importing imgdedup.io imports no optional plugin; opening an image registers them."""
+    """Importing the imaging modules imports no optional plugin; opening an image registers them."""
     import subprocess
     import sys
 
     code = (
-        "import sys, imgdedup.io as m, imgdedup.chunks\n"
+        "import sys, imgdedup.imaging.decode as m, imgdedup.imaging.hash_chunk\n"
         "assert 'pillow_heif' not in sys.modules and 'torch' not in sys.modules, 'eager import'\n"
         "print(sorted(k for k, v in m.register_optional_plugins().items() if v))\n"
     )

@@ -1,10 +1,10 @@
-"""imgdedup.lanczos gives Pillow's LANCZOS bytes exactly: compat hashes depend on it."""
+"""imgdedup.imaging.lanczos gives Pillow's LANCZOS bytes exactly: compat hashes depend on it."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.lanczos import lanczos_array, lanczos_resize, pass_order
+from imgdedup.imaging.lanczos import lanczos_array, lanczos_resize, pass_order
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.methods import CNN
-from imgdedup.transforms import make_transformed_copies
+from imgdedup.compat.methods import CNN
+from benchmarks.transforms import make_transformed_copies
 from tests.conftest import found_pairs, known_pairs
 
 

@@ -1,4 +1,4 @@
-"""imgdedup.pixel_view: Pillow's pixels without a copy, or None where that is not possible."""
+"""imgdedup.imaging.pixel_view: Pillow's pixels without a copy, or None where that is not possible."""
 
 import gc
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.lanczos import lanczos_resize
-from imgdedup.pixel_view import pixel_lines
+from imgdedup.imaging.lanczos import lanczos_resize
+from imgdedup.imaging.pixel_view import pixel_lines
 
 
 def _noise(mode: str, width: int = 57, height: int = 31) -> Image.Image:
@@ -58,7 +58,7 @@ def test_rows_in_several_blocks_give_none_and_resize_still_matches_pillow():
 
 
 def test_compat_workers_hold_a_12_mp_photograph_in_one_block(monkeypatch):
-    from imgdedup.lanczos import _images_in_one_block
+    from imgdedup.imaging.lanczos import _images_in_one_block
 
     monkeypatch.delenv("PILLOW_BLOCK_SIZE", raising=False)
     previous = Image.core.get_block_size()

@@ -1,4 +1,4 @@
-from imgdedup.placement import place_tasks, scheduler_worker_resources
+from imgdedup.flows.placement import place_tasks, scheduler_worker_resources
 
 
 def test_gpu_workers_get_embedding_and_cpu_workers_get_hashing():

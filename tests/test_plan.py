@@ -2,7 +2,7 @@
 
 import pytest
 
-from imgdedup.plan import MIN_SPLIT_CHUNK, chunk_bounds
+from imgdedup.pipeline.plan import MIN_SPLIT_CHUNK, chunk_bounds
 
 
 def sizes(bounds):

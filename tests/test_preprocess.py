@@ -3,9 +3,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from imgdedup.cli import main
+from imgdedup.cli.main import main
 from imgdedup.errors import InputError
-from imgdedup.io import preprocess_images
+from imgdedup.imaging.preprocess import preprocess_images
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ pytest.importorskip("pidng", reason="pidng writes the test DNGs (test extra)")
 
 from imgdedup.config import load_config  # noqa: E402
 from imgdedup.errors import ImageLoadError  # noqa: E402
-from imgdedup.io import open_image, raw_kind  # noqa: E402
-from imgdedup.pipeline import find_duplicates_in_folder  # noqa: E402
+from imgdedup.imaging.decode import open_image, raw_kind  # noqa: E402
+from imgdedup.pipeline.stages import find_duplicates_in_folder  # noqa: E402
 from imgdedup.sample import random_scene  # noqa: E402
 from tests.raw_files import write_dng  # noqa: E402
 

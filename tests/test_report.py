@@ -14,8 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.io import content_digest
-from imgdedup.report import display_name, distance_histogram_svg, human_bytes, json_for_script, render_report
+from imgdedup.imaging.discover import content_digest
+from imgdedup.review.report import (
+    display_name,
+    distance_histogram_svg,
+    human_bytes,
+    json_for_script,
+    render_report,
+)
 from imgdedup.sample import random_scene
 
 EVIL = "<img src=x onerror=alert(1)>.png"

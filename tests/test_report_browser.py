@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from imgdedup.report import render_report
+from imgdedup.review.report import render_report
 from tests.test_report import EVIL, EVIL_ERROR, build_run
 
 CHROMIUM = "/usr/bin/chromium"

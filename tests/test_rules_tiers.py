@@ -3,11 +3,11 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from imgdedup.cli import main
+from imgdedup.cli.main import main
 from imgdedup.config import load_config
-from imgdedup.pipeline import find_duplicates_in_folder
-from imgdedup.rules import PairRules, veto_pairs
-from imgdedup.tiers import member_tier
+from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.search.rules import PairRules, veto_pairs
+from imgdedup.search.tiers import member_tier
 
 IDS = ["a/x.jpg", "a/y.jpg", "b/z.jpg", "b/thumbs/t.jpg"]
 WIDTH = np.array([1000, 500, 1000, 100])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from imgdedup.config import load_config
-from imgdedup.io import discover_images
-from imgdedup.pipeline import find_duplicates_in_folder
+from imgdedup.imaging.discover import discover_images
+from imgdedup.pipeline.stages import find_duplicates_in_folder
 from imgdedup.sample import make_sample_folder
 from tests.conftest import found_pairs, known_pairs
 from tests.processes import free_port, stop
@@ -152,7 +152,7 @@ def test_flow_with_input_store_and_run_folder_on_s3(bucket, local_reference):
     """The Prefect flow on two Dask worker processes reads, stores and reports in the bucket only."""
     import fsspec
 
-    from flows.dedup import dedup_flow
+    from imgdedup.flows.dedup import dedup_flow
 
     summary = dedup_flow(path="s3://library/photos", out="s3://library/runs/flow", store="s3://library/stores/flow",
                          chunk_size=5, n_workers=2)
@@ -169,7 +169,7 @@ def test_store_on_s3_keeps_arrays_manifest_and_pending_chunks(bucket):
     import fsspec
     import numpy as np
 
-    from imgdedup.store import Manifest, Store, merge_pending
+    from imgdedup.storage.store import Manifest, Store, merge_pending
 
     store = Store.open("s3://library/stores/unit", row_chunk=16)
     assert store.is_remote and Store.open("s3://library/stores/unit/", row_chunk=99).row_chunk == 16  # store.json kept
@@ -193,7 +193,7 @@ def test_store_lock_on_s3_is_exclusive_renewed_and_released(bucket, tmp_path):
     import fsspec
 
     from imgdedup.errors import StoreError
-    from imgdedup.store import Store
+    from imgdedup.storage.store import Store
 
     fs = fsspec.filesystem("s3")
     url = "s3://library/stores/locked"
@@ -216,7 +216,7 @@ def test_store_lock_on_s3_is_exclusive_renewed_and_released(bucket, tmp_path):
 def test_expired_lock_on_s3_is_taken_over_and_a_lost_one_left_alone(bucket):
     import fsspec
 
-    from imgdedup.store import Store
+    from imgdedup.storage.store import Store
 
     fs = fsspec.filesystem("s3")
     url, key = "s3://library/stores/stale", "library/stores/stale/lock"
@@ -234,7 +234,7 @@ def test_expired_lock_on_s3_is_taken_over_and_a_lost_one_left_alone(bucket):
 def test_bad_store_and_run_folder_urls_are_clear_errors(bucket, tmp_path):
     from click.testing import CliRunner
 
-    from imgdedup.cli import main
+    from imgdedup.cli.main import main
     from imgdedup.errors import OutputError, StoreError
 
     with pytest.raises(StoreError, match="cannot create store 's3://no-such-bucket/store'.*bucket does not exist"):
@@ -251,7 +251,7 @@ def test_bad_store_and_run_folder_urls_are_clear_errors(bucket, tmp_path):
 
 
 def test_apply_refuses_a_run_folder_on_s3():
-    from imgdedup.actions import ActionError, load_run
+    from imgdedup.actions.actions import ActionError, load_run
 
     with pytest.raises(ActionError, match="is a URL: apply and undo act on local files only"):
         load_run("s3://library/runs/find")

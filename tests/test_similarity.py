@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from imgdedup.similarity import cosine_pairs, cosine_query
+from imgdedup.search.cosine import cosine_pairs, cosine_query
 
 
 def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""imgdedup.transforms: the transforms and the transformed-copies generator."""
+"""benchmarks.transforms: the transforms and the transformed-copies generator."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.evaluation import score_run
-from imgdedup.transforms import (
+from imgdedup.compat.evaluation import score_run
+from benchmarks.transforms import (
     PHOTOS,
     SIBLING_LABEL,
     SIZE_PRESERVING,

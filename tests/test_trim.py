@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from imgdedup.trim import margin_box, trim_margins
+from imgdedup.imaging.trim import margin_box, trim_margins
 
 
 @pytest.fixture(scope="module")

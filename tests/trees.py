@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from imgdedup.io import content_digest
+from imgdedup.imaging.discover import content_digest
 
 
 def snapshot(folder: Path) -> dict:

@@ -6,7 +6,7 @@ so the same functions run in-process (:func:`find_duplicates_in_folder`, the
 one code path, identical results.
 
 The run folder and the store are each a local folder or a URL prefix on object
-storage (``s3://bucket/runs/x``; see :mod:`imgdedup.locations`). The work
+storage (``s3://bucket/runs/x``; see :mod:`imgdedup.storage.locations`). The work
 files the stages pass to each other live in the run folder, so with a URL run
 folder every worker of a multi-machine cluster reads them from the bucket;
 with a local one the workers need to share that file system.
@@ -20,7 +20,7 @@ Run folder layout::
     OUT/work/chunk-NNNNN.json     one chunk task: files and the store rows it owns
     OUT/work/pairs.npz            every duplicate pair of the run
 
-The store (see :mod:`imgdedup.store`) keeps hashes, embeddings and the
+The store (see :mod:`imgdedup.storage.store`) keeps hashes, embeddings and the
 manifest between runs; only new and changed files are decoded.
 """
 
@@ -35,14 +35,14 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from imgdedup.chunks import hash_images
-from imgdedup.cluster import cluster_pairs, keeper_order
+from imgdedup.imaging.hash_chunk import hash_images
+from imgdedup.search.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
 from imgdedup.errors import ImageLoadError, OutputError, StoreError
-from imgdedup.io import discover_images, read_bytes, root_location
-from imgdedup import locations
-from imgdedup.locations import Location, as_location, join
-from imgdedup.plan import (
+from imgdedup.imaging.discover import discover_images, read_bytes, root_location
+from imgdedup.storage import locations
+from imgdedup.storage.locations import Location, as_location, join
+from imgdedup.pipeline.plan import (
     ChunkWork,
     RunPlan,
     chunk_bounds,
@@ -57,8 +57,8 @@ from imgdedup.plan import (
     write_discovered,
     write_plan,
 )
-from imgdedup.report import human_bytes, render_report, thumbnail_name
-from imgdedup.results import (
+from imgdedup.review.report import human_bytes, render_report, thumbnail_name
+from imgdedup.pipeline.results import (
     ImageTable,
     clusters_document,
     duplicates_map,
@@ -67,10 +67,18 @@ from imgdedup.results import (
     write_errors_csv,
     write_json,
 )
-from imgdedup.rules import veto_pairs
-from imgdedup.search import TRIMMED_HASH_ARRAYS, search_pairs
-from imgdedup.tiers import TIERS, member_tier
-from imgdedup.store import STATUS_ERROR, STATUS_OK, Manifest, PositionRows, Store, default_store_path, merge_pending
+from imgdedup.search.rules import veto_pairs
+from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, search_pairs
+from imgdedup.search.tiers import TIERS, member_tier
+from imgdedup.storage.store import (
+    STATUS_ERROR,
+    STATUS_OK,
+    Manifest,
+    PositionRows,
+    Store,
+    default_store_path,
+    merge_pending,
+)
 
 WORK = "work"
 
@@ -140,7 +148,7 @@ _EMBEDDERS: dict[tuple, object] = {}
 
 def embedder_for(config: Config, threads: int | None = None):
     """One embedder per process and setting: building it (model, ONNX session) takes seconds."""
-    from imgdedup.embed import load_embedder
+    from imgdedup.embedding.embedder import load_embedder
 
     settings = embedding_settings(config)
     key = (tuple(sorted(settings.items())), config.runtime, config.device, config.embed_batch_size, threads)

@@ -1,7 +1,7 @@
 """The incremental store: what earlier runs learnt about each file, kept between runs.
 
 Layout of a store (a local folder, or a URL prefix on object storage such as
-``s3://bucket/stores/photos``; see :mod:`imgdedup.locations`)::
+``s3://bucket/stores/photos``; see :mod:`imgdedup.storage.locations`)::
 
     store.json        version, row chunk size, creation time
     manifest.npz      one entry per known file: id, size, mtime, status, row, metadata
@@ -47,9 +47,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from imgdedup import locations
+from imgdedup.storage import locations
 from imgdedup.errors import StoreError
-from imgdedup.locations import Location, join
+from imgdedup.storage.locations import Location, join
 
 log = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ def default_store_path(root: str | os.PathLike) -> Path:
     """One store per scanned root, under ``$IMGDEDUP_HOME`` (default ``~/.cache/imgdedup``)."""
     import hashlib
 
-    from imgdedup.remote import is_url
+    from imgdedup.storage.locations import is_url
 
     absolute = os.fsencode(str(root).rstrip("/") if is_url(root) else os.path.abspath(root))
     home = Path(os.environ.get("IMGDEDUP_HOME") or Path.home() / ".cache" / "imgdedup")

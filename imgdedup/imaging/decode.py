@@ -1,4 +1,4 @@
-"""Finding image files and reading them into normalised Pillow images.
+"""Decoding image bytes (Pillow, camera RAW) into normalised Pillow images.
 
 Two pixel paths exist:
 
@@ -25,61 +25,47 @@ is reported, never read), nothing is ever written, and every failure becomes an
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import io
-import os
-import stat
 import threading
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from blake3 import blake3
 from PIL import Image, UnidentifiedImageError
 
-from imgdedup.errors import ImageLoadError, InputError
-from imgdedup.remote import discover_url, is_url, read_url_bytes
+from imgdedup.errors import ImageLoadError
 
 #: Formats imagededup 0.3.3 accepts (``imagededup.utils.image_utils.IMG_FORMATS``).
 COMPAT_FORMATS = ("JPEG", "PNG", "BMP", "MPO", "PPM", "TIFF", "GIF", "WEBP")
 
+
 #: Formats whose decoder can scale by 1/2, 1/4, 1/8 in the DCT domain (``Image.draft``).
 DRAFT_FORMATS = ("JPEG", "MPO")
+
 
 #: Default pixel path: a decoded image is box-reduced by an integer factor while
 #: both sides stay at least this many times the size asked for (Pillow's
 #: ``reducing_gap``); the final Lanczos resize then works on few pixels.
 REDUCING_GAP = 3.0
 
+
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
 # Modes Image.reduce handles directly (others are converted first).
 _REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "I", "F")
+
+
 _ORIENTATION = 0x0112
 
+
 _PLUGINS_LOCK = threading.Lock()
+
+
 _PLUGINS: dict[str, bool] | None = None
+
+
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
-
-@dataclass(frozen=True)
-class FileRecord:
-    """One discovered file.
-
-    ``id`` is the path relative to the scanned root with ``/`` separators; names
-    that are not valid UTF-8 keep their bytes as surrogate escapes, so
-    ``os.fsencode(id)`` is the name on disk. ``size`` and ``mtime_ns`` are the
-    file's at discovery (``-1`` and ``0`` when it could not be examined, e.g. a
-    broken symlink or an unlistable folder).
-    """
-
-    id: str
-    size: int
-    mtime_ns: int
-
-
-# --- optional format plugins ------------------------------------------------------
 
 def register_optional_plugins() -> dict[str, bool]:
     """Register the optional Pillow plugins once per process; say which formats are available.
@@ -118,212 +104,6 @@ def register_optional_plugins() -> dict[str, bool]:
         _PLUGINS = available
         return available
 
-
-# --- discovery --------------------------------------------------------------------
-
-def discover_images(root: str | os.PathLike, recursive: bool = True) -> list[FileRecord]:
-    """List candidate files under ``root`` in a deterministic order.
-
-    Hidden files and folders (name starting with ``.``) are skipped. Every other
-    non-folder entry is a candidate: whether it is an image is decided by its
-    content when it is read, not by its extension. So a FIFO, socket or device,
-    a broken symlink or a symlink loop is listed too, and the hash stage records
-    why it cannot be read: every entry is accounted for.
-
-    Folders are walked in byte order of their names (a folder named ``x.jpg`` is
-    a folder: walked when ``recursive``, skipped like every sub-folder when not).
-    A sub-folder that cannot be listed is itself listed, so the run reports it.
-    Symlinked folders are not followed (no loops, no file counted twice);
-    symlinked files are.
-
-    A URL (``s3://bucket/prefix``, any fsspec protocol) is listed through fsspec
-    (:mod:`imgdedup.remote`).
-    """
-    if is_url(root):
-        return discover_url(str(root), recursive=recursive)
-    root_path = Path(root)
-    if not root_path.exists():
-        raise InputError(f"folder {str(root)!r} does not exist")
-    if not root_path.is_dir():
-        raise InputError(f"{str(root)!r} is not a folder")
-    try:
-        entries = _sorted_entries(root_path)
-    except OSError as exc:
-        raise InputError(f"cannot list folder {str(root)!r}: {exc.strerror or exc}") from None
-    records: list[FileRecord] = []
-    _walk(entries, "", recursive, records)
-    return records
-
-
-def _sorted_entries(folder: Path) -> list[os.DirEntry]:
-    with os.scandir(folder) as iterator:
-        return sorted(iterator, key=lambda e: os.fsencode(e.name))
-
-
-def _walk(entries: list[os.DirEntry], prefix: str, recursive: bool, out: list[FileRecord]) -> None:
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        rel = prefix + entry.name
-        try:
-            is_folder = entry.is_dir(follow_symlinks=False)
-        except OSError:
-            is_folder = False
-        if is_folder:
-            if recursive:
-                try:
-                    children = _sorted_entries(Path(entry.path))
-                except OSError:
-                    out.append(FileRecord(rel, -1, 0))  # unlistable: reported by the hash stage
-                    continue
-                _walk(children, rel + "/", recursive, out)
-            continue
-        try:
-            st = entry.stat(follow_symlinks=True)
-        except OSError:
-            # A broken symlink, a symlink loop or a file gone since listing:
-            # still accounted for, the hash stage records why it cannot be read.
-            out.append(FileRecord(rel, -1, 0))
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            continue  # a symlink to a folder: not followed
-        out.append(FileRecord(rel, st.st_size, st.st_mtime_ns))
-
-
-def root_location(root: str | os.PathLike) -> str:
-    """How a run names its root: a URL as given, a local folder as an absolute path."""
-    return str(root).rstrip("/") if is_url(root) else os.fsdecode(os.path.abspath(root))
-
-
-def file_path(root: str | os.PathLike, file_id: str) -> Path:
-    return Path(root) / file_id
-
-
-# --- reading ----------------------------------------------------------------------
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "is a directory"
-    if stat.S_ISFIFO(mode):
-        return "not a regular file (FIFO / named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "not a regular file (socket)"
-    if stat.S_ISCHR(mode):
-        return "not a regular file (character device)"
-    if stat.S_ISBLK(mode):
-        return "not a regular file (block device)"
-    return "not a regular file"
-
-
-def _folder_reason(path: Path) -> str:
-    """Why a folder is in the file list: it could not be listed at discovery, or a file became one."""
-    try:
-        with os.scandir(path):
-            pass
-    except PermissionError:
-        return "folder cannot be listed: permission denied"
-    except OSError as exc:
-        return f"folder cannot be listed: {exc.strerror or exc}"
-    return "is a directory"
-
-
-def _os_reason(exc: OSError, path: Path) -> str:
-    if isinstance(exc, FileNotFoundError):
-        if os.path.islink(path):
-            return "broken symlink (its target does not exist)"
-        return "file missing (deleted after discovery)"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if exc.errno == errno.ELOOP:
-        return "symlink loop (too many levels of symbolic links)"
-    if exc.errno == errno.ENOTDIR:
-        return "file missing (a folder on its path was replaced after discovery)"
-    return f"cannot read file: {exc.strerror or exc}"
-
-
-def read_bytes(root: str | os.PathLike, record: FileRecord, check_unchanged: bool = False) -> bytes:
-    """Read a file, or raise :class:`ImageLoadError` with the reason.
-
-    Only regular files are read: the type is checked before opening (opening a
-    FIFO would block) and again on the open descriptor. With
-    ``check_unchanged``, a file whose size or mtime differs from ``record``
-    (taken at discovery) is refused as "changed after discovery": the run's
-    results (sizes, digests, hashes) then always describe the same bytes, and the
-    next run picks the new content up. Records with ``size == -1`` (not
-    examined at discovery) are not compared. Below a URL the file is read
-    through fsspec.
-    """
-    if is_url(root):
-        return read_url_bytes(str(root), record.id)
-    path = file_path(root, record.id)
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise ImageLoadError(_os_reason(exc, path)) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageLoadError(_folder_reason(path))
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageLoadError(_kind(st.st_mode))
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise ImageLoadError(_os_reason(exc, path)) from None
-    with open(fd, "rb", closefd=True) as handle:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageLoadError(_kind(st.st_mode))
-        if check_unchanged and record.size >= 0 and (st.st_size != record.size or st.st_mtime_ns != record.mtime_ns):
-            raise ImageLoadError(
-                f"changed after discovery (size {record.size} -> {st.st_size} bytes, "
-                f"mtime {record.mtime_ns} -> {st.st_mtime_ns} ns): not read, run again to include it"
-            )
-        try:
-            data = handle.read()
-        except OSError as exc:
-            raise ImageLoadError(_os_reason(exc, path)) from None
-    if check_unchanged and record.size >= 0 and len(data) != record.size:
-        raise ImageLoadError(f"changed while being read ({record.size} bytes expected, {len(data)} read)")
-    return data
-
-
-#: Hex digits of a content digest: BLAKE3 cut to 120 bits. Stores, runs and
-#: journals written before it hold 128-bit BLAKE2b digests (32 hex digits);
-#: the length tells the two apart, so those stay verifiable (:func:`digest_hasher`).
-DIGEST_HEX = 30
-LEGACY_DIGEST_HEX = 32
-
-
-def content_digest(data: bytes) -> str:
-    """The bytes' content digest, hex: byte-identical files share it.
-
-    BLAKE3 (SIMD, about 0.05 ms for a 220 kB JPEG here), where BLAKE2b took
-    0.24 ms, a twelfth of the default path's whole per-image cost.
-    """
-    return blake3(data).hexdigest(length=DIGEST_HEX // 2)
-
-
-def digest_hasher(like: str):
-    """An empty hasher (``update``, ``hexdigest()``) of the algorithm that made digest ``like``."""
-    if len(like) == LEGACY_DIGEST_HEX:
-        return hashlib.blake2b(digest_size=LEGACY_DIGEST_HEX // 2)
-    return _Blake3Hex()
-
-
-class _Blake3Hex:
-    """blake3 with :data:`DIGEST_HEX` digits from ``hexdigest()``, as :func:`content_digest` gives."""
-
-    def __init__(self) -> None:
-        self._hasher = blake3()
-
-    def update(self, data: bytes) -> None:
-        self._hasher.update(data)
-
-    def hexdigest(self) -> str:
-        return self._hasher.hexdigest(length=DIGEST_HEX // 2)
-
-
-# --- opening and decoding -----------------------------------------------------------
 
 def _pillow_open(data: bytes) -> Image.Image:
     try:
@@ -374,8 +154,6 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageLoadError(f"image has no pixels ({width} x {height})")
     return image
 
-
-# --- RAW camera files ------------------------------------------------------------------
 
 _DNG_VERSION_TAG = 50706
 
@@ -619,57 +397,3 @@ def compat_rgb(image: Image.Image, keep_gray: bool = False) -> Image.Image:
 def load_image_compat(data: bytes, max_pixels: int = 178_956_970) -> Image.Image:
     """imagededup 0.3.3's pixel path, bit for bit: RGB, no orientation, alpha dropped."""
     return compat_rgb(open_image(data, max_pixels))
-
-
-# --- normalised copies ------------------------------------------------------------------
-
-_SAVE_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
-
-
-@dataclass(frozen=True)
-class PreprocessResult:
-    written: list[str]
-    errors: list[tuple[str, str]]
-
-
-def preprocess_images(
-    input_dir: str | os.PathLike,
-    output_dir: str | os.PathLike,
-    target_size: tuple[int, int] = (256, 256),
-    format: str = "JPEG",
-    recursive: bool = True,
-    quality: int = 95,
-) -> PreprocessResult:
-    """Write oriented, alpha-flattened copies resized to ``target_size`` (width, height).
-
-    The default pixel path is used (EXIF orientation applied, transparency on
-    white, 16-bit scaled). Relative paths are kept; the suffix becomes the
-    format's (``a/b.png`` -> ``a/b.jpg`` for JPEG). Unreadable files are
-    returned with their reason, never fatal; an existing output file is
-    replaced only by a finished one (write to a temporary name, then rename).
-    """
-    fmt = str(format).upper()
-    if fmt not in _SAVE_SUFFIX:
-        raise ValueError(f"`format` must be one of {', '.join(_SAVE_SUFFIX)}, got {format!r}")
-    if (not isinstance(target_size, (tuple, list)) or len(target_size) != 2
-            or not all(isinstance(v, int) and 1 <= v <= 16384 for v in target_size)):
-        raise ValueError(f"`target_size` must be (width, height) with ints in 1..16384, got {target_size!r}")
-    source = Path(input_dir).resolve()
-    output = Path(output_dir).resolve()
-    if output == source or source in output.parents:
-        raise InputError(f"output folder {str(output_dir)!r} must not be inside the input folder")
-    written, errors = [], []
-    for record in discover_images(input_dir, recursive=recursive):
-        try:
-            image = load_image(read_bytes(input_dir, record), mode="RGB", draft_size=tuple(target_size))
-            image = image.resize(tuple(target_size), Image.LANCZOS, reducing_gap=3.0)
-        except ImageLoadError as exc:
-            errors.append((record.id, exc.reason))
-            continue
-        target = output / Path(record.id).with_suffix(_SAVE_SUFFIX[fmt])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        image.save(tmp, fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
-        os.replace(tmp, target)
-        written.append(target.relative_to(output).as_posix())
-    return PreprocessResult(written=written, errors=errors)

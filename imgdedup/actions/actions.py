@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from imgdedup.errors import ImgdedupError
-from imgdedup.io import digest_hasher
+from imgdedup.imaging.discover import digest_hasher
 
 ACTIONS = ("move", "delete", "hardlink", "symlink")
 KEEP_POLICIES = ("resolution", "largest", "oldest", "newest")
@@ -79,7 +79,7 @@ class RunFile:
     digest: str
     position: int  # file order (tie-breaker)
     run_keeper: bool
-    tier: str | None = None  # exact, near or review against the run's keeper (imgdedup.tiers)
+    tier: str | None = None  # exact, near or review against the run's keeper (imgdedup.search.tiers)
 
     @property
     def pixels(self) -> int:
@@ -126,7 +126,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     Actions change local files only: a run folder on object storage (a URL) is
     refused; copy it to a local folder first if its root is local.
     """
-    from imgdedup.remote import is_url
+    from imgdedup.storage.locations import is_url
 
     if is_url(run_dir):
         raise ActionError(
@@ -351,7 +351,7 @@ def plan_actions(run: Run, action: str, keep: str = "resolution", references: Se
 
 def file_digest(path: str, like: str) -> str:
     """The content digest of a file, read in blocks, by the algorithm that made digest ``like``
-    (:func:`imgdedup.io.digest_hasher`: runs and journals of earlier versions hold BLAKE2b)."""
+    (:func:`imgdedup.imaging.discover.digest_hasher`: runs and journals of earlier versions hold BLAKE2b)."""
     h = digest_hasher(like)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from imgdedup import models as _models
-from imgdedup import trim as _trim
+from imgdedup.embedding import models as _models
+from imgdedup.imaging import trim as _trim
 from imgdedup.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,8 @@ def _to_rgb_uint8(image: Image.Image, size: int) -> np.ndarray:
 
 def trimmed_hashes(image: Image.Image) -> tuple[int, int]:
     """phash and dhash of ``image`` as the embedder sees it (margins trimmed, grey), for the hybrid rule."""
-    from imgdedup.chunks import resize_gray
-    from imgdedup.hashing import HASH_INPUT_SIZES, hash_pixels
+    from imgdedup.imaging.hash_chunk import resize_gray
+    from imgdedup.imaging.hashing import HASH_INPUT_SIZES, hash_pixels
 
     gray = image if image.mode == "L" else image.convert("L")
     return tuple(int(hash_pixels(m, resize_gray(gray, HASH_INPUT_SIZES[m], compat=False))) for m in ("phash", "dhash"))
@@ -258,7 +258,7 @@ class Embedder:
         Feed the network the grey image (as three equal bands), so colour
         changes and grayscale copies do not move the embedding.
     trim : bool
-        Cut constant-colour margins (:func:`imgdedup.trim.margin_box`) before
+        Cut constant-colour margins (:func:`imgdedup.imaging.trim.margin_box`) before
         resizing, so bordered and letterboxed copies match.
     device : {"auto", "cpu", "cuda"}
         ``"auto"`` is CUDA when ``torch.cuda.is_available()``, else CPU. A
@@ -658,7 +658,7 @@ class Embedder:
         """
         size = self.input_size
         if self.transform is not None:
-            from imgdedup.io import load_image
+            from imgdedup.imaging.decode import load_image
 
             arrays = [self._transform_one(load_image(it) if load else it) for it in items]
             return np.stack(arrays) if arrays else np.zeros((0, 3, size, size), np.float32)
@@ -667,7 +667,7 @@ class Embedder:
         def one(i: int) -> None:
             item = items[i]
             if load:
-                from imgdedup.io import load_image
+                from imgdedup.imaging.decode import load_image
 
                 item = load_image(item, mode="L" if self.grayscale else "RGB", draft_size=(size, size))
             image = _flattened(item, size, self.grayscale)
@@ -768,7 +768,7 @@ class Embedder:
         return self._embed_chunks(images, load=False)
 
     def embed_bytes(self, datas: Sequence[bytes]) -> np.ndarray:
-        """Embed encoded image files (bytes) read with :func:`imgdedup.io.load_image`.
+        """Embed encoded image files (bytes) read with :func:`imgdedup.imaging.decode.load_image`.
 
         EXIF orientation is applied, alpha composited on white, and JPEGs
         decode at reduced scale. Raises :class:`imgdedup.errors.ImageLoadError`

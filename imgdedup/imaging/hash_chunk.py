@@ -17,17 +17,10 @@ import numpy as np
 from PIL import Image
 
 from imgdedup.errors import ImageLoadError
-from imgdedup.hashing import HASH_INPUT_SIZES, hash_pixels
-from imgdedup.io import (
-    FileRecord,
-    compat_rgb,
-    content_digest,
-    load_opened,
-    open_image,
-    oriented_size,
-    read_bytes,
-)
-from imgdedup.lanczos import lanczos_resize
+from imgdedup.imaging.hashing import HASH_INPUT_SIZES, hash_pixels
+from imgdedup.imaging.discover import FileRecord, content_digest, read_bytes
+from imgdedup.imaging.decode import REDUCING_GAP, compat_rgb, load_opened, open_image, oriented_size
+from imgdedup.imaging.lanczos import lanczos_resize
 
 
 @dataclass
@@ -44,7 +37,7 @@ class HashChunk:
     formats : (n,) str ndarray
         Pillow's format name.
     digests : (n,) str ndarray
-        Content digest of the file bytes (:func:`imgdedup.io.content_digest`).
+        Content digest of the file bytes (:func:`imgdedup.imaging.discover.content_digest`).
     errors : list of (position, reason)
         Every file of the chunk that is not in ``positions``, with why.
     """
@@ -59,8 +52,6 @@ class HashChunk:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-#: Reducing gap of the final resize on the default path (Pillow's ``reducing_gap``).
-REDUCING_GAP = 3.0
 
 
 def resize_gray(image: Image.Image, size: tuple[int, int], compat: bool) -> np.ndarray:
@@ -128,7 +119,7 @@ def hash_images(
     record ends up either hashed or in ``errors`` with a reason. With
     ``check_unchanged`` (the default) a file whose size or mtime differs from
     its record is not read but recorded as changed after discovery (see
-    :func:`imgdedup.io.read_bytes`).
+    :func:`imgdedup.imaging.discover.read_bytes`).
     """
     methods = tuple(methods)
     pixels: list[list[np.ndarray]] = [[] for _ in methods]
@@ -170,8 +161,3 @@ def hash_images(
     )
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, errors: str = "strict") -> None:
-    """Write UTF-8 text as one whole file (temporary name then rename, or one PUT): a reader never sees half of it."""
-    from imgdedup.locations import as_location, write_text
-
-    write_text(as_location(path), text, errors=errors)

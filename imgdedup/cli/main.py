@@ -76,7 +76,7 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
 
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
     """
-    from imgdedup.pipeline import default_out_dir, find_duplicates_in_folder
+    from imgdedup.pipeline.stages import default_out_dir, find_duplicates_in_folder
 
     settings = _settings(
         config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat, recursive=recursive,
@@ -117,8 +117,8 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
         config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat,
         recursive=recursive, address=address, n_workers=n_workers, **{**rules, "rule_ignore": tuple(rule_ignore) or None},
     )
-    from flows.dedup import dedup_flow
-    from imgdedup.pipeline import default_out_dir
+    from imgdedup.flows.dedup import dedup_flow
+    from imgdedup.pipeline.stages import default_out_dir
 
     try:
         summary = dedup_flow(
@@ -143,8 +143,8 @@ def evaluate(truth, run_dir) -> None:
     """
     import json as _json
 
-    from imgdedup.evaluation import evaluate as _evaluate
-    from imgdedup.evaluation import pairwise_scores
+    from imgdedup.compat.evaluation import evaluate as _evaluate
+    from imgdedup.compat.evaluation import pairwise_scores
 
     try:
         truth_map = _json.loads(Path(truth).read_text(encoding="utf-8"))
@@ -186,7 +186,7 @@ def preprocess(input_dir, output_dir, size, fmt, recursive) -> None:
 
     Example: imgdedup preprocess photos/ photos-256/ --size 256 256 --format JPEG
     """
-    from imgdedup.io import preprocess_images
+    from imgdedup.imaging.preprocess import preprocess_images
 
     try:
         result = preprocess_images(input_dir, output_dir, target_size=tuple(size), format=fmt, recursive=recursive)
@@ -207,7 +207,7 @@ def deploy() -> None:
     """
     import subprocess
 
-    from deployments.local import DEPLOYMENTS, WORK_POOL, deploy_all, worker_command
+    from imgdedup.deployments.local import DEPLOYMENTS, WORK_POOL, deploy_all, worker_command
 
     try:
         deploy_all()
@@ -227,7 +227,7 @@ def demo(folder, out, store) -> None:
 
     Example: imgdedup demo --folder /tmp/sample --out /tmp/sample-run
     """
-    from imgdedup.pipeline import find_duplicates_in_folder
+    from imgdedup.pipeline.stages import find_duplicates_in_folder
     from imgdedup.sample import make_sample_folder
 
     truth = make_sample_folder(folder)
@@ -239,7 +239,7 @@ def demo(folder, out, store) -> None:
     _finish(summary)
 
 
-from imgdedup.cli_actions import apply, undo  # noqa: E402  (commands defined beside their library)
+from imgdedup.cli.actions import apply, undo  # noqa: E402  (commands defined beside their library)
 
 main.add_command(apply)
 main.add_command(undo)

@@ -40,11 +40,12 @@ from urllib.parse import quote
 
 import numpy as np
 
-from imgdedup.chunks import atomic_write_text
+from imgdedup.storage.locations import atomic_write_text
 from imgdedup.errors import ImageLoadError
-from imgdedup.io import FileRecord, load_image, read_bytes
-from imgdedup import locations
-from imgdedup.locations import Location, as_location, join
+from imgdedup.imaging.discover import FileRecord, read_bytes
+from imgdedup.imaging.decode import load_image
+from imgdedup.storage import locations
+from imgdedup.storage.locations import Location, as_location, join
 
 REPORT_NAME = "report.html"
 THUMBS = "thumbs"
@@ -534,7 +535,7 @@ def render_report(
     clusters_doc : the ``clusters.json`` document (``root``, ``method``, ``threshold``, ``clusters``).
     errors : ``(path, reason)`` for each unreadable file.
     summary : label -> value rows shown at the top, in order (a Mapping value is shown as ``k v, ...``).
-    out_dir : the run folder, a local path or a URL (see :mod:`imgdedup.locations`).
+    out_dir : the run folder, a local path or a URL (see :mod:`imgdedup.storage.locations`).
     thumbnail_size : the longest side of a thumbnail, in pixels.
     pair_distances : optional 1-D array, the distance of every pair found (``work/pairs.npz["distance"]``);
         when given, the page shows their histogram with ``threshold`` marked.
@@ -542,7 +543,7 @@ def render_report(
     similarity : the values are similarities (higher is closer), not distances.
     distance_label : the plot's axis label; default "Hamming distance" or "similarity".
     scores : optional precision/recall against a ground truth, as returned by
-        :func:`imgdedup.evaluation.pairwise_scores` (``precision``, ``recall``, ``f1``, ``tp``, ``fp``, ``fn``).
+        :func:`imgdedup.compat.evaluation.pairwise_scores` (``precision``, ``recall``, ``f1``, ``tp``, ``fp``, ``fn``).
     """
     out_dir = as_location(out_dir)
     locations.make_folder(out_dir)

@@ -16,12 +16,12 @@ from typing import Callable
 
 import numpy as np
 
-from imgdedup import locations
+from imgdedup.storage import locations
 from imgdedup.config import Config
-from imgdedup.index import hamming_pairs, hamming_query
-from imgdedup.locations import Location, join
-from imgdedup.similarity import cosine_pairs, cosine_query
-from imgdedup.store import PositionRows, Store
+from imgdedup.search.hamming import hamming_pairs, hamming_query
+from imgdedup.storage.locations import Location, join
+from imgdedup.search.cosine import cosine_pairs, cosine_query
+from imgdedup.storage.store import PositionRows, Store
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
 

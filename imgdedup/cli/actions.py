@@ -1,6 +1,6 @@
 """The ``apply`` and ``undo`` commands: clean up a run's duplicates, and take it back.
 
-Registered on the ``imgdedup`` group in :mod:`imgdedup.cli`. Exit status: 0
+Registered on the ``imgdedup`` group in :mod:`imgdedup.cli.main`. Exit status: 0
 everything planned was done (or restored); 3 finished, but some files were
 skipped (each is printed with the reason); 1 failed (``Error: ...``); 2 bad usage.
 """
@@ -11,9 +11,18 @@ import sys
 
 import click
 
-from imgdedup.actions import ACTIONS, KEEP_POLICIES, ActionError, apply_plan, load_run, plan_actions, show, undo_journal
+from imgdedup.actions.actions import (
+    ACTIONS,
+    KEEP_POLICIES,
+    ActionError,
+    apply_plan,
+    load_run,
+    plan_actions,
+    show,
+    undo_journal,
+)
 from imgdedup.errors import ImgdedupError
-from imgdedup.report import human_bytes
+from imgdedup.review.report import human_bytes
 
 EXIT_OK, EXIT_FAILED, EXIT_SKIPPED = 0, 1, 3
 

@@ -18,9 +18,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from imgdedup.chunks import atomic_write_text
-from imgdedup.cluster import Cluster, neighbour_lists
-from imgdedup.locations import Location, as_location, read_text
+from imgdedup.storage.locations import atomic_write_text
+from imgdedup.search.cluster import Cluster, neighbour_lists
+from imgdedup.storage.locations import Location, as_location, read_text
 
 CLUSTER_CSV_FIELDS = ("cluster", "path", "keeper", "tier", "distance", "similarity", "width", "height", "bytes", "format", "digest")
 
@@ -51,7 +51,7 @@ def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: 
     """The clusters.json document: settings, then each cluster with its members' metadata.
 
     ``tier_of(same_digest=, same_dimensions=, distance=, similarity=)`` names each
-    non-keeper member's tier (see :mod:`imgdedup.tiers`).
+    non-keeper member's tier (see :mod:`imgdedup.search.tiers`).
     """
     ids = table.ids
     out = []

@@ -16,10 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
-from imgdedup.chunks import atomic_write_text
-from imgdedup.io import FileRecord
-from imgdedup.locations import Location, as_location, read_text
-from imgdedup.store import STATUS_ERROR, Manifest
+from imgdedup.storage.locations import atomic_write_text
+from imgdedup.imaging.discover import FileRecord
+from imgdedup.storage.locations import Location, as_location, read_text
+from imgdedup.storage.store import STATUS_ERROR, Manifest
 
 
 @dataclass(frozen=True)

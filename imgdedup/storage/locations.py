@@ -32,11 +32,18 @@ from pathlib import Path
 from typing import Callable, Sequence, Union
 
 from imgdedup.errors import ImgdedupError
-from imgdedup.remote import is_url
 
 Location = Union[Path, str]
 
 _FILE_SCHEMES = ("file://", "local://")
+_LOCAL_PROTOCOLS = ("file", "local")
+
+
+def is_url(path: object) -> bool:
+    """True for ``protocol://...`` locations other than local files."""
+    text = str(path)
+    return "://" in text and text.split("://", 1)[0] not in _LOCAL_PROTOCOLS
+
 
 
 def as_location(value: str | os.PathLike, error: type[ImgdedupError] = ImgdedupError) -> Location:
@@ -224,3 +231,9 @@ def copy_files(sources: Sequence[Location], targets: Sequence[Location]) -> None
         return
     for source, target in zip(sources, targets):
         write_bytes(target, read_bytes(source))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, errors: str = "strict") -> None:
+    """Write UTF-8 text as one whole file (temporary name then rename, or one PUT): a reader never sees half of it."""
+    write_text(as_location(path), text, errors=errors)
+

@@ -11,7 +11,7 @@ the result is identical. Its two numba kernels turn each tap into one vector
 loop over many lines (the vertical pass reads whole lines; the horizontal one
 first lays 32 lines side by side), where Pillow's loop works one output pixel
 at a time: 4 ms instead of 15 for a 2 MP RGB image to 32 x 32. They read
-Pillow's own pixel memory (:mod:`imgdedup.pixel_view`) where it can be had
+Pillow's own pixel memory (:mod:`imgdedup.imaging.pixel_view`) where it can be had
 without a copy.
 
 Which pass runs first changes the result, and Pillow picks it from the sizes by
@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from imgdedup.pixel_view import pixel_lines
+from imgdedup.imaging.pixel_view import pixel_lines
 
 PRECISION_BITS = 32 - 8 - 2
 SUPPORT = 3.0
@@ -112,7 +112,7 @@ def _images_in_one_block() -> None:
     """Let Pillow hold an image of up to 64 MB (16 MP RGB) in one memory block instead of 16 MB ones.
 
     Only an image whose rows lie in one block can be read without a copy
-    (:mod:`imgdedup.pixel_view`): with Pillow's default a 12 MP photograph
+    (:mod:`imgdedup.imaging.pixel_view`): with Pillow's default a 12 MP photograph
     spans three blocks and is copied, and compat mode costs 64 ms instead of
     55 ms for it. A block size set through ``PILLOW_BLOCK_SIZE`` is kept.
     """

@@ -1,9 +1,9 @@
-"""Networks behind :mod:`imgdedup.embed`: EfficientNet-Lite0, torchvision, timm.
+"""Networks behind :mod:`imgdedup.embedding.embedder`: EfficientNet-Lite0, torchvision, timm.
 
 Nothing here imports torch at module import time: the ``torch.nn.Module``
 classes are defined on first use (module ``__getattr__``), so
-``import imgdedup.models`` stays cheap and torch-free; they still pickle as
-``imgdedup.models.<Name>``.
+``import imgdedup.embedding.models`` stays cheap and torch-free; they still pickle as
+``imgdedup.embedding.models.<Name>``.
 
 EfficientNet-Lite0 is a short re-implementation of the TensorFlow reference
 (``efficientnet/lite/efficientnet_lite_builder.py``): ReLU6, no

@@ -1,0 +1,1 @@
+"""Named configurations (``default.yaml``, ...), shipped as package data: ``--config NAME`` loads ``NAME.yaml`` from here."""

@@ -1,0 +1,9 @@
+"""Search: from hashes and embeddings to duplicate pairs and clusters.
+
+Holds the exact Hamming-radius index (``hamming``), cosine search (``cosine``), the
+incremental search over a store (``incremental``), pair rules (``rules``), clustering
+and keeper order (``cluster``) and member tiers (``tiers``).
+
+May import: numpy, scipy, networkx, ``imgdedup.config`` and ``imgdedup.storage``.
+Never Pillow decoding, torch or Prefect.
+"""
