@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from imgdedup.config import load_config
 from imgdedup.deployments.local import deploy_all, prefect_command, worker_command
 from tests.conftest import found_pairs, known_pairs
 from tests.processes import free_port, stop
@@ -113,8 +114,11 @@ def test_deployments_run_from_the_api_and_the_cli(prefect_server, sample_folder,
         duplicates = json.loads((out / "duplicates.json").read_text())
         assert found_pairs(duplicates) == known_pairs(truth)
     assert json.loads((cli_out / "clusters.json").read_text())["threshold"] == 8
-    assert api(f"{api_url}/flow_runs/{cli_run_id}")["name"] == f"dedup-{Path(folder).name}-default-t8"
-    assert api(f"{api_url}/flow_runs/{ui_run['id']}")["name"] == f"dedup-{Path(folder).name}-default-tdefault"
+    # named after the effective settings: the config's method and similarity, the threshold given or the default
+    default = load_config()
+    similarity = f"s{default.min_similarity}"
+    assert api(f"{api_url}/flow_runs/{cli_run_id}")["name"] == f"dedup-{Path(folder).name}-{default.method}-t8-{similarity}"
+    assert api(f"{api_url}/flow_runs/{ui_run['id']}")["name"] == f"dedup-{Path(folder).name}-{default.method}-t{default.threshold}-{similarity}"
     # each deployment keeps its own artifact history, one version per run
     artifacts = api(f"{api_url}/artifacts/filter", {"artifacts": {"key": {"any_": ["dedup-summary-adhoc"]}}})
     assert {a["flow_run_id"] for a in artifacts} == {ui_run["id"], cli_run_id}

@@ -31,7 +31,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -109,6 +110,21 @@ class RunSummary:
             f"reclaimable:  {human_bytes(self.reclaimable_bytes)}",
             f"report:       {self.report}",
         ]
+
+
+class StageClock:
+    """Seconds per stage, summed over every ``with clock("hash"): ...`` block of that name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
 
 
 def default_out_dir(base: str | os.PathLike = "imgdedup-runs") -> Path:
@@ -524,22 +540,20 @@ def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: 
     """Run every stage in this process, chunk by chunk, exactly as the flow does."""
     out = prepare_out_dir(out_dir)
     store = open_store(root, config)
-    seconds: dict[str, float] = {}
-
-    def timed(name: str, function, *args):
-        started = time.perf_counter()
-        result = function(*args)
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-        return result
-
+    clock = StageClock()
     with store.lock():
-        plan_path = timed("preprocess", preprocess, root, out, config, store)
+        with clock("preprocess"):
+            plan_path = preprocess(root, out, config, store)
         chunk_paths = read_plan(plan_path).chunk_paths
         for number, chunk_path in enumerate(chunk_paths, start=1):
-            timed("hash", process_chunk, chunk_path, config)
+            with clock("hash"):
+                process_chunk(chunk_path, config)
             if progress:
                 progress("read", number, len(chunk_paths))
-        timed("commit", commit, plan_path, config)
-        pairs_path = timed("index", index, plan_path, config, out)
-        clusters_path = timed("cluster", cluster, plan_path, pairs_path, config, out)
-        return report(clusters_path, config, out, seconds)
+        with clock("commit"):
+            commit(plan_path, config)
+        with clock("index"):
+            pairs_path = index(plan_path, config, out)
+        with clock("cluster"):
+            clusters_path = cluster(plan_path, pairs_path, config, out)
+        return report(clusters_path, config, out, clock.seconds)
