@@ -3,6 +3,7 @@ worker, a flow run created through the REST API as the UI does, and one through 
 
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.error
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from imgdedup.config import load_config
-from imgdedup.deployments.local import deploy_all, prefect_command, worker_command
+from imgdedup.deployments.local import deploy_all, prefect_command, stop_worker, worker_command
 from tests.conftest import found_pairs, known_pairs
 from tests.processes import free_port, stop
 
@@ -107,8 +108,10 @@ def test_deployments_run_from_the_api_and_the_cli(prefect_server, sample_folder,
             finished = wait_for_state(api_url, run_id)
             assert finished["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
     finally:
-        stop([worker])
+        # SIGINT, as Ctrl-C: a prefect worker ignores SIGTERM (stop() would end it with SIGKILL after 20 s)
+        status = stop_worker(worker, timeout=60)
         worker_log.close()
+    assert status != -signal.SIGKILL
 
     for out in (ui_out, cli_out):
         duplicates = json.loads((out / "duplicates.json").read_text())
