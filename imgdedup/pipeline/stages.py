@@ -147,6 +147,7 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Location:
         probe = join(out, WORK, ".write-test")
         locations.write_bytes(probe, b"")
         locations.remove(probe)
+        locations.write_bytes(join(out, locations.RUN_MARKER), b"")  # before any discovery: never an input
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}") from None
     return out

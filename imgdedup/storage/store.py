@@ -4,6 +4,7 @@ Layout of a store (a local folder, or a URL prefix on object storage such as
 ``s3://bucket/stores/photos``; see :mod:`imgdedup.storage.locations`)::
 
     store.json        version, row chunk size, creation time
+    .imgdedup-store   empty: marks the folder as a store, which discovery never scans
     manifest.npz      one entry per known file: id, size, mtime, status, row, metadata
     arrays.zarr/      Zarr v3 group: hashes_<method> (N,) uint64, embeddings (N, D) float16
     pending/          results of chunks finished since the manifest was last saved
@@ -159,6 +160,7 @@ class Store:
                 body = json.loads(locations.read_text(meta))
             except FileNotFoundError:
                 body = {"version": STORE_VERSION, "row_chunk": int(row_chunk), "created": time.time()}
+                locations.write_bytes(join(store.path, locations.STORE_MARKER), b"")  # never scanned as input
                 locations.write_text(meta, json.dumps(body))
         except OSError as exc:
             raise StoreError(f"cannot create store {str(store.path)!r}: {exc.strerror or exc}") from None
