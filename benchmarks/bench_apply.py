@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imgdedup.actions.actions import ACTIONS, apply_plan, load_run, plan_actions, undo_journal  # noqa: E402
+from imgdedup.actions import ACTIONS, apply_plan, load_run, plan_actions, undo_journal  # noqa: E402
 from imgdedup.imaging.discover import content_digest  # noqa: E402
 from tests.trees import snapshot  # noqa: E402  (the same tree map the tests compare)
 

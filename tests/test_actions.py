@@ -11,8 +11,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from imgdedup.actions import actions
-from imgdedup.actions.actions import ActionError, apply_plan, load_run, plan_actions, undo_journal
+import imgdedup.actions.apply as apply_module  # patched: a crash inside one step
+from imgdedup.actions import ActionError, apply_plan, file_digest, load_run, plan_actions, undo_journal
 from imgdedup.cli.actions import apply, undo
 from imgdedup.imaging.discover import content_digest
 from tests.trees import snapshot
@@ -300,7 +300,7 @@ def test_undo_after_a_crash_mid_batch(tmp_path, monkeypatch, action, after):
     """A crash before (or right after) the third change, with its plan line written but no done line."""
     root, run = standard(tmp_path)
     before = snapshot(root)
-    real = actions._act
+    real = apply_module._act
     calls = []
 
     def crashing(step, *args):
@@ -311,10 +311,10 @@ def test_undo_after_a_crash_mid_batch(tmp_path, monkeypatch, action, after):
             raise KeyboardInterrupt
         return real(step, *args)
 
-    monkeypatch.setattr(actions, "_act", crashing)
+    monkeypatch.setattr(apply_module, "_act", crashing)
     with pytest.raises(KeyboardInterrupt):
         apply_plan(plan_actions(load_run(run), action), dry_run=False)
-    monkeypatch.setattr(actions, "_act", real)
+    monkeypatch.setattr(apply_module, "_act", real)
     journal = next(run.glob("journal-*.jsonl"))
     types = [json.loads(line)["type"] for line in journal.read_text().splitlines()]
     assert types.count("plan") == 4 and types.count("done") == 2
@@ -370,8 +370,8 @@ def test_digest_matches_the_library_definition(tmp_path):
     path = tmp_path / "f"
     data = os.urandom(3 << 20)
     path.write_bytes(data)
-    assert actions.file_digest(str(path), like=content_digest(b"")) == content_digest(data)
-    assert actions.file_digest(str(path), like=_blake2b(b"")) == _blake2b(data)
+    assert file_digest(str(path), like=content_digest(b"")) == content_digest(data)
+    assert file_digest(str(path), like=_blake2b(b"")) == _blake2b(data)
 
 
 def _blake2b(data: bytes) -> str:
