@@ -66,7 +66,7 @@ def make_run(tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes
         path.write_bytes(data)
     document = {"root": str(root), "method": "phash", "threshold": 10, "clusters": docs, "files": len(files), "images": len(files), "errors": []}
     (run / "clusters.json").write_text(json.dumps(document, ensure_ascii=True))
-    (run / "work" / "files-00000.json").write_text(json.dumps({"root": str(root), "start": 0, "files": files}))
+    (run / "work" / "discovered.json").write_text(json.dumps(files))
     return root, run
 
 
@@ -420,3 +420,15 @@ def test_on_a_real_find_run(sample_folder, tmp_path):
     assert files(snapshot(folder)) == files(before) - summary.duplicates
     assert invoke("undo", next((tmp_path / "run").glob("journal-*.jsonl"))).exit_code == 0
     assert snapshot(folder) == before
+
+
+def test_a_run_without_file_times_refuses_oldest_and_newest(tmp_path):
+    """Without mtimes (none in clusters.json, no work/discovered.json) the age policies say why; the others work."""
+    root, run = standard(tmp_path)
+    (run / "work" / "discovered.json").unlink()
+    run_ = load_run(run)
+    assert all(m.mtime_ns is None for c in run_.clusters for m in c)
+    for keep in ("oldest", "newest"):
+        with pytest.raises(ActionError, match=f"--keep {keep} needs file times, and this run folder has none"):
+            plan_actions(run_, "delete", keep=keep)
+    assert len(plan_actions(run_, "delete", keep="largest").steps) == 4

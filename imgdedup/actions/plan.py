@@ -114,7 +114,7 @@ def plan_actions(run: Run, action: str, keep: str = "resolution", references: Se
     if keep not in KEEP_POLICIES:
         raise ActionError(f"--keep must be one of {', '.join(KEEP_POLICIES)}, got {keep!r}")
     if keep in ("oldest", "newest") and any(m.mtime_ns is None for c in run.clusters for m in c):
-        raise ActionError(f"--keep {keep} needs file times, and this run folder has no work/files-*.json")
+        raise ActionError(f"--keep {keep} needs file times, and this run folder has none (no mtime_ns in clusters.json, no work/discovered.json)")
     stamp = stamp or new_stamp()
     refs = sorted({normalise_reference(run.root, r) for r in references})
     if action == "move":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from dataclasses import dataclass
@@ -51,21 +50,14 @@ def _load_json(path: Path):
 
 
 def _file_stats(work: Path) -> dict[str, tuple[int, int, int]]:
-    """id -> (size, mtime_ns, position) from the run's chunk files, when it has them."""
-    stats: dict[str, tuple[int, int, int]] = {}
-    for path in sorted(glob.glob(str(work / "files-*.json"))):
-        body = _load_json(Path(path))
-        if isinstance(body, dict) and isinstance(body.get("files"), list):
-            start = int(body.get("start", 0))
-            for k, (file_id, size, mtime_ns) in enumerate(body["files"]):
-                stats[file_id] = (int(size), int(mtime_ns), start + k)
-    if not stats:  # a run written by the store planner: one list of every discovered file
-        for path in sorted(glob.glob(str(work / "discovered*.json"))):
-            body = _load_json(Path(path))
-            if isinstance(body, list):
-                for k, (file_id, size, mtime_ns) in enumerate(body):
-                    stats[file_id] = (int(size), int(mtime_ns), k)
-    return stats
+    """id -> (size, mtime_ns, position) from the run's ``work/discovered.json`` (every discovered file), when it has one."""
+    path = work / "discovered.json"
+    if not path.exists():
+        return {}
+    body = _load_json(path)
+    if not isinstance(body, list):
+        return {}
+    return {file_id: (int(size), int(mtime_ns), k) for k, (file_id, size, mtime_ns) in enumerate(body)}
 
 
 def load_run(run_dir: str | os.PathLike) -> Run:
