@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from imgdedup.actions.plan import KEEP_POLICIES  # defined once, by the actions that apply them
 from imgdedup.errors import ConfigError
 
 HASH_METHODS = ("phash", "dhash", "ahash", "whash")
 METHODS = HASH_METHODS + ("cnn", "hybrid")
-KEEP_POLICIES = ("resolution",)
 POOLINGS = ("avg", "gem")
 RUNTIMES = ("auto", "onnx", "torch")
 LAYERS = ("auto", "head", "block")
