@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import imgdedup.actions.apply as apply_module  # patched: a crash inside one step
-from imgdedup.actions import ActionError, apply_plan, file_digest, load_run, plan_actions, undo_journal
+from imgdedup.actions import ActionError, apply_plan, describe, file_digest, load_run, plan_actions, undo_journal
 from imgdedup.cli.actions import apply, undo
 from imgdedup.imaging.discover import content_digest
 from tests.trees import snapshot
@@ -432,3 +432,29 @@ def test_a_run_without_file_times_refuses_oldest_and_newest(tmp_path):
         with pytest.raises(ActionError, match=f"--keep {keep} needs file times, and this run folder has none"):
             plan_actions(run_, "delete", keep=keep)
     assert len(plan_actions(run_, "delete", keep="largest").steps) == 4
+
+
+@pytest.mark.parametrize("action", ["move", "delete", "hardlink", "symlink"])
+def test_a_target_that_appears_during_apply_is_never_removed(tmp_path, action):
+    """A file put at a step's target after the checks (by another process, or a second name for the same file
+    in a case-insensitive trash or --to folder) is left alone: that step fails and rolls back only its own files."""
+    root, run = standard(tmp_path)
+    before = snapshot(root)
+    plan = plan_actions(load_run(run), action, to=tmp_path / "moved")
+    first, second = plan.steps[0], plan.steps[1]
+    original = (root / second.path).read_bytes()
+    foreign = b"a file imgdedup did not make"
+
+    def echo(line: str) -> None:
+        if line == describe(first, plan.run.root):  # every step is checked; the second is about to be carried out
+            Path(second.target).parent.mkdir(parents=True, exist_ok=True)
+            Path(second.target).write_bytes(foreign)
+
+    outcome = apply_plan(plan, dry_run=False, echo=echo)
+    assert Path(second.target).read_bytes() == foreign
+    assert [s.path for s in outcome.skipped] == [second.path] and "exists" in outcome.skipped[0].reason
+    assert len(outcome.done) == 3
+    assert (root / second.path).read_bytes() == original and not (root / second.path).is_symlink()
+    assert not undo_journal(outcome.journal).problems
+    assert snapshot(root) == before
+    assert Path(second.target).read_bytes() == foreign

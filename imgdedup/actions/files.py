@@ -110,13 +110,17 @@ def _act(step: Step, path: str, keeper_path: str, stamp: str) -> dict:
         text = _link_text(keeper_path, path)
         os.symlink(text, tmp)
         extra["link"] = text
+    kept_copy = False
     try:
         _keep_copy(path, step.target, made)
+        kept_copy = True
         os.replace(tmp, path)
     except BaseException:
+        # Undo only what this step made: a target that already existed (another process's file,
+        # or the same name in another case on a case-insensitive file system) is never ours.
         if os.path.lexists(tmp):
             os.unlink(tmp)
-        if os.path.lexists(step.target) and os.path.exists(path):
+        if kept_copy and os.path.lexists(step.target) and os.path.exists(path):
             os.unlink(step.target)
         _remove_empty(made)
         raise
