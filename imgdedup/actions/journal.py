@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from imgdedup.actions.run import ActionError
+from imgdedup.storage.locations import fsync_folder
 
 JOURNAL_VERSION = 1
 
@@ -19,7 +20,7 @@ class Journal:
         self.handle = open(self.path, "x" if create else "a", encoding="utf-8", newline="\n")
         if create:
             self.sync()
-            _fsync_dir(str(self.path.parent))
+            fsync_folder(self.path.parent)
 
     def write(self, record: dict, sync: bool = False) -> None:
         self.handle.write(json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n")
@@ -40,19 +41,6 @@ class Journal:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_journal(path: str | os.PathLike) -> list[dict]:
