@@ -48,7 +48,17 @@ May import: ``imgdedup.imaging.discover`` (content digests), ``imgdedup.storage.
 from imgdedup.actions.apply import BATCH, Echo, Outcome, apply_plan, describe
 from imgdedup.actions.journal import JOURNAL_VERSION, Journal, read_journal
 from imgdedup.actions.paths import file_digest, id_problem, normalise_reference, resolve_in_root, show, verify_file
-from imgdedup.actions.plan import ACTIONS, KEEP_POLICIES, TRASH, Plan, Skip, Step, choose_keepers, new_stamp, plan_actions
+from imgdedup.actions.plan import (
+    ACTIONS,
+    KEEP_POLICIES,
+    TRASH,
+    Plan,
+    Skip,
+    Step,
+    choose_keepers,
+    new_stamp,
+    plan_actions,
+)
 from imgdedup.actions.run import ActionError, Run, RunFile, load_run
 from imgdedup.actions.undo import UndoOutcome, undo_journal
 
