@@ -31,7 +31,7 @@ Journal: ``RUN/journal-<stamp>.jsonl``, JSON lines, created before the first
 change: a ``start`` line, then for each action a ``plan`` line made durable
 (fsync) before the file is touched and a ``done`` (or ``fail``) line after it.
 Lines are written in batches: every ``plan`` line of a batch is fsync'd before
-any file of that batch changes. :func:`undo` reads the journal, inspects each
+any file of that batch changes. :func:`undo_journal` reads the journal, inspects each
 planned file (so a crash mid-batch is handled) and restores it, appending
 ``undone`` lines to the same journal, so running it again is harmless.
 
@@ -42,7 +42,8 @@ keepers, steps), ``journal``, ``files`` (the file operations of one step),
 ``apply`` and ``undo``.
 
 May import: ``imgdedup.imaging.discover`` (content digests), ``imgdedup.storage.locations``
-(to refuse URLs) and ``imgdedup.errors``. Local files only.
+(to refuse URLs, to fsync folders) and ``imgdedup.errors``. Local files only. The keep
+policies are defined here (``plan.KEEP_POLICIES``); :mod:`imgdedup.config` takes them from it.
 """
 
 from imgdedup.actions.apply import BATCH, Echo, Outcome, apply_plan, describe
