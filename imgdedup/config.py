@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal, Mapping, Optional, get_args, get_ori
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from imgdedup.actions.plan import KEEP_POLICIES  # defined once, by the actions that apply them
 from imgdedup.errors import ConfigError
 
 HASH_METHODS = ("phash", "dhash", "ahash", "whash")
@@ -21,6 +20,8 @@ POOLINGS = ("avg", "gem")
 RUNTIMES = ("auto", "onnx", "torch")
 LAYERS = ("auto", "head", "block")
 DEVICES = ("auto", "cpu", "cuda")
+#: How `apply` picks the file a cluster keeps (imgdedup.actions.plan applies them).
+KEEP_POLICIES = ("resolution", "largest", "oldest", "newest")
 FOLDER_RULES = ("any", "same", "different")
 #: Per-method defaults, chosen on the transformed-copies benchmark (README, "Accuracy per method").
 #: hybrid: a pair counts when cosine >= 0.975, or when the smaller of its trimmed phash and dhash

@@ -43,7 +43,7 @@ keepers, steps), ``journal``, ``files`` (the file operations of one step),
 
 May import: ``imgdedup.imaging.discover`` (content digests), ``imgdedup.storage.locations``
 (to refuse URLs, to fsync folders) and ``imgdedup.errors``. Local files only. The keep
-policies are defined here (``plan.KEEP_POLICIES``); :mod:`imgdedup.config` takes them from it.
+policies are defined with the other settings (``imgdedup.config.KEEP_POLICIES``).
 """
 
 from imgdedup.actions.apply import BATCH, Echo, Outcome, apply_plan, describe

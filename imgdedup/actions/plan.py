@@ -14,9 +14,9 @@ from typing import Sequence
 
 from imgdedup.actions.paths import _inside, id_problem, normalise_reference
 from imgdedup.actions.run import ActionError, Run, RunFile
+from imgdedup.config import KEEP_POLICIES  # noqa: F401  (defined with the other settings)
 
 ACTIONS = ("move", "delete", "hardlink", "symlink")
-KEEP_POLICIES = ("resolution", "largest", "oldest", "newest")
 TRASH = "trash"
 
 
