@@ -109,6 +109,8 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
         rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.
 
+    Uses the Prefect server named by PREFECT_API_URL, or starts a temporary one for the run.
+
     Example: imgdedup run ~/Pictures --threshold 8 --config default --address tcp://127.0.0.1:8786
     """
     rules = dict(rule_folders=rule_folders, rule_ignore=list(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
@@ -117,14 +119,16 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
         config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat,
         recursive=recursive, address=address, n_workers=n_workers, **{**rules, "rule_ignore": tuple(rule_ignore) or None},
     )
+    from imgdedup.flows.api import prefect_api
     from imgdedup.flows.dedup import dedup_flow
     from imgdedup.pipeline.stages import default_out_dir
 
     try:
-        summary = dedup_flow(
-            path=path, method=method, threshold=threshold, min_similarity=min_similarity, out=out or str(default_out_dir()),
-            store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
-        )
+        with prefect_api():
+            summary = dedup_flow(
+                path=path, method=method, threshold=threshold, min_similarity=min_similarity, out=out or str(default_out_dir()),
+                store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
+            )
     except ImgdedupError as exc:
         _fail(exc)
     _finish(summary)
