@@ -259,3 +259,21 @@ def test_store_lock_on_a_backend_without_conditional_writes_never_takes_over():
             pass
     assert fs.cat_file(key) == stale  # left as it was
     fs.rm(url, recursive=True)
+
+
+def test_a_store_belongs_to_one_folder(tmp_path):
+    """B/x.bmp has A/x.bmp's relative path, size and mtime but other pixels: a store of A never serves B."""
+
+    rng = np.random.default_rng(4)
+    for name in ("A", "B"):
+        (tmp_path / name).mkdir()
+        random_scene(rng, (64, 48)).save(tmp_path / name / "x.bmp")
+        random_scene(rng, (64, 48)).save(tmp_path / name / "y.bmp")
+    for name in ("x.bmp", "y.bmp"):
+        os.utime(tmp_path / "B" / name, ns=(0, (tmp_path / "A" / name).stat().st_mtime_ns))
+    config = load_config(method="phash", store=str(tmp_path / "shared"))
+    find_duplicates_in_folder(tmp_path / "A", config, tmp_path / "run-a")
+    with pytest.raises(StoreError, match=r"holds the files of '.*/A', not '.*/B': use another --store"):
+        find_duplicates_in_folder(tmp_path / "B", config, tmp_path / "run-b")
+    again = find_duplicates_in_folder(tmp_path / "A", config, tmp_path / "run-a2")  # its own folder: reused
+    assert again.decoded == 0

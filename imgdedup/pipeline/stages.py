@@ -211,6 +211,7 @@ def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Conf
     merged first, so their work is not repeated.
     """
     out_dir = as_location(out_dir)
+    store.claim_root(root_location(root))
     manifest = merge_pending(store, store.load_manifest())
     store.save_manifest(manifest)
     for path in store.pending_paths():

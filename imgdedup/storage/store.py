@@ -3,7 +3,7 @@
 Layout of a store (a local folder, or a URL prefix on object storage such as
 ``s3://bucket/stores/photos``; see :mod:`imgdedup.storage.locations`)::
 
-    store.json        version, row chunk size, creation time
+    store.json        version, row chunk size, creation time, the scanned root it belongs to
     .imgdedup-store   empty: marks the folder as a store, which discovery never scans
     manifest.npz      one entry per known file: id, size, mtime, status, row, metadata
     arrays.zarr/      Zarr v3 group: hashes_<method> (N,) uint64, embeddings (N, D) float16
@@ -168,6 +168,25 @@ class Store:
             raise StoreError(f"store {str(store.path)!r} has layout version {body.get('version')}, this imgdedup reads {STORE_VERSION}")
         store.row_chunk = int(body["row_chunk"])
         return store
+
+    def claim_root(self, root: str) -> None:
+        """Record ``root`` (a run's absolute folder or URL) as the store's, or refuse another one.
+
+        Entries are keyed by paths relative to the root: a file of another folder
+        with the same relative path, size and mtime would reuse this folder's
+        hashes. Stores made before roots were recorded take the first one that
+        claims them. Call while holding :meth:`lock`.
+        """
+        meta = join(self.path, "store.json")
+        body = json.loads(locations.read_text(meta))
+        recorded = body.get("root")
+        if recorded is None:
+            locations.write_text(meta, json.dumps({**body, "root": root}))
+        elif recorded != root:
+            raise StoreError(
+                f"store {str(self.path)!r} holds the files of {recorded!r}, not {root!r}: "
+                "use another --store for this folder (or leave --store out: one store per folder)"
+            )
 
     @contextmanager
     def lock(self) -> Iterator[None]:
