@@ -114,6 +114,22 @@ def register_optional_plugins() -> dict[str, bool]:
         return available
 
 
+def decoder_signature(compat: bool, max_pixels: int) -> str:
+    """What decides whether a file can be read here: pixel path, size limit, Pillow and optional decoders.
+
+    Recorded with every file refused, so a later run retries the refused files
+    when any of these differ (another ``--compat`` or ``max_image_pixels``,
+    pillow-heif or rawpy installed since, a newer Pillow).
+    """
+    import importlib.util
+
+    import PIL
+
+    plugins = dict(register_optional_plugins(), raw=importlib.util.find_spec("rawpy") is not None)
+    present = ",".join(sorted(name for name, ok in plugins.items() if ok)) or "none"
+    return f"compat={int(bool(compat))} max_pixels={int(max_pixels)} pillow={PIL.__version__} plugins={present}"
+
+
 def _pillow_open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))  # warnings: see DECODER_WARNING_MODULES

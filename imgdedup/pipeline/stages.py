@@ -36,11 +36,12 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from imgdedup.imaging.decode import decoder_signature
 from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.search.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
 from imgdedup.errors import ImageLoadError, OutputError, StoreError
-from imgdedup.imaging.discover import discover_images, read_bytes, root_location
+from imgdedup.imaging.discover import content_digest, discover_images, read_bytes, root_location
 from imgdedup.storage import locations
 from imgdedup.storage.locations import Location, as_location, join
 from imgdedup.pipeline.plan import (
@@ -217,7 +218,7 @@ def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Conf
     for path in store.pending_paths():
         locations.remove(path)
     records = discover_images(root, recursive=config.recursive)
-    todo = files_to_process(records, manifest, config.features)
+    todo = files_to_process(records, manifest, config.features, decoder_signature(config.compat, config.max_image_pixels))
     run_id = new_run_id()
     bounds = chunk_bounds(len(todo), config.chunk_size, config.n_workers)
     per_chunk = padded_rows(max((stop - start for start, stop in bounds), default=1), store.row_chunk)
@@ -261,8 +262,9 @@ def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Conf
     return write_plan(plan, join(out_dir, WORK, "plan.json"))
 
 
-def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool]) -> Manifest:
-    """Manifest entries of one chunk: readable files at their rows, the others with their reason."""
+def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool], refused_under: str) -> Manifest:
+    """Manifest entries of one chunk: readable files at their rows, the others with their reason and
+    the decoder settings they were refused under."""
     ok = chunk.positions.tolist()
     n = len(work.files)
     row = np.full(n, -1, dtype=np.int64)
@@ -282,6 +284,7 @@ def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: di
         status=status, reason=reason.astype(str), row=row, width=width, height=height,
         formats=formats.astype(str), digests=digests.astype("U32"),
         features={feature: good & present for feature, present in features.items()},
+        refused_under=np.where(good, "", refused_under),
     )
 
 
@@ -300,7 +303,7 @@ def hash_chunk(work_path: str | os.PathLike, config: Config) -> Location:
     features = {feature: True for feature in config.features if feature.startswith("hash:")}
     if config.uses_embeddings:
         features["embedding"] = False
-    manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features)
+    manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features, decoder_signature(config.compat, config.max_image_pixels))
     if config.uses_embeddings:
         path = locations.sibling(work_path, locations.name(as_location(work_path)).removesuffix(".json") + ".hashed.npz")
     else:
@@ -315,13 +318,19 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
     store = Store.open(work.store)
     manifest = Manifest.load(hashed_path)
     ok = np.flatnonzero(manifest.status == STATUS_OK)
+    changed: dict[int, str] = {}
     if len(ok):
         datas = []
         for position in ok.tolist():
+            # The file must still be the one hash_chunk read, or its hashes and embedding would
+            # describe two versions: same size and mtime as at discovery, and the same digest.
             try:
-                datas.append(read_bytes(work.root, work.files[position]))
-            except ImageLoadError:
-                datas.append(b"")  # vanished since hashing: embed_files records it
+                data = read_bytes(work.root, work.files[position], check_unchanged=True)
+            except ImageLoadError as exc:
+                data, changed[position] = b"", exc.reason
+            if position not in changed and content_digest(data) != manifest.digests[position]:
+                data, changed[position] = b"", "changed after hashing (other content): not read, run again to include it"
+            datas.append(data)  # b"" keeps the rows aligned; embed_files records it as failed
         embedder = embedder_for(config, threads)
         recorded = store.group(mode="r")["embeddings"].attrs.get("identity")
         if recorded != embedder.identity:
@@ -338,7 +347,10 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
             position = ok[k]
             manifest.status[position], manifest.row[position] = STATUS_ERROR, -1
             manifest.reason = manifest.reason.astype(object)
-            manifest.reason[position] = f"cannot embed: {why}"
+            manifest.reason[position] = changed.get(int(position)) or f"cannot embed: {why}"
+            manifest.refused_under = manifest.refused_under.astype(object)
+            manifest.refused_under[position] = decoder_signature(config.compat, config.max_image_pixels)
+        manifest.refused_under = manifest.refused_under.astype(str)
         manifest.reason = manifest.reason.astype(str)
     good = manifest.status == STATUS_OK
     manifest.features = {name: mask & good for name, mask in manifest.features.items()}

@@ -66,7 +66,10 @@ class Manifest:
 
     ``row`` is the file's row in the store's arrays (-1 for unreadable files);
     ``features`` maps a feature name (``hash:phash``, ``embedding``) to a bool
-    array saying which files have it.
+    array saying which files have it. ``refused_under`` is, for an unreadable
+    file, the decoder settings it was refused under
+    (:func:`imgdedup.imaging.decode.decoder_signature`; ``""`` when unknown, as
+    in stores written before it was recorded).
     """
 
     ids: list[str] = field(default_factory=list)
@@ -80,8 +83,13 @@ class Manifest:
     formats: np.ndarray = field(default_factory=lambda: np.zeros(0, "U1"))
     digests: np.ndarray = field(default_factory=lambda: np.zeros(0, "U32"))
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    refused_under: np.ndarray | None = None
 
-    COLUMNS = ("size", "mtime_ns", "status", "reason", "row", "width", "height", "formats", "digests")
+    COLUMNS = ("size", "mtime_ns", "status", "reason", "row", "width", "height", "formats", "digests", "refused_under")
+
+    def __post_init__(self) -> None:
+        if self.refused_under is None or len(self.refused_under) != len(self.ids):
+            self.refused_under = np.full(len(self.ids), "", dtype="U1")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -127,7 +135,7 @@ class Manifest:
         data = locations.load_npz(locations.as_location(path))
         return cls(
             ids=[os.fsdecode(bytes(b)) for b in data["ids"]],
-            **{name: data[name] for name in cls.COLUMNS},
+            **{name: data[name] for name in cls.COLUMNS if name in data},  # refused_under: new in this version
             features={key.split(":", 1)[1]: value for key, value in data.items() if key.startswith("feature:")},
         )
 
