@@ -28,7 +28,7 @@ def test_threaded_decoding_leaves_warning_filters_unchanged(tmp_path):
         assert len(thumbs) == len(members)
     assert warnings.filters == before
     with pytest.raises(UserWarning):  # nothing silences the rest of the process (pytest turns warnings into errors)
-        warnings.warn("still seen", UserWarning)
+        warnings.warn("still seen", UserWarning, stacklevel=1)
 
 
 def png_header(width: int, height: int) -> bytes:
