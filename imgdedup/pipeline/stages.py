@@ -31,7 +31,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
@@ -57,7 +57,8 @@ from imgdedup.pipeline.plan import (
     write_discovered,
     write_plan,
 )
-from imgdedup.review.report import human_bytes, render_report, thumbnail_name
+from imgdedup.review.report import human_bytes, render_report
+from imgdedup.review.thumbnails import fetch_from_store, keep_in_store, needed_thumbnails
 from imgdedup.pipeline.results import (
     ImageTable,
     clusters_document,
@@ -474,45 +475,16 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         pair_values = locations.load_npz(join(out_dir, WORK, "pairs.npz"), [key])[key]
     except FileNotFoundError:
         pass
-    cache = join(document["store"], "thumbs")
-    needed = {thumbnail_name(m["digest"], config.thumbnail_size) for c in clusters for m in c["members"]}
-    share_files(cache, join(out_dir, "thumbs"), needed)  # thumbnails made by earlier runs into other folders
+    needed = needed_thumbnails(clusters, config.thumbnail_size)
+    fetch_from_store(document["store"], out_dir, needed)  # thumbnails made by earlier runs into other folders
     render_report(
         document, errors, shown, out_dir, config.thumbnail_size, pair_distances=pair_values, similarity=by_similarity,
         threshold=config.min_similarity if by_similarity else config.threshold,
         distance_label="cosine similarity" if by_similarity else "Hamming distance",
     )
-    share_files(join(out_dir, "thumbs"), cache, needed)
-    keep_only(cache, needed)  # the store keeps its current clusters' thumbnails, not every one ever made
+    keep_in_store(document["store"], out_dir, needed)
     write_json(join(out_dir, "summary.json"), summary.__dict__)
     return summary
-
-
-def share_files(source: Location, target: Location, names: Iterable[str] | None = None) -> None:
-    """Hard-link (or copy) the files of ``source`` (only ``names``, if given) missing from ``target``.
-
-    Thumbnails are named by content, so a file of that name is the right one.
-    Between local folders these are hard links; within one object store,
-    server-side copies; between the two, a download and an upload.
-    """
-    wanted = set(names) if names is not None else None
-    present = set(locations.list_names(target))
-    todo = [n for n in locations.list_names(source)
-            if not n.startswith(".") and n not in present and (wanted is None or n in wanted)]
-    if todo:
-        locations.make_folder(target)
-        locations.copy_files([join(source, n) for n in todo], [join(target, n) for n in todo])
-
-
-def keep_only(folder: Location, names: set[str]) -> None:
-    """Remove the files of ``folder`` (a cache of ours) not in ``names``.
-
-    Run folders hold their own hard links (or copies) of the thumbnails they
-    show, so earlier reports keep theirs.
-    """
-    for name in locations.list_names(folder):
-        if not name.startswith(".") and name not in names:
-            locations.remove(join(folder, name))
 
 
 # --- in-process run ----------------------------------------------------------------
