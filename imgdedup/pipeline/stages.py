@@ -68,7 +68,7 @@ from imgdedup.pipeline.results import (
     write_errors_csv,
     write_json,
 )
-from imgdedup.search.rules import veto_pairs
+from imgdedup.search.rules import suppress_pairs, veto_pairs
 from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, search_pairs
 from imgdedup.search.tiers import TIERS, member_tier
 from imgdedup.storage.store import (
@@ -100,6 +100,7 @@ class RunSummary:
     reclaimable_bytes: int
     report: str
     seconds: dict[str, float]
+    suppressed_pairs: int = 0  # pairs a person marked "not duplicates" in an earlier review
 
     def lines(self) -> list[str]:
         return [
@@ -107,6 +108,7 @@ class RunSummary:
             f"unreadable:   {self.unreadable}",
             f"clusters:     {self.clusters}",
             f"duplicates:   {self.duplicates}",
+            *([f"suppressed:   {self.suppressed_pairs} pairs marked not duplicates in a review"] if self.suppressed_pairs else []),
             f"reclaimable:  {human_bytes(self.reclaimable_bytes)}",
             f"report:       {self.report}",
         ]
@@ -413,6 +415,9 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
     pairs = locations.load_npz(as_location(pairs_path))
     i, j, distance, similarity = pairs["i"], pairs["j"], pairs["distance"], pairs["similarity"]
     keep, vetoed = veto_pairs(i, j, table.ids, table.width, table.height, config.pair_rules)
+    apart = suppress_pairs(i, j, table.digests, store.not_duplicates())  # marked in `imgdedup review`
+    suppressed = int((keep & ~apart).sum())
+    keep &= apart
     i, j, distance, similarity = i[keep], j[keep], distance[keep], similarity[keep]
     if len(rows):
         # hybrid judges hash distances on the trimmed image: so do its distances to the keeper
@@ -428,6 +433,7 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
         review_bits=config.review_bits, review_similarity=config.review_similarity, **kw,
     ))
     document["vetoed_pairs"] = vetoed
+    document["suppressed_pairs"] = suppressed
     by_similarity = config.uses_embeddings
     write_json(join(out_dir, "duplicates.json"), duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity))
     errors = [(manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()]
@@ -448,7 +454,7 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         threshold=config.threshold, files=document["files"], images=document["images"], unreadable=len(errors),
         decoded=document["decoded"], clusters=len(clusters), duplicates=sum(len(c["members"]) - 1 for c in clusters),
         reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters), report=str(join(out_dir, "report.html")),
-        seconds=dict(seconds),
+        seconds=dict(seconds), suppressed_pairs=int(document.get("suppressed_pairs", 0)),
     )
     thresholds = f"threshold {config.threshold}"
     if config.uses_embeddings:
@@ -465,6 +471,7 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         "duplicate files": summary.duplicates,
         "reclaimable": human_bytes(summary.reclaimable_bytes),
         "duplicates by tier": ", ".join(f"{t} {n}" for t, n in tiers.items()),
+        "pairs marked not duplicates": document.get("suppressed_pairs", 0),
         "pairs vetoed by rules": ", ".join(f"{k} {v}" for k, v in document.get("vetoed_pairs", {}).items()) or "none",
         "seconds per stage": ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),
     }
