@@ -240,9 +240,11 @@ def demo(folder, out, store) -> None:
 
 
 from imgdedup.cli.actions import apply, undo  # noqa: E402  (commands defined beside their library)
+from imgdedup.cli.review import review  # noqa: E402
 
 main.add_command(apply)
 main.add_command(undo)
+main.add_command(review)
 
 
 if __name__ == "__main__":

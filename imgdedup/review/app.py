@@ -1,0 +1,329 @@
+"""``imgdedup review RUN_DIR``: a local web app to decide on a run's clusters and act on them.
+
+FastAPI (Starlette) served by uvicorn on 127.0.0.1, pages rendered from the
+Jinja2 templates of :mod:`imgdedup.review.templating` (autoescaped: a file name
+is always text), the state in :class:`imgdedup.review.session.ReviewSession`.
+
+Security, since the page can move files:
+
+* bound to 127.0.0.1, and only requests whose ``Host`` is this server are served
+  (a DNS-rebinding page cannot reach it through another name);
+* every request needs the secret token: the printed URL carries it once
+  (``?token=``), the answer sets it as a ``SameSite=Strict`` HttpOnly cookie and
+  redirects to the same URL without it;
+* a request that changes anything is a POST whose ``Origin`` is this server and
+  whose form carries the token too; the routes that change state accept no GET;
+* pictures are named by cluster number and member index; the app serves only the
+  run's thumbnails and the files the run recorded (inside the root, not links),
+  never a path from the request;
+* a Content-Security-Policy allows only this server's own scripts and styles.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from imgdedup.errors import ImgdedupError
+from imgdedup.review.report import display_name, human_bytes
+from imgdedup.review.session import KNOWN_FIELDS, ReviewSession
+from imgdedup.review.templating import environment, static_text
+
+PAGE = 20
+ACTIONS = ("delete", "move", "hardlink", "symlink")
+STATIC = {"review.css": "text/css", "review.js": "text/javascript"}
+MAX_FORM = 64 * 1024
+CSP = ("default-src 'none'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def _refuse(status: int, why: str) -> PlainTextResponse:
+    return PlainTextResponse(f"refused: {why}\n", status_code=status)
+
+
+def create_app(session: ReviewSession, token: str, port: int) -> FastAPI:
+    """The review app for ``session``, answering only on ``127.0.0.1:port`` / ``localhost:port`` with ``token``."""
+    if len(token) < 16:
+        raise ValueError("`token` must be at least 16 characters")
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
+    origins = {f"http://{h}" for h in hosts}
+    cookie = f"imgdedup_review_{port}"
+    templates = environment()
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if request.headers.get("host", "") not in hosts:
+            return _refuse(403, "unknown host")
+        given = request.query_params.get("token")
+        held = request.cookies.get(cookie, "")
+        if given is not None and request.method == "GET":
+            if not secrets.compare_digest(given, token):
+                return _refuse(403, "wrong token")
+            query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+            answer = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
+            answer.set_cookie(cookie, token, httponly=True, samesite="strict", path="/")
+            return answer
+        if not held:
+            return _refuse(403, "no token: open the URL that `imgdedup review` printed")
+        if not secrets.compare_digest(held, token):
+            return _refuse(403, "wrong token")
+        if request.method not in ("GET", "HEAD"):
+            if request.headers.get("origin") not in origins:
+                return _refuse(403, "cross-origin request")
+        answer = await call_next(request)
+        answer.headers["Content-Security-Policy"] = CSP
+        answer.headers["X-Content-Type-Options"] = "nosniff"
+        answer.headers["Referrer-Policy"] = "same-origin"  # 'no-referrer' would send Origin: null on POST
+        answer.headers["Cache-Control"] = "no-store"
+        return answer
+
+    async def posted(request: Request) -> dict[str, str] | Response:
+        """The POSTed form, when it carries the token; else the refusal."""
+        body = await request.body()
+        if len(body) > MAX_FORM:
+            return _refuse(413, "form too large")
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if not secrets.compare_digest(form.get("token", ""), token):
+            return _refuse(403, "the form has no token or a wrong one")
+        return form
+
+    def page(name: str, **values) -> HTMLResponse:
+        return HTMLResponse(templates.get_template(name).render(token=token, human=human_bytes, show=display_name, **values))
+
+    def back(form: dict, number: int | None = None) -> RedirectResponse:
+        page_no = _int(form.get("page"), 0)
+        query = {"page": page_no}
+        if number is not None:
+            query["focus"] = number
+        return RedirectResponse(f"/clusters?{urlencode(query)}" + (f"#cluster-{number}" if number is not None else ""), status_code=303)
+
+    @app.get("/")
+    async def home():
+        return RedirectResponse("/clusters", status_code=303)
+
+    @app.get("/static/{name}")
+    async def static(name: str):
+        if name not in STATIC:
+            return _refuse(404, "no such file")
+        return Response(static_text(name), media_type=STATIC[name])
+
+    @app.get("/clusters")
+    async def clusters(request: Request):
+        n_pages = max(1, -(-len(session.clusters) // PAGE))
+        page_no = min(max(_int(request.query_params.get("page"), 0), 0), n_pages - 1)
+        shown = session.clusters[page_no * PAGE:(page_no + 1) * PAGE]
+        entries = session.decisions["clusters"]
+        rows = [_cluster_view(session, c, entries.get(str(c["cluster"]))) for c in shown]
+        return page("review.html", rows=rows, page=page_no, n_pages=n_pages, counts=session.counts(),
+                    references=session.decisions["references"], focus=_int(request.query_params.get("focus"), -1),
+                    can_undo=bool(session.decisions["history"]), root=display_name(session.root), actions=ACTIONS,
+                    suppressed=int(session.document.get("suppressed_pairs", 0)))
+
+    @app.get("/compare/{number}/{index}")
+    async def compare(number: int, index: int, request: Request):
+        cluster = session.by_number.get(number)
+        other = _int(request.query_params.get("with"), -1)
+        if cluster is None or session.member(number, index) is None:
+            return _refuse(404, "no such member")
+        if session.member(number, other) is None:
+            other = next(k for k, m in enumerate(cluster["members"]) if m["keeper"])
+        view = _cluster_view(session, cluster, session.decisions["clusters"].get(str(number)))
+        return page("compare.html", cluster=view, a=view["members"][other], b=view["members"][index])
+
+    @app.get("/thumb/{number}/{index}")
+    async def thumb(number: int, index: int):
+        path = session.thumbnail(number, index)
+        if path is None or not path.is_file():
+            return _refuse(404, "no thumbnail")
+        return FileResponse(path, media_type="image/jpeg")
+
+    @app.get("/image/{number}/{index}")
+    async def image(number: int, index: int):
+        path, kind = session.original(number, index)
+        if path is None:
+            return _refuse(404, kind)
+        if kind:
+            return FileResponse(path, media_type=kind)
+        return Response(_as_png(path), media_type="image/png")  # TIFF, HEIC, RAW...: what the browser cannot show
+
+    @app.post("/decide")
+    async def decide(request: Request):
+        form = await posted(request)
+        if isinstance(form, Response):
+            return form
+        number = _int(form.get("cluster"), -1)
+        try:
+            session.decide(number, form.get("op", ""), _int(form.get("member"), -1))
+        except (KeyError, ValueError) as exc:
+            return _refuse(400, f"bad decision: {exc}")
+        return back(form, number)
+
+    @app.post("/bulk")
+    async def bulk(request: Request):
+        form = await posted(request)
+        if isinstance(form, Response):
+            return form
+        scope = form.get("scope")
+        page_no = _int(form.get("page"), 0)
+        if scope == "exact":
+            chosen = [c for c in session.clusters if session.is_exact(c)]
+        elif scope == "page":
+            chosen = session.clusters[page_no * PAGE:(page_no + 1) * PAGE]
+        elif scope == "all":
+            chosen = session.clusters
+        else:
+            return _refuse(400, "scope must be exact, page or all")
+        session.accept([int(c["cluster"]) for c in chosen])
+        return back(form)
+
+    @app.post("/folder")
+    async def folder(request: Request):
+        form = await posted(request)
+        if isinstance(form, Response):
+            return form
+        try:
+            if form.get("op") == "drop":
+                session.drop_folder(_int(form.get("position"), -1))
+            else:
+                session.keep_folder(_int(form.get("cluster"), -1), _int(form.get("member"), -1))
+        except KeyError:
+            return _refuse(400, "no such member or folder")
+        return back(form)
+
+    @app.post("/undo")
+    async def undo(request: Request):
+        form = await posted(request)
+        if isinstance(form, Response):
+            return form
+        session.undo()
+        return back(form)
+
+    @app.get("/apply")
+    async def preview(request: Request):
+        action = request.query_params.get("action", "delete")
+        to = request.query_params.get("to", "")
+        if action not in ACTIONS:
+            return _refuse(400, f"action must be one of {', '.join(ACTIONS)}")
+        try:
+            plan, outcome, lines = session.dry_run(action, to)
+        except (ImgdedupError, OSError) as exc:
+            return page("apply.html", action=action, to=to, error=str(exc), plan=None, outcome=None, lines=[], actions=ACTIONS)
+        return page("apply.html", action=action, to=to, error=None, plan=plan, outcome=outcome, lines=lines, actions=ACTIONS)
+
+    @app.post("/apply")
+    async def apply(request: Request):
+        form = await posted(request)
+        if isinstance(form, Response):
+            return form
+        action = form.get("action", "")
+        if action not in ACTIONS:
+            return _refuse(400, f"action must be one of {', '.join(ACTIONS)}")
+        try:
+            position = session.apply(action, form.get("to", ""))
+        except (ImgdedupError, OSError) as exc:
+            return page("apply.html", action=action, to=form.get("to", ""), error=str(exc), plan=None, outcome=None, lines=[],
+                        actions=ACTIONS)
+        return RedirectResponse(f"/applied/{position}", status_code=303)
+
+    @app.get("/applied/{position}")
+    async def applied(position: int):
+        if not 0 <= position < len(session.applied):
+            return _refuse(404, "no such apply")
+        return page("applied.html", position=position, applied=session.applied[position], restored=None)
+
+    @app.post("/undo-apply/{position}")
+    async def undo_apply(position: int, request: Request):
+        form = await posted(request)
+        if isinstance(form, Response):
+            return form
+        if not 0 <= position < len(session.applied):
+            return _refuse(404, "no such apply")
+        try:
+            result = session.undo_apply(position)
+        except (ImgdedupError, OSError) as exc:
+            return _refuse(409, str(exc))
+        return page("applied.html", position=position, applied=session.applied[position], restored=result)
+
+    return app
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _as_png(path: str) -> bytes:
+    from imgdedup.imaging.decode import load_image
+
+    with open(path, "rb") as handle:
+        picture = load_image(handle.read(), mode="RGB")
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return out.getvalue()
+
+
+def _cluster_view(session: ReviewSession, cluster, entry) -> dict:
+    """What the templates show of one cluster and its members."""
+    entry = entry or {}
+    apart = set(entry.get("apart") or ())
+    keeper = entry.get("keeper") or cluster["keeper"]
+    if keeper in apart:
+        keeper = None
+    members = []
+    for k, m in enumerate(cluster["members"]):
+        folder, _, name = m["path"].rpartition("/")
+        evidence = {key: value for key, value in m.items() if key not in KNOWN_FIELDS}
+        members.append({
+            "index": k, "number": k + 1, "name": display_name(name), "folder": display_name(folder + "/" if folder else ""),
+            "path": display_name(m["path"]), "width": m["width"], "height": m["height"], "format": m["format"],
+            "bytes": m["bytes"], "distance": m["distance"], "similarity": m.get("similarity"), "digest": m["digest"],
+            "tier": "keeper" if m["keeper"] else m.get("tier"), "suggested": bool(m["keeper"]), "keeper": m["path"] == keeper,
+            "apart": m["path"] in apart, "date": _date(m.get("mtime_ns")), "evidence": evidence,
+            "thumb": m["digest"] in session.thumbs,
+        })
+    return {
+        "number": int(cluster["cluster"]), "reclaimable": int(cluster["reclaimable_bytes"]), "members": members,
+        "exact": session.is_exact(cluster), "not_duplicates": bool(entry.get("not_duplicates")),
+        "done": bool(entry.get("done")), "decided": bool(entry) and (bool(entry.get("keeper")) or bool(entry.get("done"))),
+        "chosen": bool(entry.get("keeper")),
+    }
+
+
+def _date(mtime_ns) -> str:
+    if mtime_ns is None:
+        return ""
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(int(mtime_ns) / 1e9).strftime("%Y-%m-%d %H:%M")
+
+
+def serve(run_dir: str | os.PathLike, port: int = 0, open_browser: bool = True, echo=print) -> None:
+    """Serve the review of ``run_dir`` on 127.0.0.1 until interrupted; print (and open) its URL."""
+    import socket
+    import webbrowser
+
+    import uvicorn
+
+    session = ReviewSession(run_dir)
+    token = secrets.token_urlsafe(24)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))  # bound before the URL is printed: the port in it is ours
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/?token={token}"
+    echo(f"review:   {session.run_dir} ({len(session.clusters)} clusters)")
+    echo(f"open:     {url}")
+    echo("stop:     Ctrl+C (decisions are saved as they are made)")
+    server = uvicorn.Server(uvicorn.Config(create_app(session, token, port), log_level="warning"))
+    if open_browser:
+        webbrowser.open(url)
+    server.run(sockets=[sock])
+
