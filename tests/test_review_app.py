@@ -118,3 +118,33 @@ def test_decisions_store_pairs_undo_and_apply(review):
     assert "undo-apply" in done.text
     post(client, answer.headers["location"].replace("/applied/", "/undo-apply/"))
     assert tree_bytes(root) == original
+
+
+def test_apply_decisions_from_the_command_line(review):
+    from click.testing import CliRunner
+
+    from imgdedup.cli.main import main
+
+    client, session, root, run, _ = review
+    original = tree_bytes(root)
+    b = cluster_of(session, "b.png")
+    post(client, "/decide", cluster=b, op="keeper", member=member_index(session, b, "b-small.png"))
+    post(client, "/folder", cluster=b, member=member_index(session, b, "b-medium.png"))  # copies/ is a reference folder
+    dry = CliRunner().invoke(main, ["apply", str(run), "--action", "delete", "--decisions"])
+    assert dry.exit_code == 0, dry.output
+    assert "would be: 1 file" in dry.output and tree_bytes(root) == original
+    done = CliRunner().invoke(main, ["apply", str(run), "--action", "delete", "--decisions", "--yes"])
+    assert done.exit_code == 0, done.output
+    # copies/ is always kept, so its files are the keepers and only originals/b.png goes
+    assert not (root / "originals" / "b.png").exists() and (root / "copies" / "b-small.png").exists()
+    usage = CliRunner().invoke(main, ["apply", str(run), "--action", "delete", "--decisions", "--keep", "largest"])
+    assert usage.exit_code == 2 and "--keep does not go with --decisions" in usage.output
+
+
+def test_review_command_is_documented():
+    from click.testing import CliRunner
+
+    from imgdedup.cli.main import main
+
+    result = CliRunner().invoke(main, ["review", "--help"])
+    assert result.exit_code == 0 and "127.0.0.1" in result.output and "--no-browser" in result.output

@@ -107,6 +107,10 @@ def create_app(session: ReviewSession, token: str, port: int) -> FastAPI:
     async def home():
         return RedirectResponse("/clusters", status_code=303)
 
+    @app.get("/favicon.ico")
+    async def favicon():
+        return Response(status_code=204)  # browsers ask for one; none is better than a 404 in the console
+
     @app.get("/static/{name}")
     async def static(name: str):
         if name not in STATIC:
@@ -305,10 +309,10 @@ def _date(mtime_ns) -> str:
     return _dt.datetime.fromtimestamp(int(mtime_ns) / 1e9).strftime("%Y-%m-%d %H:%M")
 
 
-def serve(run_dir: str | os.PathLike, port: int = 0, open_browser: bool = True, echo=print) -> None:
-    """Serve the review of ``run_dir`` on 127.0.0.1 until interrupted; print (and open) its URL."""
+def make_server(run_dir: str | os.PathLike, port: int = 0):
+    """``(server, socket, url, session)``: a uvicorn server for the review of ``run_dir``, its socket
+    already bound to 127.0.0.1 (so the port in the URL is ours), not yet serving."""
     import socket
-    import webbrowser
 
     import uvicorn
 
@@ -316,14 +320,20 @@ def serve(run_dir: str | os.PathLike, port: int = 0, open_browser: bool = True, 
     token = secrets.token_urlsafe(24)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))  # bound before the URL is printed: the port in it is ours
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/?token={token}"
+    server = uvicorn.Server(uvicorn.Config(create_app(session, token, port), log_level="warning"))
+    return server, sock, f"http://127.0.0.1:{port}/?token={token}", session
+
+
+def serve(run_dir: str | os.PathLike, port: int = 0, open_browser: bool = True, echo=print) -> None:
+    """Serve the review of ``run_dir`` on 127.0.0.1 until interrupted; print (and open) its URL."""
+    import webbrowser
+
+    server, sock, url, session = make_server(run_dir, port)
     echo(f"review:   {session.run_dir} ({len(session.clusters)} clusters)")
     echo(f"open:     {url}")
     echo("stop:     Ctrl+C (decisions are saved as they are made)")
-    server = uvicorn.Server(uvicorn.Config(create_app(session, token, port), log_level="warning"))
     if open_browser:
         webbrowser.open(url)
     server.run(sockets=[sock])
-
