@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from imgdedup.actions.actions import read_journal
+from imgdedup.actions import read_journal
 from imgdedup.review.app import make_server
 from tests.review_runs import EVIL, find_run, tree_bytes
 from tests.test_report_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser

@@ -24,9 +24,10 @@ from __future__ import annotations
 import io
 import os
 import secrets
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from imgdedup.errors import ImgdedupError
@@ -46,215 +47,258 @@ def _refuse(status: int, why: str) -> PlainTextResponse:
     return PlainTextResponse(f"refused: {why}\n", status_code=status)
 
 
+@dataclass(frozen=True)
+class _Guard:
+    """What every request is checked against."""
+
+    session: ReviewSession
+    token: str
+    hosts: frozenset[str]
+    origins: frozenset[str]
+    cookie: str
+
+
 def create_app(session: ReviewSession, token: str, port: int) -> FastAPI:
     """The review app for ``session``, answering only on ``127.0.0.1:port`` / ``localhost:port`` with ``token``."""
     if len(token) < 16:
         raise ValueError("`token` must be at least 16 characters")
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
-    origins = {f"http://{h}" for h in hosts}
-    cookie = f"imgdedup_review_{port}"
-    templates = environment()
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if request.headers.get("host", "") not in hosts:
-            return _refuse(403, "unknown host")
-        given = request.query_params.get("token")
-        held = request.cookies.get(cookie, "")
-        if given is not None and request.method == "GET":
-            if not secrets.compare_digest(given, token):
-                return _refuse(403, "wrong token")
-            query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
-            answer = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
-            answer.set_cookie(cookie, token, httponly=True, samesite="strict", path="/")
-            return answer
-        if not held:
-            return _refuse(403, "no token: open the URL that `imgdedup review` printed")
-        if not secrets.compare_digest(held, token):
-            return _refuse(403, "wrong token")
-        if request.method not in ("GET", "HEAD"):
-            if request.headers.get("origin") not in origins:
-                return _refuse(403, "cross-origin request")
-        answer = await call_next(request)
-        answer.headers["Content-Security-Policy"] = CSP
-        answer.headers["X-Content-Type-Options"] = "nosniff"
-        answer.headers["Referrer-Policy"] = "same-origin"  # 'no-referrer' would send Origin: null on POST
-        answer.headers["Cache-Control"] = "no-store"
-        return answer
-
-    async def posted(request: Request) -> dict[str, str] | Response:
-        """The POSTed form, when it carries the token; else the refusal."""
-        body = await request.body()
-        if len(body) > MAX_FORM:
-            return _refuse(413, "form too large")
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        if not secrets.compare_digest(form.get("token", ""), token):
-            return _refuse(403, "the form has no token or a wrong one")
-        return form
-
-    def page(name: str, **values) -> HTMLResponse:
-        return HTMLResponse(templates.get_template(name).render(token=token, human=human_bytes, show=display_name, **values))
-
-    def back(form: dict, number: int | None = None) -> RedirectResponse:
-        page_no = _int(form.get("page"), 0)
-        query = {"page": page_no}
-        if number is not None:
-            query["focus"] = number
-        return RedirectResponse(f"/clusters?{urlencode(query)}" + (f"#cluster-{number}" if number is not None else ""), status_code=303)
-
-    @app.get("/")
-    async def home():
-        return RedirectResponse("/clusters", status_code=303)
-
-    @app.get("/favicon.ico")
-    async def favicon():
-        return Response(status_code=204)  # browsers ask for one; none is better than a 404 in the console
-
-    @app.get("/static/{name}")
-    async def static(name: str):
-        if name not in STATIC:
-            return _refuse(404, "no such file")
-        return Response(static_text(name), media_type=STATIC[name])
-
-    @app.get("/clusters")
-    async def clusters(request: Request):
-        n_pages = max(1, -(-len(session.clusters) // PAGE))
-        page_no = min(max(_int(request.query_params.get("page"), 0), 0), n_pages - 1)
-        shown = session.clusters[page_no * PAGE:(page_no + 1) * PAGE]
-        entries = session.decisions["clusters"]
-        rows = [_cluster_view(session, c, entries.get(str(c["cluster"]))) for c in shown]
-        return page("review.html", rows=rows, page=page_no, n_pages=n_pages, counts=session.counts(),
-                    references=session.decisions["references"], focus=_int(request.query_params.get("focus"), -1),
-                    can_undo=bool(session.decisions["history"]), root=display_name(session.root), actions=ACTIONS,
-                    suppressed=int(session.document.get("suppressed_pairs", 0)))
-
-    @app.get("/compare/{number}/{index}")
-    async def compare(number: int, index: int, request: Request):
-        cluster = session.by_number.get(number)
-        other = _int(request.query_params.get("with"), -1)
-        if cluster is None or session.member(number, index) is None:
-            return _refuse(404, "no such member")
-        if session.member(number, other) is None:
-            other = next(k for k, m in enumerate(cluster["members"]) if m["keeper"])
-        view = _cluster_view(session, cluster, session.decisions["clusters"].get(str(number)))
-        return page("compare.html", cluster=view, a=view["members"][other], b=view["members"][index])
-
-    @app.get("/thumb/{number}/{index}")
-    async def thumb(number: int, index: int):
-        path = session.thumbnail(number, index)
-        if path is None or not path.is_file():
-            return _refuse(404, "no thumbnail")
-        return FileResponse(path, media_type="image/jpeg")
-
-    @app.get("/image/{number}/{index}")
-    async def image(number: int, index: int):
-        path, kind = session.original(number, index)
-        if path is None:
-            return _refuse(404, kind)
-        if kind:
-            return FileResponse(path, media_type=kind)
-        return Response(_as_png(path), media_type="image/png")  # TIFF, HEIC, RAW...: what the browser cannot show
-
-    @app.post("/decide")
-    async def decide(request: Request):
-        form = await posted(request)
-        if isinstance(form, Response):
-            return form
-        number = _int(form.get("cluster"), -1)
-        try:
-            session.decide(number, form.get("op", ""), _int(form.get("member"), -1))
-        except (KeyError, ValueError) as exc:
-            return _refuse(400, f"bad decision: {exc}")
-        return back(form, number)
-
-    @app.post("/bulk")
-    async def bulk(request: Request):
-        form = await posted(request)
-        if isinstance(form, Response):
-            return form
-        scope = form.get("scope")
-        page_no = _int(form.get("page"), 0)
-        if scope == "exact":
-            chosen = [c for c in session.clusters if session.is_exact(c)]
-        elif scope == "page":
-            chosen = session.clusters[page_no * PAGE:(page_no + 1) * PAGE]
-        elif scope == "all":
-            chosen = session.clusters
-        else:
-            return _refuse(400, "scope must be exact, page or all")
-        session.accept([int(c["cluster"]) for c in chosen])
-        return back(form)
-
-    @app.post("/folder")
-    async def folder(request: Request):
-        form = await posted(request)
-        if isinstance(form, Response):
-            return form
-        try:
-            if form.get("op") == "drop":
-                session.drop_folder(_int(form.get("position"), -1))
-            else:
-                session.keep_folder(_int(form.get("cluster"), -1), _int(form.get("member"), -1))
-        except KeyError:
-            return _refuse(400, "no such member or folder")
-        return back(form)
-
-    @app.post("/undo")
-    async def undo(request: Request):
-        form = await posted(request)
-        if isinstance(form, Response):
-            return form
-        session.undo()
-        return back(form)
-
-    @app.get("/apply")
-    async def preview(request: Request):
-        action = request.query_params.get("action", "delete")
-        to = request.query_params.get("to", "")
-        if action not in ACTIONS:
-            return _refuse(400, f"action must be one of {', '.join(ACTIONS)}")
-        try:
-            plan, outcome, lines = session.dry_run(action, to)
-        except (ImgdedupError, OSError) as exc:
-            return page("apply.html", action=action, to=to, error=str(exc), plan=None, outcome=None, lines=[], actions=ACTIONS)
-        return page("apply.html", action=action, to=to, error=None, plan=plan, outcome=outcome, lines=lines, actions=ACTIONS)
-
-    @app.post("/apply")
-    async def apply(request: Request):
-        form = await posted(request)
-        if isinstance(form, Response):
-            return form
-        action = form.get("action", "")
-        if action not in ACTIONS:
-            return _refuse(400, f"action must be one of {', '.join(ACTIONS)}")
-        try:
-            position = session.apply(action, form.get("to", ""))
-        except (ImgdedupError, OSError) as exc:
-            return page("apply.html", action=action, to=form.get("to", ""), error=str(exc), plan=None, outcome=None, lines=[],
-                        actions=ACTIONS)
-        return RedirectResponse(f"/applied/{position}", status_code=303)
-
-    @app.get("/applied/{position}")
-    async def applied(position: int):
-        if not 0 <= position < len(session.applied):
-            return _refuse(404, "no such apply")
-        return page("applied.html", position=position, applied=session.applied[position], restored=None)
-
-    @app.post("/undo-apply/{position}")
-    async def undo_apply(position: int, request: Request):
-        form = await posted(request)
-        if isinstance(form, Response):
-            return form
-        if not 0 <= position < len(session.applied):
-            return _refuse(404, "no such apply")
-        try:
-            result = session.undo_apply(position)
-        except (ImgdedupError, OSError) as exc:
-            return _refuse(409, str(exc))
-        return page("applied.html", position=position, applied=session.applied[position], restored=result)
-
+    hosts = frozenset({f"127.0.0.1:{port}", f"localhost:{port}"})
+    app.state.guard = _Guard(session, token, hosts, frozenset(f"http://{h}" for h in hosts), f"imgdedup_review_{port}")
+    app.middleware("http")(_guard)
+    app.include_router(router)
     return app
+
+
+def _refusal(request: Request) -> Response | None:
+    """Why the request is refused (None: it may go on); a first visit with the token is answered here."""
+    guard: _Guard = request.app.state.guard
+    if request.headers.get("host", "") not in guard.hosts:
+        return _refuse(403, "unknown host")  # also what a DNS-rebinding page gets
+    given = request.query_params.get("token")
+    if given is not None and request.method == "GET":
+        if not secrets.compare_digest(given, guard.token):
+            return _refuse(403, "wrong token")
+        query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+        answer = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
+        answer.set_cookie(guard.cookie, guard.token, httponly=True, samesite="strict", path="/")
+        return answer
+    held = request.cookies.get(guard.cookie, "")
+    if not held:
+        return _refuse(403, "no token: open the URL that `imgdedup review` printed")
+    if not secrets.compare_digest(held, guard.token):
+        return _refuse(403, "wrong token")
+    if request.method not in ("GET", "HEAD") and request.headers.get("origin") not in guard.origins:
+        return _refuse(403, "cross-origin request")
+    return None
+
+
+async def _guard(request: Request, call_next):
+    answer = _refusal(request) or await call_next(request)
+    answer.headers["Content-Security-Policy"] = CSP
+    answer.headers["X-Content-Type-Options"] = "nosniff"
+    answer.headers["Referrer-Policy"] = "same-origin"  # 'no-referrer' would send Origin: null on POST
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
+
+
+def _session(request: Request) -> ReviewSession:
+    return request.app.state.guard.session
+
+
+async def _posted(request: Request) -> dict[str, str] | Response:
+    """The POSTed form, when it carries the token; else the refusal."""
+    body = await request.body()
+    if len(body) > MAX_FORM:
+        return _refuse(413, "form too large")
+    form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    if not secrets.compare_digest(form.get("token", ""), request.app.state.guard.token):
+        return _refuse(403, "the form has no token or a wrong one")
+    return form
+
+
+def _page(request: Request, name: str, **values) -> HTMLResponse:
+    template = environment().get_template(name)
+    return HTMLResponse(template.render(token=request.app.state.guard.token, human=human_bytes, show=display_name, **values))
+
+
+def _back(form: dict, number: int | None = None) -> RedirectResponse:
+    query = {"page": _int(form.get("page"), 0)}
+    if number is not None:
+        query["focus"] = number
+    anchor = f"#cluster-{number}" if number is not None else ""
+    return RedirectResponse(f"/clusters?{urlencode(query)}{anchor}", status_code=303)
+
+
+router = APIRouter()
+
+
+@router.get("/")
+async def home():
+    return RedirectResponse("/clusters", status_code=303)
+
+
+@router.get("/favicon.ico")
+async def favicon():
+    return Response(status_code=204)  # browsers ask for one; none is better than a 404 in the console
+
+
+@router.get("/static/{name}")
+async def static(name: str):
+    if name not in STATIC:
+        return _refuse(404, "no such file")
+    return Response(static_text(name), media_type=STATIC[name])
+
+
+@router.get("/clusters")
+async def clusters(request: Request):
+    session = _session(request)
+    n_pages = max(1, -(-len(session.clusters) // PAGE))
+    page_no = min(max(_int(request.query_params.get("page"), 0), 0), n_pages - 1)
+    shown = session.clusters[page_no * PAGE:(page_no + 1) * PAGE]
+    entries = session.decisions["clusters"]
+    rows = [_cluster_view(session, c, entries.get(str(c["cluster"]))) for c in shown]
+    return _page(request, "review.html", rows=rows, page=page_no, n_pages=n_pages, counts=session.counts(),
+                 references=session.decisions["references"], focus=_int(request.query_params.get("focus"), -1),
+                 root=display_name(session.root), actions=ACTIONS, suppressed=int(session.document.get("suppressed_pairs", 0)))
+
+
+@router.get("/compare/{number}/{index}")
+async def compare(number: int, index: int, request: Request):
+    session = _session(request)
+    cluster = session.by_number.get(number)
+    if cluster is None or session.member(number, index) is None:
+        return _refuse(404, "no such member")
+    other = _int(request.query_params.get("with"), -1)
+    if session.member(number, other) is None:
+        other = next(k for k, m in enumerate(cluster["members"]) if m["keeper"])
+    view = _cluster_view(session, cluster, session.decisions["clusters"].get(str(number)))
+    return _page(request, "compare.html", cluster=view, a=view["members"][other], b=view["members"][index])
+
+
+@router.get("/thumb/{number}/{index}")
+async def thumb(number: int, index: int, request: Request):
+    path = _session(request).thumbnail(number, index)
+    if path is None or not path.is_file():
+        return _refuse(404, "no thumbnail")
+    return FileResponse(path, media_type="image/jpeg")
+
+
+@router.get("/image/{number}/{index}")
+async def image(number: int, index: int, request: Request):
+    path, kind = _session(request).original(number, index)
+    if path is None:
+        return _refuse(404, kind)
+    if kind:
+        return FileResponse(path, media_type=kind)
+    return Response(_as_png(path), media_type="image/png")  # TIFF, HEIC, RAW...: what the browser cannot show
+
+
+@router.post("/decide")
+async def decide(request: Request):
+    form = await _posted(request)
+    if isinstance(form, Response):
+        return form
+    number = _int(form.get("cluster"), -1)
+    try:
+        _session(request).decide(number, form.get("op", ""), _int(form.get("member"), -1))
+    except (KeyError, ValueError) as exc:
+        return _refuse(400, f"bad decision: {exc}")
+    return _back(form, number)
+
+
+@router.post("/bulk")
+async def bulk(request: Request):
+    form = await _posted(request)
+    if isinstance(form, Response):
+        return form
+    session, scope, page_no = _session(request), form.get("scope"), _int(form.get("page"), 0)
+    if scope == "exact":
+        chosen = [c for c in session.clusters if session.is_exact(c)]
+    elif scope == "page":
+        chosen = session.clusters[page_no * PAGE:(page_no + 1) * PAGE]
+    elif scope == "all":
+        chosen = session.clusters
+    else:
+        return _refuse(400, "scope must be exact, page or all")
+    session.accept([int(c["cluster"]) for c in chosen])
+    return _back(form)
+
+
+@router.post("/folder")
+async def folder(request: Request):
+    form = await _posted(request)
+    if isinstance(form, Response):
+        return form
+    try:
+        if form.get("op") == "drop":
+            _session(request).drop_folder(_int(form.get("position"), -1))
+        else:
+            _session(request).keep_folder(_int(form.get("cluster"), -1), _int(form.get("member"), -1))
+    except KeyError:
+        return _refuse(400, "no such member or folder")
+    return _back(form)
+
+
+@router.post("/undo")
+async def undo(request: Request):
+    form = await _posted(request)
+    if isinstance(form, Response):
+        return form
+    _session(request).undo()
+    return _back(form)
+
+
+@router.get("/apply")
+async def preview(request: Request):
+    """The dry run of the decisions: reads files, changes nothing."""
+    action, to = request.query_params.get("action", "delete"), request.query_params.get("to", "")
+    if action not in ACTIONS:
+        return _refuse(400, f"action must be one of {', '.join(ACTIONS)}")
+    shown = dict(action=action, to=to, error=None, plan=None, outcome=None, lines=[], actions=ACTIONS)
+    try:
+        shown["plan"], shown["outcome"], shown["lines"] = _session(request).dry_run(action, to)
+    except (ImgdedupError, OSError) as exc:
+        shown["error"] = str(exc)
+    return _page(request, "apply.html", **shown)
+
+
+@router.post("/apply")
+async def apply(request: Request):
+    form = await _posted(request)
+    if isinstance(form, Response):
+        return form
+    action, to = form.get("action", ""), form.get("to", "")
+    if action not in ACTIONS:
+        return _refuse(400, f"action must be one of {', '.join(ACTIONS)}")
+    try:
+        position = _session(request).apply(action, to)
+    except (ImgdedupError, OSError) as exc:
+        return _page(request, "apply.html", action=action, to=to, error=str(exc), plan=None, outcome=None, lines=[], actions=ACTIONS)
+    return RedirectResponse(f"/applied/{position}", status_code=303)
+
+
+@router.get("/applied/{position}")
+async def applied(position: int, request: Request):
+    session = _session(request)
+    if not 0 <= position < len(session.applied):
+        return _refuse(404, "no such apply")
+    return _page(request, "applied.html", position=position, applied=session.applied[position], restored=None)
+
+
+@router.post("/undo-apply/{position}")
+async def undo_apply(position: int, request: Request):
+    form = await _posted(request)
+    if isinstance(form, Response):
+        return form
+    session = _session(request)
+    if not 0 <= position < len(session.applied):
+        return _refuse(404, "no such apply")
+    try:
+        result = session.undo_apply(position)
+    except (ImgdedupError, OSError) as exc:
+        return _refuse(409, str(exc))
+    return _page(request, "applied.html", position=position, applied=session.applied[position], restored=result)
 
 
 def _int(value, default: int) -> int:

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
-from imgdedup.actions.actions import ActionError, Run, normalise_reference
+from imgdedup.actions import ActionError, Run, normalise_reference
 from imgdedup.storage.locations import atomic_write_text
 
 DECISIONS = "decisions.json"
@@ -112,7 +112,7 @@ def decided_run(run: Run, numbers: list[int], decisions: Mapping) -> Run:
     """The run restricted to its decided clusters, each with the person's keeper and without its apart members.
 
     ``numbers`` are the cluster numbers of ``run.clusters``, in order. The result
-    goes to :func:`imgdedup.actions.actions.plan_actions` with ``keep="resolution"``,
+    goes to :func:`imgdedup.actions.plan_actions` with ``keep="resolution"``,
     which keeps each cluster's ``run_keeper``.
     """
     if len(numbers) != len(run.clusters):

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from imgdedup.actions.actions import ActionError, Outcome, Plan, apply_plan, load_run, plan_actions, resolve_in_root, undo_journal
+from imgdedup.actions import (
+    ActionError,
+    Outcome,
+    Plan,
+    apply_plan,
+    load_run,
+    plan_actions,
+    resolve_in_root,
+    undo_journal,
+)
 from imgdedup.review import decisions as dec
 from imgdedup.review.thumbnails import THUMBS
 from imgdedup.storage.locations import is_url
