@@ -148,3 +148,4 @@ def test_review_command_is_documented():
 
     result = CliRunner().invoke(main, ["review", "--help"])
     assert result.exit_code == 0 and "127.0.0.1" in result.output and "--no-browser" in result.output
+

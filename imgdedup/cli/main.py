@@ -68,10 +68,26 @@ def main() -> None:
     """Find duplicate and near-duplicate images."""
 
 
+def _read_truth(ctx, param, value):
+    if value is None:
+        return None
+    import json as _json
+
+    try:
+        truth = _json.loads(Path(value).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read {value!r}: {exc}") from None
+    if not isinstance(truth, dict) or not all(isinstance(v, list) for v in truth.values()):
+        raise click.BadParameter("must be a JSON map {file: [its duplicates]}")
+    return truth
+
+
 @main.command()
 @_common_options
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=str), callback=_read_truth, default=None,
+              help="A ground truth {file: [its duplicates]} (JSON): the report shows the run's precision and recall against it.")
 def find(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
-         rule_max_resolution_ratio, rule_max_aspect_difference) -> None:
+         rule_max_resolution_ratio, rule_max_aspect_difference, truth) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
 
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
@@ -95,7 +111,7 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
             bar.__exit__(None, None, None)
 
     try:
-        summary = find_duplicates_in_folder(path, settings, out or default_out_dir(), progress=progress)
+        summary = find_duplicates_in_folder(path, settings, out or default_out_dir(), progress=progress, truth=truth)
     except ImgdedupError as exc:
         _fail(exc)
     _finish(summary)

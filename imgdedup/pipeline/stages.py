@@ -31,7 +31,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -101,6 +101,7 @@ class RunSummary:
     report: str
     seconds: dict[str, float]
     suppressed_pairs: int = 0  # pairs a person marked "not duplicates" in an earlier review
+    scores: dict | None = None  # pairwise precision/recall against a ground truth (find --truth)
 
     def lines(self) -> list[str]:
         return [
@@ -110,7 +111,10 @@ class RunSummary:
             f"duplicates:   {self.duplicates}",
             *([f"suppressed:   {self.suppressed_pairs} pairs marked not duplicates in a review"] if self.suppressed_pairs else []),
             f"reclaimable:  {human_bytes(self.reclaimable_bytes)}",
+            *([f"truth:        precision {self.scores['precision']:.4f}, recall {self.scores['recall']:.4f} "
+                f"(tp {self.scores['tp']}, fp {self.scores['fp']}, fn {self.scores['fn']})"] if self.scores else []),
             f"report:       {self.report}",
+            f"review:       imgdedup review {self.out_dir}",
         ]
 
 
@@ -443,9 +447,25 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
     return write_json(join(out_dir, "clusters.json"), document)
 
 
-def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike, seconds: dict[str, float]) -> RunSummary:
-    """Render report.html and write summary.json; return the run's summary."""
+def truth_scores(truth: Mapping[str, Sequence[str]], out_dir: str | os.PathLike) -> dict:
+    """Pairwise precision/recall of the run's ``duplicates.json`` against a ground truth, on the files both name."""
+    from imgdedup.compat.evaluation import pairwise_scores
+
+    retrieved = read_json(join(as_location(out_dir), "duplicates.json"))
+    common = set(truth) & set(retrieved)
+    return pairwise_scores({k: [v for v in vs if v in common] for k, vs in truth.items() if k in common},
+                           {k: [v for v in vs if v in common] for k, vs in retrieved.items() if k in common})
+
+
+def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike, seconds: dict[str, float],
+           truth: Mapping[str, Sequence[str]] | None = None) -> RunSummary:
+    """Render report.html and write summary.json; return the run's summary.
+
+    ``truth`` (a ground-truth map, imagededup's format) adds the run's pairwise
+    precision and recall against it to the page and the summary.
+    """
     out_dir = as_location(out_dir)
+    scores = truth_scores(truth, out_dir) if truth is not None else None
     document = read_json(clusters_path)
     errors = [tuple(e) for e in document["errors"]]
     clusters = document["clusters"]
@@ -454,7 +474,7 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         threshold=config.threshold, files=document["files"], images=document["images"], unreadable=len(errors),
         decoded=document["decoded"], clusters=len(clusters), duplicates=sum(len(c["members"]) - 1 for c in clusters),
         reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters), report=str(join(out_dir, "report.html")),
-        seconds=dict(seconds), suppressed_pairs=int(document.get("suppressed_pairs", 0)),
+        seconds=dict(seconds), suppressed_pairs=int(document.get("suppressed_pairs", 0)), scores=scores,
     )
     thresholds = f"threshold {config.threshold}"
     if config.uses_embeddings:
@@ -487,7 +507,7 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
     render_report(
         document, errors, shown, out_dir, config.thumbnail_size, pair_distances=pair_values, similarity=by_similarity,
         threshold=config.min_similarity if by_similarity else config.threshold,
-        distance_label="cosine similarity" if by_similarity else "Hamming distance",
+        distance_label="cosine similarity" if by_similarity else "Hamming distance", scores=scores,
     )
     keep_in_store(document["store"], out_dir, needed)
     write_json(join(out_dir, "summary.json"), summary.__dict__)
@@ -499,8 +519,9 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
 Progress = Callable[[str, int, int], None]
 
 
-def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None) -> RunSummary:
-    """Run every stage in this process, chunk by chunk, exactly as the flow does."""
+def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None,
+                              truth: Mapping[str, Sequence[str]] | None = None) -> RunSummary:
+    """Run every stage in this process, chunk by chunk, exactly as the flow does (``truth``: see :func:`report`)."""
     out = prepare_out_dir(out_dir)
     store = open_store(root, config)
     seconds: dict[str, float] = {}
@@ -521,4 +542,4 @@ def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: 
         timed("commit", commit, plan_path, config)
         pairs_path = timed("index", index, plan_path, config, out)
         clusters_path = timed("cluster", cluster, plan_path, pairs_path, config, out)
-        return report(clusters_path, config, out, seconds)
+        return report(clusters_path, config, out, seconds, truth)
