@@ -149,3 +149,30 @@ def test_review_command_is_documented():
     result = CliRunner().invoke(main, ["review", "--help"])
     assert result.exit_code == 0 and "127.0.0.1" in result.output and "--no-browser" in result.output
 
+
+
+def test_ten_thousand_clusters_stay_responsive(tmp_path):
+    """Each page renders its own 20 clusters only; a bulk accept of all 10k is one write and one undo."""
+    import time
+
+    run = tmp_path / "big"
+    run.mkdir()
+    clusters = []
+    for n in range(1, 10_001):
+        members = [{"path": f"f{n}/m{k}.jpg", "keeper": k == 0, "distance": k, "width": 100, "height": 100, "bytes": 1000 + k,
+                    "format": "JPEG", "digest": f"{n:08x}{k:02x}", "tier": "keeper" if k == 0 else "near"} for k in range(3)]
+        clusters.append({"cluster": n, "keeper": members[0]["path"], "reclaimable_bytes": n, "members": members})
+    (run / "clusters.json").write_text(json.dumps({"root": str(tmp_path / "none"), "clusters": clusters, "store": None}))
+    session = ReviewSession(run)
+    client = TestClient(create_app(session, TOKEN, PORT), base_url=BASE)
+    client.get(f"/?token={TOKEN}")
+    for page in (0, 250, 499):
+        started = time.perf_counter()
+        answer = client.get(f"/clusters?page={page}")
+        assert time.perf_counter() - started < 2.0
+        assert answer.text.count("<section") == 20 and f"page {page + 1} of 500" in answer.text
+    assert "cluster-10000" in client.get("/clusters?page=0").text  # most reclaimable first
+    post(client, "/bulk", scope="all")
+    assert session.counts()["decided"] == 10_000
+    post(client, "/undo")
+    assert session.counts()["decided"] == 0 and json.loads((run / "decisions.json").read_text())["clusters"] == {}
