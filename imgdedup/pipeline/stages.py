@@ -57,7 +57,7 @@ from imgdedup.pipeline.plan import (
     write_discovered,
     write_plan,
 )
-from imgdedup.review.report import human_bytes, render_report
+from imgdedup.review.report import display_name, human_bytes, render_report
 from imgdedup.review.thumbnails import fetch_from_store, keep_in_store, needed_thumbnails
 from imgdedup.pipeline.results import (
     ImageTable,
@@ -84,6 +84,14 @@ from imgdedup.storage.store import (
 WORK = "work"
 
 
+UNREADABLE_SHOWN = 5  # unreadable files named in the summary lines
+
+
+def show_name(name: str) -> str:
+    """A file name for a terminal: undecodable bytes as U+FFFD, control characters escaped."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in display_name(name))
+
+
 @dataclass(frozen=True)
 class RunSummary:
     root: str
@@ -102,11 +110,15 @@ class RunSummary:
     seconds: dict[str, float]
     suppressed_pairs: int = 0  # pairs a person marked "not duplicates" in an earlier review
     scores: dict | None = None  # pairwise precision/recall against a ground truth (find --truth)
+    unreadable_files: tuple = ()  # the first few (path, reason); all are in errors.csv
 
     def lines(self) -> list[str]:
         return [
             f"images:       {self.images} ({self.files} files scanned, {self.decoded} read this run)",
             f"unreadable:   {self.unreadable}",
+            *(f"  {show_name(path)}: {reason}" for path, reason in self.unreadable_files),
+            *([f"  ... and {self.unreadable - len(self.unreadable_files)} more (errors.csv)"]
+              if self.unreadable > len(self.unreadable_files) else []),
             f"clusters:     {self.clusters}",
             f"duplicates:   {self.duplicates}",
             *([f"suppressed:   {self.suppressed_pairs} pairs marked not duplicates in a review"] if self.suppressed_pairs else []),
@@ -475,6 +487,7 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         decoded=document["decoded"], clusters=len(clusters), duplicates=sum(len(c["members"]) - 1 for c in clusters),
         reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters), report=str(join(out_dir, "report.html")),
         seconds=dict(seconds), suppressed_pairs=int(document.get("suppressed_pairs", 0)), scores=scores,
+        unreadable_files=tuple(tuple(e) for e in errors[:UNREADABLE_SHOWN]),
     )
     thresholds = f"threshold {config.threshold}"
     if config.uses_embeddings:
@@ -516,7 +529,10 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
 
 # --- in-process run ----------------------------------------------------------------
 
-Progress = Callable[[str, int, int], None]
+#: ``progress(stage, done, total)``: a stage starts (``done`` 0) and advances; ``total`` is None
+#: for a stage that has no count. Stages: discover (files found), read (images read, hashed and,
+#: for embedding methods, embedded), commit, search, cluster, report.
+Progress = Callable[[str, int, "int | None"], None]
 
 
 def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None,
@@ -525,6 +541,7 @@ def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: 
     out = prepare_out_dir(out_dir)
     store = open_store(root, config)
     seconds: dict[str, float] = {}
+    tell = progress or (lambda stage, done, total: None)
 
     def timed(name: str, function, *args):
         started = time.perf_counter()
@@ -533,13 +550,21 @@ def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: 
         return result
 
     with store.lock():
+        tell("discover", 0, None)
         plan_path = timed("preprocess", preprocess, root, out, config, store)
-        chunk_paths = read_plan(plan_path).chunk_paths
-        for number, chunk_path in enumerate(chunk_paths, start=1):
+        plan = read_plan(plan_path)
+        tell("discover", plan.discovered, plan.discovered)
+        tell("read", 0, plan.to_process)
+        done = 0
+        for chunk_path in plan.chunk_paths:
             timed("hash", process_chunk, chunk_path, config)
-            if progress:
-                progress("read", number, len(chunk_paths))
+            done += len(read_chunk_work(chunk_path).files)
+            tell("read", done, plan.to_process)
+        tell("commit", 0, None)
         timed("commit", commit, plan_path, config)
+        tell("search", 0, None)
         pairs_path = timed("index", index, plan_path, config, out)
+        tell("cluster", 0, None)
         clusters_path = timed("cluster", cluster, plan_path, pairs_path, config, out)
+        tell("report", 0, None)
         return report(clusters_path, config, out, seconds, truth)
