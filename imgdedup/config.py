@@ -11,15 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from imgdedup.embedding import settings as _embedding
 from imgdedup.errors import ConfigError
 
 HASH_METHODS = ("phash", "dhash", "ahash", "whash")
 METHODS = HASH_METHODS + ("cnn", "hybrid")
 KEEP_POLICIES = ("resolution",)
-POOLINGS = ("avg", "gem")
-RUNTIMES = ("auto", "onnx", "torch")
-LAYERS = ("auto", "head", "block")
-DEVICES = ("auto", "cpu", "cuda")
+# The embedder's choices, defined in imgdedup.embedding.settings (torch-free, cheap to import).
+POOLINGS = _embedding.POOLINGS
+RUNTIMES = _embedding.RUNTIMES
+#: "auto" is resolved by ``Config.embed_layer`` before the embedder sees it.
+LAYERS = ("auto",) + _embedding.LAYERS
+DEVICES = _embedding.DEVICES
 #: Per-method defaults, chosen on the transformed-copies benchmark (README, "Accuracy per method").
 #: hybrid: a pair counts when cosine >= 0.975, or when the smaller of its trimmed phash and dhash
 #: distances is <= 15 and its cosine >= hybrid_floor (0.875).
