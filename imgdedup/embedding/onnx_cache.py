@@ -118,7 +118,7 @@ def onnx_session(net, model_name: str, input_size: int, path: Path | None, threa
 
     ``path`` None exports to a temporary folder and keeps nothing (a custom
     module's code is not part of any key). ``net`` is moved to the CPU for the
-    export and back to ``device`` after it.
+    export and its check, and back to ``device`` after them.
     """
     if path is None:
         with tempfile.TemporaryDirectory(prefix="imgdedup-onnx-") as tmp:
@@ -205,8 +205,8 @@ def export(net, path: Path, input_size: int, model_name: str, device: str) -> No
                 net, (x,), str(path), dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17,
             )
-    net.to(device)
-    # Check the file before trusting it (and caching it for every later run).
+    # Check the file before trusting it (and caching it for every later run), against torch on the CPU
+    # where ``x`` is: the network goes back to ``device`` only after.
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -215,6 +215,7 @@ def export(net, path: Path, input_size: int, model_name: str, device: str) -> No
     got = session.run(None, {INPUT_NAME: x.numpy()})[0]
     with torch.inference_mode():
         want = net(x).numpy()
+    net.to(device)
     err = float(np.abs(got - want).max())
     if got.shape != want.shape or not err <= EXPORT_ATOL * max(1.0, float(np.abs(want).max())):
         raise RuntimeError(f"ONNX export of {model_name} disagrees with torch (max abs diff {err:.3g})")
