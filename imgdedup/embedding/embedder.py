@@ -40,18 +40,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from imgdedup.embedding import decode_pool, onnx_cache, settings
 from imgdedup.embedding import models as _models
-from imgdedup.embedding import onnx_cache
 from imgdedup.embedding.decode_pool import DecodePool, Normaliser, prepare, preprocess_for_model, transformed
 from imgdedup.embedding.onnx_cache import default_cache_dir, weights_digest
 from imgdedup.embedding.settings import DEFAULT_MODEL, Arguments, check_arguments, ort_available, parse_spec
 from imgdedup.errors import ConfigError
 from imgdedup.imaging import trim as _trim
-
-# Names this module held before its split into settings, onnx_cache and decode_pool, still importable from here.
-from imgdedup.embedding.decode_pool import trimmed_hashes  # noqa: F401, E402
-from imgdedup.embedding.onnx_cache import EXPORT_ATOL, EXPORT_VERSION  # noqa: F401, E402
-from imgdedup.embedding.settings import DEVICES, LAYERS, POOLINGS, RUNTIMES  # noqa: F401, E402
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +59,10 @@ __all__ = [
     "weights_digest",
 ]
 
+# Names this module held before its split into settings, onnx_cache and decode_pool, still importable from here.
+DEVICES, LAYERS, POOLINGS, RUNTIMES = settings.DEVICES, settings.LAYERS, settings.POOLINGS, settings.RUNTIMES
+EXPORT_ATOL, EXPORT_VERSION = onnx_cache.EXPORT_ATOL, onnx_cache.EXPORT_VERSION
+trimmed_hashes = decode_pool.trimmed_hashes
 _gpu_possible = onnx_cache.gpu_possible  # the name tests/test_embed.py imports
 
 #: Images per ONNX Runtime call on CPU (``batch_size`` still sets how many are decoded at once).

@@ -3,9 +3,9 @@
 Every check here runs before torch is imported (``Embedder(pooling="max")`` fails
 in milliseconds, with a message naming the argument and its value).
 
-Imports only the standard library, :mod:`imgdedup.errors` and the torch-free
-:mod:`imgdedup.embedding.models`: :mod:`imgdedup.config` takes the choices from
-here, and ``import imgdedup.config`` stays cheap (no numpy, torch or onnxruntime).
+The choices are :mod:`imgdedup.config`'s (defined there once; config imports no
+other library module). Imports only the standard library, :mod:`imgdedup.config`
+and :mod:`imgdedup.errors`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgdedup.embedding import models as _models
+from imgdedup import config as _config
 from imgdedup.errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL", "DEVICES", "LAYERS", "POOLINGS", "RUNTIMES", "Arguments", "check_arguments", "parse_spec"]
@@ -25,11 +25,12 @@ __all__ = ["DEFAULT_MODEL", "DEVICES", "LAYERS", "POOLINGS", "RUNTIMES", "Argume
 #: Name of the default model (``Embedder()``).
 DEFAULT_MODEL = "efficientnet_lite0"
 #: Global pooling of the last feature map: average, or generalised mean.
-POOLINGS = _models.POOLINGS
-#: EfficientNet-Lite0's feature layers: the 1x1 head convolution (1280-d) or the last MBConv block (320-d).
-LAYERS = ("head", "block")
-DEVICES = ("auto", "cpu", "cuda")
-RUNTIMES = ("auto", "onnx", "torch")
+POOLINGS = _config.POOLINGS
+#: EfficientNet-Lite0's feature layers: the 1x1 head convolution (1280-d) or the last MBConv block (320-d);
+#: the config's "auto" is resolved by ``Config.embed_layer`` before an embedder is built.
+LAYERS = tuple(layer for layer in _config.LAYERS if layer != "auto")
+DEVICES = _config.DEVICES
+RUNTIMES = _config.RUNTIMES
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,6 @@ def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
 def _check_positive_int(name: str, value: Any, minimum: int = 1, optional: bool = False) -> None:
     if value is None and optional:
         return
-    # numbers.Integral covers Python's and numpy's integers without importing numpy here.
+    # numbers.Integral covers Python's and numpy's integers without importing numpy for the check.
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}; got {value!r}")
