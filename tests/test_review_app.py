@@ -77,7 +77,7 @@ def test_pages_show_names_as_text_and_serve_run_files(review):
     page = client.get("/clusters")
     assert page.status_code == 200 and "default-src 'none'" in page.headers["content-security-policy"]
     assert EVIL not in page.text and "&lt;img src=x onerror=alert(1)&gt;.png" in page.text
-    assert "tier-exact" in page.text and "tier-near" in page.text
+    assert "tier-exact" in page.text and "tier-near" in page.text and "id='no-store'" not in page.text
     number = cluster_of(session, EVIL)
     k = member_index(session, number, EVIL)
     assert client.get(f"/image/{number}/{k}").content == (root / "copies" / EVIL).read_bytes()
@@ -171,7 +171,9 @@ def test_ten_thousand_clusters_stay_responsive(tmp_path):
         answer = client.get(f"/clusters?page={page}")
         assert time.perf_counter() - started < 2.0
         assert answer.text.count("<section") == 20 and f"page {page + 1} of 500" in answer.text
-    assert "cluster-10000" in client.get("/clusters?page=0").text  # most reclaimable first
+    first = client.get("/clusters?page=0").text
+    assert "cluster-10000" in first  # most reclaimable first
+    assert "id='no-store'" in first  # this run names no store: the page says where "not duplicates" goes
     post(client, "/bulk", scope="all")
     assert session.counts()["decided"] == 10_000
     post(client, "/undo")

@@ -160,7 +160,8 @@ async def clusters(request: Request):
     rows = [_cluster_view(session, c, entries.get(str(c["cluster"]))) for c in shown]
     return _page(request, "review.html", rows=rows, page=page_no, n_pages=n_pages, counts=session.counts(),
                  references=session.decisions["references"], focus=_int(request.query_params.get("focus"), -1),
-                 root=display_name(session.root), actions=ACTIONS, suppressed=int(session.document.get("suppressed_pairs", 0)))
+                 root=display_name(session.root), actions=ACTIONS, suppressed=int(session.document.get("suppressed_pairs", 0)),
+                 no_store=session.store() is None)
 
 
 @router.get("/compare/{number}/{index}")
