@@ -50,6 +50,7 @@ def test_refusals(review, tmp_path):
     fresh.cookies.set(f"imgdedup_review_{PORT}", "wrong")
     assert fresh.get("/clusters").status_code == 403
     assert TestClient(client.app, base_url="http://evil.example:8123").get(f"/?token={TOKEN}").status_code == 403  # other host
+    assert fresh.get(f"{BASE}//evil.example/?token={TOKEN}").headers["location"] == "/evil.example/"  # stays here
     number = session.clusters[0]["cluster"]
     before = (run / "decisions.json").exists()
     # another origin, no origin, and a form without the token: each refused, nothing saved

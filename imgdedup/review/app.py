@@ -80,7 +80,8 @@ def _refusal(request: Request) -> Response | None:
         if not secrets.compare_digest(given, guard.token):
             return _refuse(403, "wrong token")
         query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
-        answer = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
+        path = "/" + request.url.path.lstrip("/")  # never '//host': a redirect stays on this server
+        answer = RedirectResponse(path + (f"?{query}" if query else ""), status_code=303)
         answer.set_cookie(guard.cookie, guard.token, httponly=True, samesite="strict", path="/")
         return answer
     held = request.cookies.get(guard.cookie, "")

@@ -43,7 +43,7 @@ import numpy as np
 from markupsafe import Markup
 
 from imgdedup.review.templating import environment, script_hash, static_text
-from imgdedup.review.thumbnails import THUMBS, make_thumbnails, thumbnail_name  # noqa: F401  (thumbnail_name: re-exported)
+from imgdedup.review.thumbnails import THUMBS, make_thumbnails
 from imgdedup.storage import locations
 from imgdedup.storage.locations import Location, as_location, atomic_write_text, join
 
