@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import dask
-from prefect import allow_failure, flow, unmapped
-from prefect.futures import PrefectFuture, wait
+from prefect import allow_failure, flow, get_run_logger, unmapped
+from prefect.futures import PrefectFuture
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect_dask import DaskTaskRunner
 
@@ -68,7 +69,7 @@ def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> Ru
         plan_path = preprocess(path, out_dir, config, store_path)
     with clock("hash"):
         chunks = chunk_tasks(read_plan(plan_path).chunk_paths, config)
-        wait(chunks)
+        wait_logging(chunks)
     with clock("commit"):
         # A failed chunk does not stop the run: commit records its files as not processed, the next run retries them.
         commit(plan_path, config, wait_for=[allow_failure(f) for f in chunks])
@@ -77,6 +78,15 @@ def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> Ru
     with clock("cluster"):
         clusters_path = cluster(plan_path, pairs_path, config, out_dir)
     return report(clusters_path, config, out_dir, clock.seconds)
+
+
+def wait_logging(futures: list[PrefectFuture]) -> None:
+    """Wait for every chunk, in order, with a log line as each is in (failed ones too: see commit)."""
+    logger, started = get_run_logger(), time.perf_counter()
+    for number, future in enumerate(futures, start=1):
+        future.wait()
+        logger.info("chunk %d/%d %s (%.0f s into reading)", number, len(futures),
+                    "done" if future.state.is_completed() else "FAILED", time.perf_counter() - started)
 
 
 def chunk_tasks(chunk_paths: list[str], config: Config) -> list[PrefectFuture]:
@@ -129,6 +139,9 @@ def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
                 f"| reclaimable | {human_bytes(summary.reclaimable_bytes)} |",
                 "",
                 f"Report: [{summary.report}]({report_uri})",
+                "",
+                f"Review and decide in the browser: `imgdedup review {summary.out_dir}`; "
+                f"clean up the exact copies: `imgdedup apply {summary.out_dir} --action delete --tier exact`",
             ]
         ),
         description="Summary of the dedup run",
