@@ -239,7 +239,8 @@ def deploy() -> None:
 @main.command()
 @click.option("--folder", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/sample", help="Where to write the sample images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/run", help="Run folder.")
-@click.option("--store", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/store", help="Incremental store folder.")
+@click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Incremental store folder (default: `store` beside the sample folder; a store serves one folder).")
 def demo(folder, out, store) -> None:
     """Generate a sample folder with known duplicates and run ``find`` on it.
 
@@ -251,7 +252,7 @@ def demo(folder, out, store) -> None:
     truth = make_sample_folder(folder)
     click.echo(f"sample:       {folder} ({len(truth)} images, {sum(1 for v in truth.values() if v)} with known duplicates)")
     try:
-        summary = find_duplicates_in_folder(folder, load_config(store=store), out)
+        summary = find_duplicates_in_folder(folder, load_config(store=store or str(Path(folder).parent / "store")), out)
     except ImgdedupError as exc:
         _fail(exc)
     _finish(summary)
