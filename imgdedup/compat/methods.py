@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import threading
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -127,14 +127,9 @@ class Hashing(DuplicateFinder):
         records = discover_images(image_dir, recursive=recursive)
         jobs = [(str(image_dir), part, method, self.compat) for part in _chunks(records, workers)]
         encodings: Dict[str, str] = {}
-        if workers <= 1 or len(jobs) <= 1:
-            parts = map(_hash_job, jobs)
-            for part in parts:
-                encodings.update(part)
-            return encodings
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_pool_context()) as pool:
-            for part in pool.map(_hash_job, jobs):
-                encodings.update(part)
+        parts = map(_hash_job, jobs) if workers <= 1 or len(jobs) <= 1 else _hash_parallel(jobs, min(workers, len(jobs)))
+        for part in parts:
+            encodings.update(part)
         return encodings
 
     @staticmethod
@@ -213,17 +208,22 @@ def _hash_job(job: tuple[str, Sequence[FileRecord], str, bool]) -> Dict[str, str
     return {records[p].id: hash_to_hex(v) for p, v in zip(chunk.positions.tolist(), chunk.hashes[:, 0].tolist())}
 
 
-def _pool_context():
-    """fork where it is safe (no other Python thread alive): workers start in milliseconds with the hash
-    code already imported; otherwise forkserver, which never forks a multi-threaded process."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    if "forkserver" not in methods:
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])  # each worker then starts with the hash code imported
-    return context
+def _hash_parallel(jobs: list, workers: int):
+    """Results of ``_hash_job`` over ``jobs`` on ``workers`` processes, in order.
+
+    Processes are forked, as imagededup's ``multiprocessing.Pool`` does on
+    Linux: workers start in milliseconds with the hash code imported, and a
+    script without a ``__main__`` guard is not run again in each of them.
+    Forking a process that runs other threads (the CNN's decoding threads,
+    say) can deadlock a child, so then the chunks go to threads instead:
+    decoding and resizing release the GIL.
+    """
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    else:
+        executor = ThreadPoolExecutor(workers, thread_name_prefix="imgdedup-hash")
+    with executor:
+        yield from executor.map(_hash_job, jobs)
 
 
 def _record(path: Path) -> FileRecord:
