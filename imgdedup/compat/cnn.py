@@ -61,6 +61,8 @@ class CNN(DuplicateFinder):
     **embedder_options
         Any other :class:`~imgdedup.embedding.embedder.Embedder` argument
         (``pooling``, ``mirror``, ``runtime``, ``threads``, ``weights_path``, ...).
+        A model cut at a layer, or given as ``model_config``, runs in eager
+        torch unless ``runtime="onnx"``: its ONNX export cannot be cached.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class CNN(DuplicateFinder):
                 from imgdedup.compat.layers import feature_extractor
 
                 net = feature_extractor(net, feature_extraction_layer, type(net).__name__)
+            options.setdefault("runtime", "torch")  # see _torchvision_embedder
             self.embedder = Embedder(model=net, transform=model_config.transform, **options)
             return
         if not isinstance(name, str):
@@ -279,6 +282,9 @@ def _torchvision_embedder(name: str, layer: Optional[str], options: dict):
             layers.ensure_weights(name)  # a clear error offline, before torchvision tries the network
         return Embedder(model=f"torchvision:{name}", **options)
     options = dict(options)
+    # The embedder exports a module it cannot name afresh at every start (and every unpickling, e.g. on each
+    # Dask task): 15-30 s for a small network here. Eager torch starts at once; runtime="onnx" still exports.
+    options.setdefault("runtime", "torch")
     net = layers.load_torchvision(name, options.pop("weights_path", None))
     if "input_size" not in options:
         crop = getattr(layers.torchvision_weights(name).transforms(), "crop_size", [224])

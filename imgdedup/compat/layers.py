@@ -129,7 +129,8 @@ def layer_node(model: Any, layer: str, label: str) -> str:
     aliases = keras_style_names(model)
     _, nodes = get_graph_node_names(model.eval())
     node = aliases.get(layer, layer)
-    if node not in nodes or node == nodes[0]:  # the first node is the input
+    # A module holding several nodes ("layer4", "features.3") names its last one, as in create_feature_extractor.
+    if node == nodes[0] or not any(n == node or n.startswith(node + ".") for n in nodes):  # nodes[0] is the input
         keras = f"Keras-style names {', '.join(aliases)}; " if aliases else ""
         raise ValueError(f"`feature_extraction_layer` {layer!r} is not a layer of {label}; valid: {keras}"
                          f"torchvision node names {', '.join(nodes[1:])}")
@@ -150,4 +151,6 @@ def feature_extractor(model: Any, layer: str, label: str):
     output = next(n for n in graph.nodes if n.op == "output")
     output.args = (output.args[0]["features"],)
     extractor.recompile()
+    # Name the class after what it computes: the embedder's identity shows "custom:torchvision.<model>:<layer>".
+    type(extractor).__module__, type(extractor).__qualname__ = "torchvision", f"{label}:{layer}"
     return extractor.eval()
