@@ -24,7 +24,6 @@ from PIL import Image
 from imgdedup.compat.base import DuplicateFinder, save_json
 from imgdedup.errors import ImageLoadError
 from imgdedup.imaging.discover import discover_images, read_bytes
-from imgdedup.pipeline.results import duplicates_map
 
 _DEFAULT_MODEL = "efficientnet_lite0"
 #: Layers of the default model: its head convolution (1280-d) or its last block (320-d).
@@ -77,7 +76,7 @@ class CNN(DuplicateFinder):
         model: Optional[str] = None,
         **embedder_options: Any,
     ) -> None:
-        from imgdedup.embedding.embedder import Embedder, _parse_spec
+        from imgdedup.embedding.embedder import Embedder
 
         if model is not None and model_name is not None:
             raise ValueError("give the model once: `model_name` (or its older name `model`), not both")
@@ -101,10 +100,8 @@ class CNN(DuplicateFinder):
             return
         if not isinstance(name, str):
             raise ValueError(f"`model_name` must be a model name such as 'vgg16', got {name!r}")
-        spec = name.strip()
-        if ":" not in spec and spec not in (_DEFAULT_MODEL, "efficientnet-lite0"):
-            spec = f"torchvision:{spec}"
-        kind, short = _parse_spec(spec)
+        kind, short = _model_kind(name)
+        spec = _DEFAULT_MODEL if kind == "lite0" else f"{kind}:{short}"
         if kind == "lite0":
             if feature_extraction_layer is not None:
                 options["layer"] = _lite0_layer(feature_extraction_layer)
@@ -185,6 +182,7 @@ class CNN(DuplicateFinder):
         ``encoding_map`` values may be any float dtype (float16 copies too) and
         need not be unit length.
         """
+        from imgdedup.pipeline.results import duplicates_map
         from imgdedup.search.cosine import cosine_pairs
 
         self._check_threshold(min_similarity_threshold)
@@ -262,6 +260,20 @@ def _input_side(input_size: Any) -> int | None:
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 32:
         raise ValueError(f"`input_size` must be an int >= 32 or (S, S), got {input_size!r}")
     return input_size
+
+
+def _model_kind(name: str) -> tuple[str, str]:
+    """``"lite0"``, ``"torchvision"`` or ``"timm"``, and the model's own name; a bare name is torchvision's."""
+    name = name.strip()
+    if name in (_DEFAULT_MODEL, "efficientnet-lite0"):
+        return "lite0", _DEFAULT_MODEL
+    kind, sep, short = name.partition(":")
+    if not sep:
+        return "torchvision", name
+    if kind in ("torchvision", "timm") and short.strip():
+        return kind, short.strip()
+    raise ValueError(f"`model_name` must be {_DEFAULT_MODEL!r}, a torchvision model name ('vgg16'), "
+                     f"'torchvision:<name>' or 'timm:<name>', got {name!r}")
 
 
 def _lite0_layer(layer: Any) -> str:
