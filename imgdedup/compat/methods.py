@@ -32,7 +32,6 @@ from imgdedup.imaging.decode import normalise
 from imgdedup.imaging.discover import FileRecord, discover_images
 from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.imaging.hashing import HASH_INPUT_SIZES, hash_pixels, hash_to_hex, hex_to_hash
-from imgdedup.pipeline.results import duplicates_map
 from imgdedup.search.hamming import hamming_pairs
 
 SEARCH_METHODS = ("brute_force", "bktree", "brute_force_cython")
@@ -170,6 +169,8 @@ class Hashing(DuplicateFinder):
                 warnings.warn("recursive parameter is irrelevant when using encodings.", SyntaxWarning, stacklevel=2)
         else:
             raise ValueError("Provide either an image directory or encodings!")
+        from imgdedup.pipeline.results import duplicates_map  # imports the pipeline package: not on the encode path
+
         names = list(encoding_map)
         hashes = np.asarray([hex_to_hash(encoding_map[n]) for n in names], dtype=np.uint64)
         i, j, distance = hamming_pairs(hashes, max_distance_threshold)
