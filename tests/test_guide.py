@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -69,6 +70,15 @@ def test_num_enc_workers_gives_the_same_hashes_in_any_number_of_processes(photos
     in_process = DHash().encode_images(folder, num_enc_workers=0)
     assert DHash().encode_images(folder) == in_process  # default: a process per core
     assert DHash().encode_images(folder, num_enc_workers=3) == in_process
+    # With another thread running the process is not forked: the chunks go to threads, with the same result.
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert DHash().encode_images(folder, num_enc_workers=2) == in_process
+    finally:
+        stop.set()
+        other.join()
     with pytest.raises(ValueError, match="`num_enc_workers` must be an int >= 0"):
         DHash().encode_images(folder, num_enc_workers=-1)
 
