@@ -339,3 +339,15 @@ def test_dask_bag_maps_encode_image_over_the_folder(cnn, photos):
     for name, vector in zip(os.listdir(d), encodings):
         assert vector.shape == (1, 1280)
         assert float(vector[0] @ cnn.encode_image(os.path.join(d, name))[0]) > 0.9999
+
+
+def test_the_guides_import_paths_load_no_torch_and_no_prefect():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, imgdedup.methods, imgdedup.utils.image_utils, imgdedup.utils.plotter, imgdedup.handlers.search, "
+        "imgdedup.evaluation; print(sorted(m for m in ('prefect', 'torch', 'torchvision') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
