@@ -156,7 +156,7 @@ class CNN(DuplicateFinder):
             names = [r.id for r in records]
             datas = [_read(lambda r=r: read_bytes(image_dir, r)) for r in records]
         readable = [k for k, d in enumerate(datas) if d is not None]
-        vectors, ok = embed_files(self.embedder, [datas[k] for k in readable])
+        vectors, ok = embed_readable(self.embedder, [datas[k] for k in readable])
         return {names[k]: vectors[n] for n, k in enumerate(readable) if ok[n]}
 
     @staticmethod
@@ -203,7 +203,7 @@ class CNN(DuplicateFinder):
         return results
 
 
-def embed_files(embedder, datas: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def embed_readable(embedder, datas: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Embed encoded files, each decoded once: ``(N, D)`` vectors and an ``(N,)`` bool "readable" mask.
 
     A batch holding an unreadable file is embedded again one file at a time,

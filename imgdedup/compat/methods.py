@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import sys
 import threading
 import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -212,14 +213,14 @@ def _hash_job(job: tuple[str, Sequence[FileRecord], str, bool]) -> Dict[str, str
 def _hash_parallel(jobs: list, workers: int):
     """Results of ``_hash_job`` over ``jobs`` on ``workers`` processes, in order.
 
-    Processes are forked, as imagededup's ``multiprocessing.Pool`` does on
-    Linux: workers start in milliseconds with the hash code imported, and a
-    script without a ``__main__`` guard is not run again in each of them.
-    Forking a process that runs other threads (the CNN's decoding threads,
-    say) can deadlock a child, so then the chunks go to threads instead:
-    decoding and resizing release the GIL.
+    On Linux processes are forked, as imagededup's ``multiprocessing.Pool``
+    does there: workers start in milliseconds with the hash code imported,
+    and a script without a ``__main__`` guard is not run again in each of
+    them. Forking a process that runs other threads (the CNN's decoding
+    threads, say) can deadlock a child, so then, and off Linux, the chunks go
+    to threads instead: decoding and resizing release the GIL.
     """
-    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     else:
         executor = ThreadPoolExecutor(workers, thread_name_prefix="imgdedup-hash")
