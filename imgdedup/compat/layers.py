@@ -31,12 +31,10 @@ def torchvision_weights(name: str):
     """torchvision's default weights enum member for the classification model ``name``."""
     import torchvision
 
-    try:
-        torchvision.models.get_model_builder(name)
-        weights_enum = torchvision.models.get_model_weights(name)
-    except ValueError:
-        known = ", ".join(sorted(torchvision.models.list_models(module=torchvision.models)))
-        raise ConfigError(f"`model_name` {name!r} is not a torchvision classification model; known: {known}") from None
+    classifiers = torchvision.models.list_models(module=torchvision.models)  # not detection, segmentation, video
+    if name not in classifiers:
+        raise ConfigError(f"`model_name` {name!r} is not a torchvision classification model; known: {', '.join(sorted(classifiers))}")
+    weights_enum = torchvision.models.get_model_weights(name)
     return weights_enum.DEFAULT if hasattr(weights_enum, "DEFAULT") else next(iter(weights_enum))
 
 
