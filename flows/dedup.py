@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 import dask
-from prefect import flow, unmapped
+from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect_dask import DaskTaskRunner
 
@@ -75,7 +75,10 @@ def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> Ru
     if config.uses_embeddings:
         with on_resources(placement.embed):
             chunk_futures = embed_chunk.map(chunk_futures, chunk_paths, config=unmapped(config))
-    chunk_results = [f.result() for f in chunk_futures]
+    logger, chunk_results = get_run_logger(), []
+    for number, future in enumerate(chunk_futures, start=1):  # in order: a log line as each chunk is in
+        chunk_results.append(future.result())
+        logger.info("chunk %d/%d done (%.0f s into reading)", number, len(chunk_futures), time.perf_counter() - started)
     seconds["hash"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -132,6 +135,9 @@ def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
                 f"| reclaimable | {human_bytes(summary.reclaimable_bytes)} |",
                 "",
                 f"Report: [{summary.report}]({report_uri})",
+                "",
+                f"Review and decide in the browser: `imgdedup review {summary.out_dir}`; "
+                f"clean up the exact copies: `imgdedup apply {summary.out_dir} --action delete --tier exact`",
             ]
         ),
         description="Summary of the dedup run",
