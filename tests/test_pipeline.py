@@ -110,3 +110,28 @@ def test_other_methods_and_compat_run(sample_folder, tmp_path):
     find_duplicates_in_folder(folder, load_config(compat=True), tmp_path / "compat")
     duplicates = json.loads((tmp_path / "compat" / "duplicates.json").read_text())
     assert found_pairs(duplicates) == known_pairs(truth)
+
+
+def test_a_failed_chunk_does_not_stop_find_and_is_retried(sample_folder, tmp_path):
+    """One chunk's store rows cannot be written: find still finishes, records that chunk's files as not
+    processed (as the flow does), and the next run reads them."""
+    from imgdedup.storage.store import Store
+
+    folder, truth = sample_folder
+    config = load_config(method="phash", chunk_size=7, n_workers=2, store=str(tmp_path / "store"))
+    store = Store.open(tmp_path / "store", row_chunk=16)
+    store.ensure_array(config.hash_array("phash"), 0, "uint64")
+    # chunk 1 owns rows 16..31, Zarr chunk c/1: a folder there makes every write of that chunk fail
+    poison = tmp_path / "store" / "arrays.zarr" / config.hash_array("phash") / "c" / "1"
+    (poison / "in-the-way").mkdir(parents=True)
+    first = find_duplicates_in_folder(folder, config, tmp_path / "run1")
+    poisoned = [name for name, _, _ in json.loads((tmp_path / "run1" / "work" / "chunk-00001.json").read_text())["files"]]
+    with open(tmp_path / "run1" / "errors.csv", newline="") as handle:
+        errors = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
+    assert poisoned and errors == {name: "not processed: its chunk task failed" for name in poisoned}
+    assert first.unreadable == len(poisoned) and first.images == len(truth) - len(poisoned)
+
+    shutil.rmtree(poison)
+    second = find_duplicates_in_folder(folder, config, tmp_path / "run2")
+    assert (second.unreadable, second.images, second.decoded) == (0, len(truth), len(poisoned))
+    assert found_pairs(json.loads((tmp_path / "run2" / "duplicates.json").read_text())) == known_pairs(truth)

@@ -27,6 +27,7 @@ manifest between runs; only new and changed files are decoded.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -84,6 +85,8 @@ from imgdedup.storage.store import (
 )
 
 WORK = "work"
+
+log = logging.getLogger(__name__)
 
 
 UNREADABLE_SHOWN = 5  # unreadable files named in the summary lines
@@ -385,6 +388,21 @@ def process_chunk(work_path: str | os.PathLike, config: Config, threads: int | N
     return embed_chunk(staged, work_path, config, threads) if config.uses_embeddings else staged
 
 
+def process_chunk_or_skip(work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Location | None:
+    """:func:`process_chunk`, or None when the chunk fails, as a failed chunk task does in the flow: the run
+    goes on, :func:`commit` records the chunk's files as not processed and the next run retries them.
+
+    A :class:`StoreError` (the store as a whole cannot be used: every chunk would fail alike) is raised.
+    """
+    try:
+        return process_chunk(work_path, config, threads)
+    except StoreError:
+        raise
+    except Exception:  # any failure of one chunk (a bug, a store write, memory) costs only its files
+        log.warning("chunk %s failed; its files are recorded as not processed", work_path, exc_info=True)
+        return None
+
+
 def commit(plan_path: str | os.PathLike, config: Config) -> Location:
     """Merge the run's committed chunks into the manifest, drop deleted files; return the manifest path.
 
@@ -582,7 +600,7 @@ def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: 
         done = 0
         for chunk_path in plan.chunk_paths:
             with clock("hash"):
-                process_chunk(chunk_path, config)
+                process_chunk_or_skip(chunk_path, config)
             done += len(read_chunk_work(chunk_path).files)
             tell("read", done, plan.to_process)
         tell("commit", 0, None)
