@@ -20,10 +20,10 @@ torch and torchvision are imported inside the functions.
 
 from __future__ import annotations
 
-import http.client
 from pathlib import Path
 from typing import Any
 
+from imgdedup.embedding.models import ensure_torchvision_weights, torchvision_default_weights, torchvision_weights_file
 from imgdedup.errors import ConfigError
 
 
@@ -34,15 +34,13 @@ def torchvision_weights(name: str):
     classifiers = torchvision.models.list_models(module=torchvision.models)  # not detection, segmentation, video
     if name not in classifiers:
         raise ConfigError(f"`model_name` {name!r} is not a torchvision classification model; known: {', '.join(sorted(classifiers))}")
-    weights_enum = torchvision.models.get_model_weights(name)
-    return weights_enum.DEFAULT if hasattr(weights_enum, "DEFAULT") else next(iter(weights_enum))
+    return torchvision_default_weights(name)
 
 
 def weights_file(name: str) -> Path:
     """Where torchvision keeps (or will keep) the default weights of model ``name``."""
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / torchvision_weights(name).url.rsplit("/", 1)[-1]
+    torchvision_weights(name)  # validates the name
+    return torchvision_weights_file(name)
 
 
 def ensure_weights(name: str) -> Path:
@@ -52,24 +50,11 @@ def ensure_weights(name: str) -> Path:
     ------
     imgdedup.errors.ConfigError
         The file is not cached and cannot be downloaded (no network): the
-        message names the model, the file, its URL and the folder to put it in.
+        message names the model, the file, its URL and the folder to put it in
+        (see :func:`imgdedup.embedding.models.ensure_torchvision_weights`).
     """
-    import torch
-
-    weights = torchvision_weights(name)
-    path = weights_file(name)
-    if path.is_file():
-        return path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(weights.url, str(path), progress=False)
-    except (OSError, http.client.HTTPException) as exc:
-        raise ConfigError(
-            f"the weights of torchvision model {name!r} ({weights}) are not in torch's cache and could not be "
-            f"downloaded ({type(exc).__name__}: {exc}). Put {path.name} (from {weights.url}) into {path.parent} "
-            "(torch.hub.get_dir()/checkpoints; set TORCH_HOME to use another folder), or pass weights_path=<state dict file>."
-        ) from None
-    return path
+    torchvision_weights(name)  # validates the name
+    return ensure_torchvision_weights(name, alternative="or pass weights_path=<state dict file>")
 
 
 def load_torchvision(name: str, weights_path: str | None = None):

@@ -18,7 +18,9 @@ TensorFlow and expect TF-Lite preprocessing: RGB scaled to [-1, 1]
 from __future__ import annotations
 
 import functools
+import http.client
 import itertools
+from pathlib import Path
 from typing import Any
 
 from imgdedup.errors import ConfigError
@@ -331,15 +333,61 @@ def build_lite0(weights_path: str | None, pooling: str, input_size: int = LITE0_
 _HEADS = ("fc", "classifier", "head", "heads")
 
 
+def torchvision_default_weights(name: str):
+    """torchvision's default weights enum member for model ``name`` (its ``DEFAULT``, else its first)."""
+    import torchvision
+
+    weights_enum = torchvision.models.get_model_weights(name)
+    return weights_enum.DEFAULT if hasattr(weights_enum, "DEFAULT") else next(iter(weights_enum))
+
+
+def torchvision_weights_file(name: str) -> Path:
+    """Where torchvision keeps (or will keep) the default weights of model ``name``: torch's hub cache."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / torchvision_default_weights(name).url.rsplit("/", 1)[-1]
+
+
+def ensure_torchvision_weights(name: str, alternative: str = "") -> Path:
+    """The cached default weights file of torchvision model ``name``, downloaded first if missing.
+
+    torchvision would download them itself, but offline that fails with a socket
+    traceback; this says what to do instead. ``alternative`` is appended to the
+    message (e.g. ``"or pass weights_path=<state dict file>"``).
+
+    Raises
+    ------
+    imgdedup.errors.ConfigError
+        The file is not cached and cannot be downloaded (no network): the
+        message names the model, the file, its URL and the folder to put it in.
+    """
+    import torch
+
+    weights = torchvision_default_weights(name)
+    path = torchvision_weights_file(name)
+    if path.is_file():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(weights.url, str(path), progress=False)
+    except (OSError, http.client.HTTPException) as exc:
+        raise ConfigError(
+            f"the weights of torchvision model {name!r} ({weights}) are not in torch's cache and could not be "
+            f"downloaded ({type(exc).__name__}: {exc}). Put {path.name} (from {weights.url}) into {path.parent} "
+            f"(torch.hub.get_dir()/checkpoints; set TORCH_HOME to use another folder){', ' + alternative if alternative else ''}."
+        ) from None
+    return path
+
+
 def build_torchvision(name: str, weights_path: str | None, pooling: str) -> Built:
     """torchvision classifier ``name`` cut before its classifier.
 
     Without ``weights_path`` torchvision loads the model's default weights
-    (downloading them once into its hub cache, so that needs a network).
+    (downloading them once into its hub cache, so that needs a network;
+    offline without them, a :class:`ConfigError` says where to put the file).
     The preprocessing follows those weights' eval transform (crop size,
     mean, std), resizing the whole image to the crop size.
     """
-    import torch
     import torchvision
     from torch import nn
 
@@ -347,8 +395,7 @@ def build_torchvision(name: str, weights_path: str | None, pooling: str) -> Buil
         builder = torchvision.models.get_model_builder(name)
     except ValueError:
         raise ConfigError(f"model='torchvision:{name}': torchvision has no model {name!r}") from None
-    weights_enum = torchvision.models.get_model_weights(name)
-    weights = weights_enum.DEFAULT if hasattr(weights_enum, "DEFAULT") else next(iter(weights_enum))
+    weights = torchvision_default_weights(name)
     kwargs = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
     if weights_path is not None:
         body = builder(weights=None, **kwargs)
@@ -356,8 +403,8 @@ def build_torchvision(name: str, weights_path: str | None, pooling: str) -> Buil
         body.load_state_dict(state, strict=True)
         weights_file = weights_path
     else:
+        weights_file = str(ensure_torchvision_weights(name))  # a clear error offline, before torchvision tries the network
         body = builder(weights=weights)
-        weights_file = f"{torch.hub.get_dir()}/checkpoints/{weights.url.rsplit('/', 1)[-1]}"
     pools_inside = False
     if isinstance(getattr(body, "avgpool", None), nn.AdaptiveAvgPool2d):
         body.avgpool = _classes()["GlobalPool"](pooling)
