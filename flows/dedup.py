@@ -150,7 +150,7 @@ def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
 
 #: Flow parameters that override the configuration's values.
 OVERRIDES = (
-    "method", "threshold", "min_similarity", "store", "address", "compat", "recursive", "chunk_size", "n_workers",
+    "method", "threshold", "min_similarity", "model", "store", "address", "compat", "recursive", "chunk_size", "n_workers",
     "rule_folders", "rule_ignore", "rule_max_resolution_ratio", "rule_max_aspect_difference",
 )
 
@@ -183,6 +183,7 @@ def dedup_flow(
     method: Optional[Method] = None,
     threshold: Optional[Threshold] = None,
     min_similarity: Optional[Cosine] = None,
+    model: Optional[str] = None,
     out: Optional[str] = None,
     store: Optional[str] = None,
     config: Optional[str] = None,
@@ -203,6 +204,7 @@ def dedup_flow(
         method: hybrid (default), cnn, phash, dhash, ahash or whash.
         threshold: Largest Hamming distance (0-64) counted as a duplicate.
         min_similarity: cnn/hybrid: smallest cosine similarity counted as a duplicate.
+        model: cnn/hybrid: the embedding model (efficientnet_lite0, torchvision:<name>, timm:<name>).
         out: Run folder for the results, a local folder or a URL such as s3://bucket/runs/x
             (default: a new folder under ./imgdedup-runs/).
         store: Incremental store, a local folder or a URL (default: one per scanned root).

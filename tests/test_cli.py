@@ -115,3 +115,19 @@ def test_url_discovery_skips_run_folders_and_stores(tmp_path):
     for name in ("a.png", "sub/b.png", "runs/1/.imgdedup-run", "runs/1/thumbs/c.jpg", "store/.imgdedup-store", "store/d.npz"):
         fs.pipe_file(f"{base}/{name}", b"x")
     assert [r.id for r in discover_images(f"memory://{base}")] == ["a.png", "sub/b.png"]
+
+
+def test_torchvision_model_without_weights_offline_is_an_error_naming_the_file_and_folder(tmp_path, monkeypatch):
+    """`find --model torchvision:vgg16` offline with an empty torch cache: `Error: ...`, exit 1, no traceback."""
+    make_sample_folder(tmp_path / "in", n_with_copies=1, n_distinct=1, seed=3)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # offline, whatever this machine can reach
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    result = CliRunner().invoke(main, ["find", str(tmp_path / "in"), "--method", "cnn", "--model", "torchvision:vgg16",
+                                       "--store", str(tmp_path / "store"), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: the weights of torchvision model 'vgg16'"), result.output
+    assert "vgg16-397923af.pth" in result.output and str(tmp_path / "torch" / "hub" / "checkpoints") in result.output
+    assert "Traceback" not in result.output

@@ -48,6 +48,8 @@ def _common_options(function):
         click.option("--method", type=click_type(Method), default=None, help="hybrid (default: CNN embedding confirmed by hashes), cnn, phash, dhash, ahash or whash."),
         click.option("--threshold", type=click_type(Threshold), default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10; hybrid 15, on trimmed phash or dhash)."),
         click.option("--min-similarity", type=click_type(Cosine), default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.94; hybrid 0.975)."),
+        click.option("--model", default=None, metavar="NAME",
+                     help="cnn/hybrid: the embedding model, efficientnet_lite0 (default), torchvision:<name> or timm:<name>."),
         click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None, help="Incremental store folder (default: one per scanned root under $IMGDEDUP_HOME)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None, help="Run folder (default: a new folder under ./imgdedup-runs/)."),
         click.option("--config", "config_name", default=None, help="Configuration: a YAML path or a name in configs/."),
@@ -91,7 +93,7 @@ def _read_truth(ctx, param, value):
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=str), callback=_read_truth, default=None,
               help="A ground truth {file: [its duplicates]} (JSON): the report shows the run's precision and recall against it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary is still printed).")
-def find(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
+def find(path, method, threshold, min_similarity, model, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
          rule_max_resolution_ratio, rule_max_aspect_difference, truth, quiet) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
 
@@ -101,8 +103,8 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
     from imgdedup.pipeline.stages import default_out_dir, find_duplicates_in_folder
 
     settings = _settings(
-        config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat, recursive=recursive,
-        rule_folders=rule_folders, rule_ignore=tuple(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
+        config_name, method=method, threshold=threshold, min_similarity=min_similarity, model=model, store=store, compat=compat,
+        recursive=recursive, rule_folders=rule_folders, rule_ignore=tuple(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
         rule_max_aspect_difference=rule_max_aspect_difference,
     )
     progress, close = make_progress(quiet=quiet, embeds=settings.uses_embeddings)
@@ -119,7 +121,7 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
 @_common_options
 @click.option("--address", default=None, help="Existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: start a LocalCluster).")
 @click.option("--workers", "n_workers", type=click_type(PositiveInt), default=None, help="Worker processes of the LocalCluster (default 2).")
-def run(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
+def run(path, method, threshold, min_similarity, model, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
         rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.
 
@@ -130,7 +132,7 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
     rules = dict(rule_folders=rule_folders, rule_ignore=list(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
                  rule_max_aspect_difference=rule_max_aspect_difference)
     _settings(
-        config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat,
+        config_name, method=method, threshold=threshold, min_similarity=min_similarity, model=model, store=store, compat=compat,
         recursive=recursive, address=address, n_workers=n_workers, **{**rules, "rule_ignore": tuple(rule_ignore) or None},
     )
     from imgdedup.flows.api import prefect_api
@@ -140,7 +142,7 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
     try:
         with prefect_api():
             summary = dedup_flow(
-                path=path, method=method, threshold=threshold, min_similarity=min_similarity, out=out or str(default_out_dir()),
+                path=path, method=method, threshold=threshold, min_similarity=min_similarity, model=model, out=out or str(default_out_dir()),
                 store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
             )
     except ImgdedupError as exc:
