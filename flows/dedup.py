@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -24,11 +25,11 @@ from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, Pos
 from imgdedup.storage.locations import join
 from imgdedup.storage.locations import is_url
 from imgdedup.errors import ImgdedupError
-from imgdedup.pipeline.stages import RunSummary, StageClock, default_out_dir, open_store, prepare_out_dir
+from imgdedup.pipeline.stages import Progress, RunSummary, StageClock, default_out_dir, open_store, prepare_out_dir
 from imgdedup.review.report import human_bytes
 from imgdedup.pipeline.results import read_json
 from imgdedup.flows.placement import Placement, place_tasks, scheduler_worker_resources
-from imgdedup.pipeline.plan import read_plan
+from imgdedup.pipeline.plan import read_chunk_work, read_plan
 from imgdedup.tasks.dedup import cluster, commit, embed_chunk, hash_chunk, index, preprocess, report
 
 ARTIFACT_ROWS = 20
@@ -62,29 +63,52 @@ def on_resources(resources: dict | None):
     return dask.annotate(resources=resources) if resources else contextlib.nullcontext()
 
 
+#: The ``progress(stage, done, total)`` of a run started in this process (``imgdedup run`` sets it; see
+#: :data:`imgdedup.pipeline.stages.Progress`): not a flow parameter, since a deployment's run has no terminal.
+stage_progress: ContextVar[Progress | None] = ContextVar("imgdedup_stage_progress", default=None)
+
+
+def tell(stage: str, done: int, total: int | None) -> None:
+    progress = stage_progress.get()
+    if progress is not None:
+        progress(stage, done, total)
+
+
 @flow(name="dedup-stages")
 def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> RunSummary:
     clock = StageClock()
+    tell("discover", 0, None)
     with clock("preprocess"):
         plan_path = preprocess(path, out_dir, config, store_path)
+    plan = read_plan(plan_path)
+    tell("discover", plan.discovered, plan.discovered)
     with clock("hash"):
-        chunks = chunk_tasks(read_plan(plan_path).chunk_paths, config)
-        wait_logging(chunks)
+        chunks = chunk_tasks(plan.chunk_paths, config)
+        wait_logging(chunks, [len(read_chunk_work(p).files) for p in plan.chunk_paths])
+    tell("commit", 0, None)
     with clock("commit"):
         # A failed chunk does not stop the run: commit records its files as not processed, the next run retries them.
         commit(plan_path, config, wait_for=[allow_failure(f) for f in chunks])
+    tell("search", 0, None)
     with clock("index"):
         pairs_path = index(plan_path, config, out_dir)
+    tell("cluster", 0, None)
     with clock("cluster"):
         clusters_path = cluster(plan_path, pairs_path, config, out_dir)
+    tell("report", 0, None)
     return report(clusters_path, config, out_dir, clock.seconds)
 
 
-def wait_logging(futures: list[PrefectFuture]) -> None:
-    """Wait for every chunk, in order, with a log line as each is in (failed ones too: see commit)."""
+def wait_logging(futures: list[PrefectFuture], sizes: list[int]) -> None:
+    """Wait for every chunk (of ``sizes`` files each), in order, with a log line as each is in (failed ones too:
+    see commit), and the files read so far as the ``read`` stage's progress."""
     logger, started = get_run_logger(), time.perf_counter()
-    for number, future in enumerate(futures, start=1):
+    total, done = sum(sizes), 0
+    tell("read", 0, total)
+    for number, (future, size) in enumerate(zip(futures, sizes), start=1):
         future.wait()
+        done += size
+        tell("read", done, total)
         logger.info("chunk %d/%d %s (%.0f s into reading)", number, len(futures),
                     "done" if future.state.is_completed() else "FAILED", time.perf_counter() - started)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from click.testing import CliRunner
 
 from imgdedup.cli.main import main
@@ -64,3 +66,20 @@ def test_usage_errors_exit_2(tmp_path):
                  ["find", str(tmp_path), "--truth", str(tmp_path / "missing.json")]):
         result = runner.invoke(main, args)
         assert result.exit_code == 2, (args, result.output)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_shows_a_line_per_stage_and_none_with_quiet(tmp_path):
+    """`imgdedup run` (the flow on Dask workers) reports the same stages as `find`, from the flow's own steps."""
+    make_sample_folder(tmp_path / "s", n_with_copies=2, n_distinct=2, seed=1)
+    args = ["run", str(tmp_path / "s"), "--method", "phash", "--workers", "1", "--store", str(tmp_path / "st")]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    n = sum(1 for p in (tmp_path / "s").rglob("*") if p.is_file())
+    assert any(line.startswith(f"discover: {n}/{n} files discovered") for line in lines)
+    assert any(line.startswith(f"read: {n}/{n} images read (") for line in lines)
+    assert [line.split(":")[0] for line in lines if line.endswith(("store", "pairs", "clustering", "report"))] == [
+        "commit", "search", "cluster", "report"]
+    quiet = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "q"), "--quiet"])
+    assert quiet.exit_code == 0 and "files discovered" not in quiet.output and "clusters:" in quiet.output

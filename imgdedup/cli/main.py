@@ -121,8 +121,9 @@ def find(path, method, threshold, min_similarity, model, store, out, config_name
 @_common_options
 @click.option("--address", default=None, help="Existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: start a LocalCluster).")
 @click.option("--workers", "n_workers", type=click_type(PositiveInt), default=None, help="Worker processes of the LocalCluster (default 2).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary and Prefect's log are still printed).")
 def run(path, method, threshold, min_similarity, model, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
-        rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers) -> None:
+        rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers, quiet) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.
 
     Uses the Prefect server named by PREFECT_API_URL, or starts a temporary one for the run.
@@ -131,14 +132,17 @@ def run(path, method, threshold, min_similarity, model, store, out, config_name,
     """
     rules = dict(rule_folders=rule_folders, rule_ignore=list(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
                  rule_max_aspect_difference=rule_max_aspect_difference)
-    _settings(
+    settings = _settings(
         config_name, method=method, threshold=threshold, min_similarity=min_similarity, model=model, store=store, compat=compat,
         recursive=recursive, address=address, n_workers=n_workers, **{**rules, "rule_ignore": tuple(rule_ignore) or None},
     )
+    from imgdedup.cli.progress import make_progress
     from imgdedup.flows.api import prefect_api
-    from imgdedup.flows.dedup import dedup_flow
+    from imgdedup.flows.dedup import dedup_flow, stage_progress
     from imgdedup.pipeline.stages import default_out_dir
 
+    progress, close = make_progress(quiet=quiet, embeds=settings.uses_embeddings)
+    shown = stage_progress.set(progress)
     try:
         with prefect_api():
             summary = dedup_flow(
@@ -146,7 +150,11 @@ def run(path, method, threshold, min_similarity, model, store, out, config_name,
                 store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
             )
     except ImgdedupError as exc:
+        close()
         _fail(exc)
+    finally:
+        stage_progress.reset(shown)
+    close()
     _finish(summary)
 
 
