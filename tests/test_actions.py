@@ -458,3 +458,13 @@ def test_a_target_that_appears_during_apply_is_never_removed(tmp_path, action):
     assert not undo_journal(outcome.journal).problems
     assert snapshot(root) == before
     assert Path(second.target).read_bytes() == foreign
+
+
+def test_move_inside_the_root_says_later_scans_read_the_moved_files(tmp_path):
+    """A --to folder is the person's own: no marker hides it from later scans; the plan says so when it is under the root."""
+    root, run = standard(tmp_path)
+    inside = invoke("apply", run, "--action", "move", "--to", root / "dups")
+    assert inside.exit_code == 0, inside.output
+    assert "note:     --to is inside the scanned root: a later scan of it reads the moved files again" in inside.output
+    outside = invoke("apply", run, "--action", "move", "--to", tmp_path / "moved")
+    assert outside.exit_code == 0 and "inside the scanned root" not in outside.output

@@ -7,6 +7,7 @@ skipped (each is printed with the reason); 1 failed (``Error: ...``); 2 bad usag
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -27,6 +28,11 @@ from imgdedup.review.report import human_bytes
 EXIT_OK, EXIT_FAILED, EXIT_SKIPPED = 0, 1, 3
 
 _PAST = {"move": "moved", "delete": "moved to the trash", "hardlink": "replaced by hard links", "symlink": "replaced by symbolic links"}
+
+
+def _below(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path != root and os.path.commonpath([path, root]) == root
 
 
 def _fail(exc: Exception) -> None:
@@ -79,6 +85,11 @@ def apply(run_dir, action, to, keep, references, tiers, use_decisions, yes) -> N
     click.echo(f"action:   {action}, {where}")
     refs = ", ".join(show(r) or "(whole root)" for r in plan.references) or "none"
     click.echo(f"keep:     {keep}; reference folders: {refs}")
+    if action == "move" and _below(plan.dest, run.root):
+        # Moved files are the person's own (not imgdedup's output, unlike a trash folder): later scans
+        # should see them, so the folder gets no marker; say what that means instead.
+        click.echo("note:     --to is inside the scanned root: a later scan of it reads the moved files again "
+                   "(as duplicates of their keepers); a folder outside the root keeps them out")
     if any(m.mtime_ns is None for c in run.clusters for m in c):
         click.echo("note:     this run has no file times: files are checked by size and digest only")
     try:
