@@ -110,3 +110,24 @@ def test_other_methods_and_compat_run(sample_folder, tmp_path):
     find_duplicates_in_folder(folder, load_config(compat=True), tmp_path / "compat")
     duplicates = json.loads((tmp_path / "compat" / "duplicates.json").read_text())
     assert found_pairs(duplicates) == known_pairs(truth)
+
+
+@pytest.mark.parametrize("method", ["phash", "hybrid"])
+def test_find_on_worker_processes_writes_what_the_serial_run_writes(tmp_path, method):
+    """Chunks hashed (and embedded) on two processes give the serial run's files, byte for byte."""
+    from imgdedup.sample import make_sample_folder
+
+    folder = tmp_path / "photos"
+    make_sample_folder(folder, n_with_copies=12, n_distinct=60, seed=3)  # 132 images: two chunks of 66
+    outputs = {}
+    for workers in (1, 2):
+        config = load_config(method=method, find_workers=workers, store=str(tmp_path / f"store-{workers}"))
+        summary = find_duplicates_in_folder(folder, config, tmp_path / f"run-{workers}")
+        assert summary.decoded == 132 and summary.clusters >= 10
+        run = tmp_path / f"run-{workers}"
+        document = json.loads((run / "clusters.json").read_text())
+        assert document.pop("store") == str(tmp_path / f"store-{workers}")
+        outputs[workers] = [(run / name).read_bytes() for name in ("duplicates.json", "clusters.csv", "errors.csv")], document
+    assert outputs[1] == outputs[2]
+    plan = json.loads((tmp_path / "run-2" / "work" / "plan.json").read_text())
+    assert len(plan["chunk_paths"]) == 2

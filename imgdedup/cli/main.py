@@ -70,8 +70,9 @@ def main() -> None:
 
 @main.command()
 @_common_options
+@click.option("--workers", "find_workers", type=int, default=None, help="Processes that read, hash and embed images (default: one per core).")
 def find(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
-         rule_max_resolution_ratio, rule_max_aspect_difference) -> None:
+         rule_max_resolution_ratio, rule_max_aspect_difference, find_workers) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
 
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
@@ -81,7 +82,7 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
     settings = _settings(
         config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat, recursive=recursive,
         rule_folders=rule_folders, rule_ignore=tuple(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
-        rule_max_aspect_difference=rule_max_aspect_difference,
+        rule_max_aspect_difference=rule_max_aspect_difference, find_workers=find_workers,
     )
     bar = None
 

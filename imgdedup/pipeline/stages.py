@@ -57,6 +57,7 @@ from imgdedup.pipeline.plan import (
     write_discovered,
     write_plan,
 )
+from imgdedup.pipeline.pool import FIND_MIN_SPLIT, find_workers, map_chunks, threads_per_worker
 from imgdedup.review.report import human_bytes, render_report, thumbnail_name
 from imgdedup.pipeline.results import (
     ImageTable,
@@ -187,11 +188,15 @@ def embed_files(embedder, datas: list[bytes]) -> tuple[np.ndarray, np.ndarray, d
 
 # --- stages ----------------------------------------------------------------------
 
-def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Config, store: Store) -> Location:
+def preprocess(
+    root: str | os.PathLike, out_dir: str | os.PathLike, config: Config, store: Store, workers: int | None = None,
+) -> Location:
     """Discover files, compare them with the store, plan chunk tasks; return the plan's path.
 
     The caller holds the store's lock. Chunks committed by an interrupted run are
-    merged first, so their work is not repeated.
+    merged first, so their work is not repeated. ``workers`` (``find``'s
+    processes) plans whole rounds of smaller chunks for them; by default the
+    chunks suit ``config.n_workers`` Dask workers.
     """
     out_dir = as_location(out_dir)
     manifest = merge_pending(store, store.load_manifest())
@@ -201,7 +206,10 @@ def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Conf
     records = discover_images(root, recursive=config.recursive)
     todo = files_to_process(records, manifest, config.features)
     run_id = new_run_id()
-    bounds = chunk_bounds(len(todo), config.chunk_size, config.n_workers)
+    if workers is None:
+        bounds = chunk_bounds(len(todo), config.chunk_size, config.n_workers)
+    else:  # a process pool's task costs milliseconds, not a Prefect task's tenths of a second
+        bounds = chunk_bounds(len(todo), config.chunk_size, workers, min_split=FIND_MIN_SPLIT, whole_rounds=True)
     per_chunk = padded_rows(max((stop - start for start, stop in bounds), default=1), store.row_chunk)
     base_row = -(-store.n_rows() // store.row_chunk) * store.row_chunk
     n_chunks = len(bounds)
@@ -521,9 +529,13 @@ Progress = Callable[[str, int, int], None]
 
 
 def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None) -> RunSummary:
-    """Run every stage in this process, chunk by chunk, exactly as the flow does."""
+    """Run every stage in this process, chunks on a pool of ``config.find_workers`` processes (default: every core).
+
+    The result is the same as the flow's, and the same whatever the number of workers.
+    """
     out = prepare_out_dir(out_dir)
     store = open_store(root, config)
+    workers = find_workers(config.find_workers)
     seconds: dict[str, float] = {}
 
     def timed(name: str, function, *args):
@@ -533,12 +545,12 @@ def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: 
         return result
 
     with store.lock():
-        plan_path = timed("preprocess", preprocess, root, out, config, store)
-        chunk_paths = read_plan(plan_path).chunk_paths
-        for number, chunk_path in enumerate(chunk_paths, start=1):
-            timed("hash", process_chunk, chunk_path, config)
-            if progress:
-                progress("read", number, len(chunk_paths))
+        plan_path = timed("preprocess", preprocess, root, out, config, store, workers)
+        chunk_paths = [str(p) for p in read_plan(plan_path).chunk_paths]
+        done = (lambda finished, total: progress("read", finished, total)) if progress else None
+        # In this process the embedder may use every core; in a pool, each worker its share.
+        threads = None if workers == 1 or len(chunk_paths) <= 1 else threads_per_worker(workers)
+        timed("hash", map_chunks, process_chunk, chunk_paths, (config, threads), workers, done)
         timed("commit", commit, plan_path, config)
         pairs_path = timed("index", index, plan_path, config, out)
         clusters_path = timed("cluster", cluster, plan_path, pairs_path, config, out)
