@@ -65,7 +65,8 @@ class Config:
     chunk_size: int = 2000
     n_workers: int = 2
     threads_per_worker: int = 1
-    find_workers: int | None = None  # processes `find` hashes and embeds chunks on; None: one per core
+    find_workers: int | None = None
+    search_block: int = 200_000  # images per partition of the index search; one task per pair of partitions  # processes `find` hashes and embeds chunks on; None: one per core
     address: str | None = None
     max_image_pixels: int = 178_956_970
     thumbnail_size: int = 160
@@ -165,6 +166,8 @@ def validate_config(config: Config) -> None:
         raise ConfigError(f"`n_workers` must be a positive int, got {config.n_workers!r}")
     if not _is_int(config.threads_per_worker) or config.threads_per_worker < 1:
         raise ConfigError(f"`threads_per_worker` must be a positive int, got {config.threads_per_worker!r}")
+    if not _is_int(config.search_block) or config.search_block < 1:
+        raise ConfigError(f"`search_block` must be a positive int, got {config.search_block!r}")
     if config.find_workers is not None and (not _is_int(config.find_workers) or config.find_workers < 1):
         raise ConfigError(f"`find_workers` must be a positive int or null (every core), got {config.find_workers!r}")
     if not _is_int(config.max_image_pixels) or config.max_image_pixels < 1:

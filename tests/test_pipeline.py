@@ -131,3 +131,15 @@ def test_find_on_worker_processes_writes_what_the_serial_run_writes(tmp_path, me
     assert outputs[1] == outputs[2]
     plan = json.loads((tmp_path / "run-2" / "work" / "plan.json").read_text())
     assert len(plan["chunk_paths"]) == 2
+
+
+def test_find_with_the_search_in_tiles_writes_what_one_search_writes(sample_folder, tmp_path):
+    """Partitions of 8 images (tiles searched on two worker processes) give the single search's files."""
+    folder, _ = sample_folder
+    written = {}
+    for block in (8, 200_000):
+        config = load_config(method="phash", search_block=block, find_workers=2, store=str(tmp_path / f"store-{block}"))
+        find_duplicates_in_folder(folder, config, tmp_path / f"run-{block}")
+        written[block] = [(tmp_path / f"run-{block}" / name).read_bytes() for name in ("duplicates.json", "clusters.csv")]
+    assert len(list((tmp_path / "run-8" / "work").glob("tile-*.npz"))) > 1
+    assert written[8] == written[200_000]

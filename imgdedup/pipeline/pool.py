@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Callable, Sequence
 
 #: Smallest chunk ``find`` gives its own worker: below this a process start costs more than it saves.
 FIND_MIN_SPLIT = 64
@@ -48,7 +48,7 @@ def threads_per_worker(workers: int) -> int:
 
 def map_chunks(
     function: Callable[..., object],
-    chunk_paths: Sequence[str],
+    chunk_paths: Sequence[object],
     args: tuple,
     workers: int,
     done: Callable[[int, int], None] | None = None,
@@ -60,8 +60,8 @@ def map_chunks(
     function : callable
         A module-level function (it is pickled by reference), e.g.
         :func:`imgdedup.pipeline.stages.process_chunk`.
-    chunk_paths : sequence of str
-        One chunk's work file each.
+    chunk_paths : sequence
+        One chunk's work file each (or any picklable items: tile numbers).
     args : tuple
         Further arguments, the same for every chunk (picklable).
     workers : int

@@ -18,6 +18,8 @@ Run folder layout::
     OUT/work/plan.json            what this run reuses and processes
     OUT/work/discovered.json      every file found, with size and mtime
     OUT/work/chunk-NNNNN.json     one chunk task: files and the store rows it owns
+    OUT/work/search.npz           the index search cut into tiles
+    OUT/work/tile-NNNNN.npz       one tile's pairs
     OUT/work/pairs.npz            every duplicate pair of the run
 
 The store (see :mod:`imgdedup.storage.store`) keeps hashes, embeddings and the
@@ -69,7 +71,8 @@ from imgdedup.pipeline.results import (
     write_json,
 )
 from imgdedup.search.rules import veto_pairs
-from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, search_pairs
+from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, empty_pairs, finish_pairs, plan_pairs
+from imgdedup.search.tiles import SearchPlan, load_tile, merge_tiles, save_tile, search_tile
 from imgdedup.search.tiers import TIERS, member_tier
 from imgdedup.storage.store import (
     STATUS_ERROR,
@@ -392,11 +395,47 @@ def image_table(manifest: Manifest, root: str) -> tuple[ImageTable, np.ndarray]:
 
 
 def index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike) -> Location:
-    """Find every duplicate pair of the run (incrementally when the store allows); save as ``pairs.npz``."""
+    """Find every duplicate pair of the run (incrementally when the store allows); save as ``pairs.npz``.
+
+    In this process, tile by tile; the flow runs the same three steps as tasks:
+    :func:`plan_index`, :func:`index_tile` for each tile, :func:`merge_index`.
+    """
+    search_path = plan_index(plan_path, config, out_dir)
+    tile_paths = [index_tile(number, plan_path, search_path, out_dir) for number in range(count_tiles(search_path))]
+    return merge_index(plan_path, search_path, tile_paths, config, out_dir)
+
+
+def plan_index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike) -> Location:
+    """Cut the run's search into tiles (see :mod:`imgdedup.search.tiles`); save the plan as ``search.npz``."""
     plan = read_plan(plan_path)
     store = Store.open(plan.store)
     _, rows = image_table(store.load_manifest(), plan.root)
-    pairs = search_pairs(store, rows, rows >= plan.base_row, config)
+    search = plan_pairs(store, rows, rows >= plan.base_row, config)
+    return search.save(join(out_dir, WORK, "search.npz"))
+
+
+def count_tiles(search_path: str | os.PathLike) -> int:
+    return len(locations.load_npz(as_location(search_path), ["tiles"])["tiles"])
+
+
+def index_tile(number: int, plan_path: str | os.PathLike, search_path: str | os.PathLike, out_dir: str | os.PathLike) -> Location:
+    """Search tile ``number``, reading only the store rows of its two partitions; save its pairs."""
+    store = Store.open(read_plan(plan_path).store)
+    found = search_tile(store, SearchPlan.load(as_location(search_path)), number)
+    return save_tile(join(out_dir, WORK, f"tile-{number:05d}.npz"), found)
+
+
+def merge_index(plan_path: str | os.PathLike, search_path: str | os.PathLike, tile_paths: Iterable[str | os.PathLike],
+                config: Config, out_dir: str | os.PathLike) -> Location:
+    """Merge the tiles' pairs (and the reused cached ones) into the run's pairs; save as ``pairs.npz``."""
+    plan = read_plan(plan_path)
+    store = Store.open(plan.store)
+    search = SearchPlan.load(as_location(search_path))
+    if len(search.rows):
+        found = merge_tiles(search, [load_tile(path) for path in tile_paths])
+        pairs = finish_pairs(store, search.rows, config, found)
+    else:
+        pairs = empty_pairs()
     path = join(out_dir, WORK, "pairs.npz")
     return locations.save_npz(path, i=pairs.i, j=pairs.j, distance=pairs.distance, similarity=pairs.similarity)
 
@@ -552,6 +591,11 @@ def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: 
         threads = None if workers == 1 or len(chunk_paths) <= 1 else threads_per_worker(workers)
         timed("hash", map_chunks, process_chunk, chunk_paths, (config, threads), workers, done)
         timed("commit", commit, plan_path, config)
-        pairs_path = timed("index", index, plan_path, config, out)
+        started = time.perf_counter()
+        search_path = plan_index(plan_path, config, out)
+        tiles = list(range(count_tiles(search_path)))
+        tile_paths = map_chunks(index_tile, tiles, (str(plan_path), str(search_path), str(out)), workers)
+        pairs_path = merge_index(plan_path, search_path, tile_paths, config, out)
+        seconds["index"] = time.perf_counter() - started
         clusters_path = timed("cluster", cluster, plan_path, pairs_path, config, out)
         return report(clusters_path, config, out, seconds)
