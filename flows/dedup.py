@@ -12,15 +12,14 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Optional
 
 import dask
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect_dask import DaskTaskRunner
-from pydantic import Field
 
-from imgdedup.config import Config, load_config
+from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, PositiveNumber, Threshold, load_config
 from imgdedup.storage.locations import join
 from imgdedup.storage.locations import is_url
 from imgdedup.pipeline.stages import RunSummary, count_tiles, default_out_dir, open_store, prepare_out_dir
@@ -157,21 +156,21 @@ def run_name() -> str:
 @flow(name="dedup", flow_run_name=run_name)
 def dedup_flow(
     path: str,
-    method: Optional[Literal["phash", "dhash", "ahash", "whash", "cnn", "hybrid"]] = None,
-    threshold: Optional[Annotated[int, Field(ge=0, le=64)]] = None,
-    min_similarity: Optional[Annotated[float, Field(ge=-1.0, le=1.0)]] = None,
+    method: Optional[Method] = None,
+    threshold: Optional[Threshold] = None,
+    min_similarity: Optional[Cosine] = None,
     out: Optional[str] = None,
     store: Optional[str] = None,
     config: Optional[str] = None,
     address: Optional[str] = None,
     compat: Optional[bool] = None,
     recursive: Optional[bool] = None,
-    chunk_size: Optional[Annotated[int, Field(ge=1)]] = None,
-    n_workers: Optional[Annotated[int, Field(ge=1)]] = None,
-    rule_folders: Optional[Literal["any", "same", "different"]] = None,
+    chunk_size: Optional[PositiveInt] = None,
+    n_workers: Optional[PositiveInt] = None,
+    rule_folders: Optional[FolderRule] = None,
     rule_ignore: Optional[list[str]] = None,
-    rule_max_resolution_ratio: Optional[Annotated[float, Field(gt=0)]] = None,
-    rule_max_aspect_difference: Optional[Annotated[float, Field(gt=0)]] = None,
+    rule_max_resolution_ratio: Optional[PositiveNumber] = None,
+    rule_max_aspect_difference: Optional[PositiveNumber] = None,
 ) -> RunSummary:
     """Find duplicate images under ``path``; parameters left empty come from the config.
 

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from imgdedup.actions.actions import (
+from imgdedup.actions import (
     ACTIONS,
     KEEP_POLICIES,
     ActionError,

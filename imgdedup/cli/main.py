@@ -13,7 +13,7 @@ from typing import Optional
 
 import click
 
-from imgdedup.config import METHODS, Config, load_config
+from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, PositiveNumber, Threshold, click_type, load_config
 from imgdedup.errors import ImgdedupError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
@@ -41,20 +41,20 @@ def _finish(summary) -> None:
 def _common_options(function):
     options = [
         click.argument("path", type=click.Path(file_okay=False, path_type=str)),
-        click.option("--method", type=click.Choice(METHODS), default=None, help="hybrid (default: CNN embedding confirmed by hashes), cnn, phash, dhash, ahash or whash."),
-        click.option("--threshold", type=int, default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10; hybrid 15, on trimmed phash or dhash)."),
-        click.option("--min-similarity", type=float, default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.94; hybrid 0.975)."),
+        click.option("--method", type=click_type(Method), default=None, help="hybrid (default: CNN embedding confirmed by hashes), cnn, phash, dhash, ahash or whash."),
+        click.option("--threshold", type=click_type(Threshold), default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10; hybrid 15, on trimmed phash or dhash)."),
+        click.option("--min-similarity", type=click_type(Cosine), default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.94; hybrid 0.975)."),
         click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None, help="Incremental store folder (default: one per scanned root under $IMGDEDUP_HOME)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None, help="Run folder (default: a new folder under ./imgdedup-runs/)."),
         click.option("--config", "config_name", default=None, help="Configuration: a YAML path or a name in configs/."),
         click.option("--compat", is_flag=True, default=None, help="imagededup 0.3.3's pixel path: bit-identical hashes."),
         click.option("--recursive/--no-recursive", default=None, help="Walk sub-folders (default: yes)."),
-        click.option("--rule-folders", type=click.Choice(("any", "same", "different")), default=None,
+        click.option("--rule-folders", type=click_type(FolderRule), default=None,
                      help="Pair rule: pairs only within a folder (same) or only across folders (different)."),
         click.option("--rule-ignore", multiple=True, metavar="GLOB", help="Pair rule: veto pairs with a file matching GLOB (repeatable)."),
-        click.option("--max-resolution-ratio", "rule_max_resolution_ratio", type=float, default=None,
+        click.option("--max-resolution-ratio", "rule_max_resolution_ratio", type=click_type(PositiveNumber), default=None,
                      help="Pair rule: veto pairs whose pixel counts differ by more than this factor."),
-        click.option("--max-aspect-difference", "rule_max_aspect_difference", type=float, default=None,
+        click.option("--max-aspect-difference", "rule_max_aspect_difference", type=click_type(PositiveNumber), default=None,
                      help="Pair rule: veto pairs whose aspect ratios differ by more than this fraction."),
     ]
     for option in reversed(options):
@@ -70,7 +70,7 @@ def main() -> None:
 
 @main.command()
 @_common_options
-@click.option("--workers", "find_workers", type=int, default=None, help="Processes that read, hash and embed images (default: one per core).")
+@click.option("--workers", "find_workers", type=click_type(PositiveInt), default=None, help="Processes that read, hash and embed images (default: one per core).")
 def find(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
          rule_max_resolution_ratio, rule_max_aspect_difference, find_workers) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
@@ -105,7 +105,7 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
 @main.command()
 @_common_options
 @click.option("--address", default=None, help="Existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: start a LocalCluster).")
-@click.option("--workers", "n_workers", type=int, default=None, help="Worker processes of the LocalCluster (default 2).")
+@click.option("--workers", "n_workers", type=click_type(PositiveInt), default=None, help="Worker processes of the LocalCluster (default 2).")
 def run(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
         rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.

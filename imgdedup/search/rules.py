@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-FOLDER_RULES = ("any", "same", "different")
+from imgdedup.config import FOLDER_RULES  # noqa: F401  (the choices live with the other settings)
 
 
 @dataclass(frozen=True)
