@@ -1,7 +1,8 @@
 """The ``imgdedup`` command: thin adapters from flags to library calls.
 
 Exit status: 0 every file was processed; 3 finished, but some files were
-unreadable (listed in errors.csv); 1 failed (``Error: ...``); 2 bad usage.
+unreadable (listed in errors.csv); 1 failed (``Error: ...``); 2 bad usage
+(an unknown or invalid flag, or an invalid setting in a configuration).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Optional
 import click
 
 from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, PositiveNumber, Threshold, click_type, load_config
-from imgdedup.errors import ImgdedupError
+from imgdedup.errors import ConfigError, ImgdedupError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
 
@@ -27,6 +28,9 @@ def _fail(exc: Exception) -> None:
 def _settings(config: Optional[str], **overrides) -> Config:
     try:
         return load_config(config, **overrides)
+    except ConfigError as exc:  # a bad flag or configuration is bad usage: exit 2, like click's own errors
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
     except ImgdedupError as exc:
         _fail(exc)
         raise  # unreachable: _fail exits
@@ -68,15 +72,33 @@ def main() -> None:
     """Find duplicate and near-duplicate images."""
 
 
+def _read_truth(ctx, param, value):
+    if value is None:
+        return None
+    import json as _json
+
+    try:
+        truth = _json.loads(Path(value).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read {value!r}: {exc}") from None
+    if not isinstance(truth, dict) or not all(isinstance(v, list) for v in truth.values()):
+        raise click.BadParameter("must be a JSON map {file: [its duplicates]}")
+    return truth
+
+
 @main.command()
 @_common_options
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=str), callback=_read_truth, default=None,
+              help="A ground truth {file: [its duplicates]} (JSON): the report shows the run's precision and recall against it.")
 @click.option("--workers", "find_workers", type=click_type(PositiveInt), default=None, help="Processes that read, hash and embed images (default: one per core).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary is still printed).")
 def find(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
-         rule_max_resolution_ratio, rule_max_aspect_difference, find_workers) -> None:
+         rule_max_resolution_ratio, rule_max_aspect_difference, truth, quiet, find_workers) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
 
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
     """
+    from imgdedup.cli.progress import make_progress
     from imgdedup.pipeline.stages import default_out_dir, find_duplicates_in_folder
 
     settings = _settings(
@@ -84,21 +106,13 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
         rule_folders=rule_folders, rule_ignore=tuple(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
         rule_max_aspect_difference=rule_max_aspect_difference, find_workers=find_workers,
     )
-    bar = None
-
-    def progress(stage: str, done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=total, label=f"{stage} chunks", file=sys.stderr)
-            bar.__enter__()
-        bar.update(done - bar.pos)
-        if done == total:
-            bar.__exit__(None, None, None)
-
+    progress, close = make_progress(quiet=quiet, embeds=settings.uses_embeddings)
     try:
-        summary = find_duplicates_in_folder(path, settings, out or default_out_dir(), progress=progress)
+        summary = find_duplicates_in_folder(path, settings, out or default_out_dir(), progress=progress, truth=truth)
     except ImgdedupError as exc:
+        close()
         _fail(exc)
+    close()
     _finish(summary)
 
 
@@ -110,6 +124,8 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
         rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.
 
+    Uses the Prefect server named by PREFECT_API_URL, or starts a temporary one for the run.
+
     Example: imgdedup run ~/Pictures --threshold 8 --config default --address tcp://127.0.0.1:8786
     """
     rules = dict(rule_folders=rule_folders, rule_ignore=list(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
@@ -118,14 +134,16 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
         config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat,
         recursive=recursive, address=address, n_workers=n_workers, **{**rules, "rule_ignore": tuple(rule_ignore) or None},
     )
+    from imgdedup.flows.api import prefect_api
     from imgdedup.flows.dedup import dedup_flow
     from imgdedup.pipeline.stages import default_out_dir
 
     try:
-        summary = dedup_flow(
-            path=path, method=method, threshold=threshold, min_similarity=min_similarity, out=out or str(default_out_dir()),
-            store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
-        )
+        with prefect_api():
+            summary = dedup_flow(
+                path=path, method=method, threshold=threshold, min_similarity=min_similarity, out=out or str(default_out_dir()),
+                store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
+            )
     except ImgdedupError as exc:
         _fail(exc)
     _finish(summary)
@@ -222,7 +240,8 @@ def deploy() -> None:
 @main.command()
 @click.option("--folder", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/sample", help="Where to write the sample images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/run", help="Run folder.")
-@click.option("--store", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/store", help="Incremental store folder.")
+@click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Incremental store folder (default: `store` beside the sample folder; a store serves one folder).")
 def demo(folder, out, store) -> None:
     """Generate a sample folder with known duplicates and run ``find`` on it.
 
@@ -234,16 +253,18 @@ def demo(folder, out, store) -> None:
     truth = make_sample_folder(folder)
     click.echo(f"sample:       {folder} ({len(truth)} images, {sum(1 for v in truth.values() if v)} with known duplicates)")
     try:
-        summary = find_duplicates_in_folder(folder, load_config(store=store), out)
+        summary = find_duplicates_in_folder(folder, load_config(store=store or str(Path(folder).parent / "store")), out)
     except ImgdedupError as exc:
         _fail(exc)
     _finish(summary)
 
 
 from imgdedup.cli.actions import apply, undo  # noqa: E402  (commands defined beside their library)
+from imgdedup.cli.review import review  # noqa: E402
 
 main.add_command(apply)
 main.add_command(undo)
+main.add_command(review)
 
 
 if __name__ == "__main__":

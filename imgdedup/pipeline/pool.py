@@ -51,7 +51,7 @@ def map_chunks(
     chunk_paths: Sequence[object],
     args: tuple,
     workers: int,
-    done: Callable[[int, int], None] | None = None,
+    done: Callable[[int], None] | None = None,
 ) -> list[object]:
     """``[function(path, *args) for path in chunk_paths]``, on up to ``workers`` processes.
 
@@ -68,7 +68,7 @@ def map_chunks(
         Most processes at once; with 1, or a single chunk, every call runs in
         this process.
     done : callable, optional
-        Called as ``done(finished, total)`` after each chunk.
+        Called as ``done(k)`` as soon as item ``k`` (its position in ``chunk_paths``) is finished.
 
     Returns
     -------
@@ -81,24 +81,23 @@ def map_chunks(
     total = len(chunk_paths)
     if workers == 1 or total <= 1:
         results = []
-        for number, path in enumerate(chunk_paths, start=1):
+        for k, path in enumerate(chunk_paths):
             results.append(function(path, *args))
             if done:
-                done(number, total)
+                done(k)
         return results
     context = multiprocessing.get_context("spawn")
     results: list[object] = [None] * total
     with ProcessPoolExecutor(max_workers=min(workers, total), mp_context=context) as pool:
         pending = {pool.submit(function, path, *args): k for k, path in enumerate(chunk_paths)}
-        finished = 0
         try:
             while pending:
                 ready, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in ready:
-                    results[pending.pop(future)] = future.result()
-                    finished += 1
+                    k = pending.pop(future)
+                    results[k] = future.result()
                     if done:
-                        done(finished, total)
+                        done(k)
         except BaseException:
             for future in pending:
                 future.cancel()

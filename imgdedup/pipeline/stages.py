@@ -33,15 +33,17 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from imgdedup.imaging.decode import decoder_signature
 from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.search.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
 from imgdedup.errors import ImageLoadError, OutputError, StoreError
-from imgdedup.imaging.discover import discover_images, read_bytes, root_location
+from imgdedup.imaging.discover import content_digest, discover_images, read_bytes, root_location
 from imgdedup.storage import locations
 from imgdedup.storage.locations import Location, as_location, join
 from imgdedup.pipeline.plan import (
@@ -60,7 +62,8 @@ from imgdedup.pipeline.plan import (
     write_plan,
 )
 from imgdedup.pipeline.pool import FIND_MIN_SPLIT, find_workers, map_chunks, threads_per_worker
-from imgdedup.review.report import human_bytes, render_report, thumbnail_name
+from imgdedup.review.report import display_name, human_bytes, render_report
+from imgdedup.review.thumbnails import fetch_from_store, keep_in_store, needed_thumbnails
 from imgdedup.pipeline.results import (
     ImageTable,
     clusters_document,
@@ -70,7 +73,7 @@ from imgdedup.pipeline.results import (
     write_errors_csv,
     write_json,
 )
-from imgdedup.search.rules import veto_pairs
+from imgdedup.search.rules import suppress_pairs, veto_pairs
 from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, empty_pairs, finish_pairs, plan_pairs
 from imgdedup.search.tiles import SearchPlan, load_tile, merge_tiles, save_tile, search_tile
 from imgdedup.search.tiers import TIERS, member_tier
@@ -85,6 +88,14 @@ from imgdedup.storage.store import (
 )
 
 WORK = "work"
+
+
+UNREADABLE_SHOWN = 5  # unreadable files named in the summary lines
+
+
+def show_name(name: str) -> str:
+    """A file name for a terminal: undecodable bytes as U+FFFD, control characters escaped."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in display_name(name))
 
 
 @dataclass(frozen=True)
@@ -103,16 +114,41 @@ class RunSummary:
     reclaimable_bytes: int
     report: str
     seconds: dict[str, float]
+    suppressed_pairs: int = 0  # pairs a person marked "not duplicates" in an earlier review
+    scores: dict | None = None  # pairwise precision/recall against a ground truth (find --truth)
+    unreadable_files: tuple = ()  # the first few (path, reason); all are in errors.csv
 
     def lines(self) -> list[str]:
         return [
             f"images:       {self.images} ({self.files} files scanned, {self.decoded} read this run)",
             f"unreadable:   {self.unreadable}",
+            *(f"  {show_name(path)}: {reason}" for path, reason in self.unreadable_files),
+            *([f"  ... and {self.unreadable - len(self.unreadable_files)} more (errors.csv)"]
+              if self.unreadable > len(self.unreadable_files) else []),
             f"clusters:     {self.clusters}",
             f"duplicates:   {self.duplicates}",
+            *([f"suppressed:   {self.suppressed_pairs} pairs marked not duplicates in a review"] if self.suppressed_pairs else []),
             f"reclaimable:  {human_bytes(self.reclaimable_bytes)}",
+            *([f"truth:        precision {self.scores['precision']:.4f}, recall {self.scores['recall']:.4f} "
+                f"(tp {self.scores['tp']}, fp {self.scores['fp']}, fn {self.scores['fn']})"] if self.scores else []),
             f"report:       {self.report}",
+            f"review:       imgdedup review {self.out_dir}",
         ]
+
+
+class StageClock:
+    """Seconds per stage, summed over every ``with clock("hash"): ...`` block of that name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
 
 
 def default_out_dir(base: str | os.PathLike = "imgdedup-runs") -> Path:
@@ -135,6 +171,7 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Location:
         probe = join(out, WORK, ".write-test")
         locations.write_bytes(probe, b"")
         locations.remove(probe)
+        locations.write_bytes(join(out, locations.RUN_MARKER), b"")  # before any discovery: never an input
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}") from None
     return out
@@ -202,12 +239,13 @@ def preprocess(
     chunks suit ``config.n_workers`` Dask workers.
     """
     out_dir = as_location(out_dir)
+    store.claim_root(root_location(root))
     manifest = merge_pending(store, store.load_manifest())
     store.save_manifest(manifest)
     for path in store.pending_paths():
         locations.remove(path)
     records = discover_images(root, recursive=config.recursive)
-    todo = files_to_process(records, manifest, config.features)
+    todo = files_to_process(records, manifest, config.features, decoder_signature(config.compat, config.max_image_pixels))
     run_id = new_run_id()
     if workers is None:
         bounds = chunk_bounds(len(todo), config.chunk_size, config.n_workers)
@@ -254,8 +292,9 @@ def preprocess(
     return write_plan(plan, join(out_dir, WORK, "plan.json"))
 
 
-def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool]) -> Manifest:
-    """Manifest entries of one chunk: readable files at their rows, the others with their reason."""
+def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool], refused_under: str) -> Manifest:
+    """Manifest entries of one chunk: readable files at their rows, the others with their reason and
+    the decoder settings they were refused under."""
     ok = chunk.positions.tolist()
     n = len(work.files)
     row = np.full(n, -1, dtype=np.int64)
@@ -275,6 +314,7 @@ def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: di
         status=status, reason=reason.astype(str), row=row, width=width, height=height,
         formats=formats.astype(str), digests=digests.astype("U32"),
         features={feature: good & present for feature, present in features.items()},
+        refused_under=np.where(good, "", refused_under),
     )
 
 
@@ -293,7 +333,7 @@ def hash_chunk(work_path: str | os.PathLike, config: Config) -> Location:
     features = {feature: True for feature in config.features if feature.startswith("hash:")}
     if config.uses_embeddings:
         features["embedding"] = False
-    manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features)
+    manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features, decoder_signature(config.compat, config.max_image_pixels))
     if config.uses_embeddings:
         path = locations.sibling(work_path, locations.name(as_location(work_path)).removesuffix(".json") + ".hashed.npz")
     else:
@@ -308,13 +348,19 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
     store = Store.open(work.store)
     manifest = Manifest.load(hashed_path)
     ok = np.flatnonzero(manifest.status == STATUS_OK)
+    changed: dict[int, str] = {}
     if len(ok):
         datas = []
         for position in ok.tolist():
+            # The file must still be the one hash_chunk read, or its hashes and embedding would
+            # describe two versions: same size and mtime as at discovery, and the same digest.
             try:
-                datas.append(read_bytes(work.root, work.files[position]))
-            except ImageLoadError:
-                datas.append(b"")  # vanished since hashing: embed_files records it
+                data = read_bytes(work.root, work.files[position], check_unchanged=True)
+            except ImageLoadError as exc:
+                data, changed[position] = b"", exc.reason
+            if position not in changed and content_digest(data) != manifest.digests[position]:
+                data, changed[position] = b"", "changed after hashing (other content): not read, run again to include it"
+            datas.append(data)  # b"" keeps the rows aligned; embed_files records it as failed
         embedder = embedder_for(config, threads)
         recorded = store.group(mode="r")["embeddings"].attrs.get("identity")
         if recorded != embedder.identity:
@@ -331,7 +377,10 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
             position = ok[k]
             manifest.status[position], manifest.row[position] = STATUS_ERROR, -1
             manifest.reason = manifest.reason.astype(object)
-            manifest.reason[position] = f"cannot embed: {why}"
+            manifest.reason[position] = changed.get(int(position)) or f"cannot embed: {why}"
+            manifest.refused_under = manifest.refused_under.astype(object)
+            manifest.refused_under[position] = decoder_signature(config.compat, config.max_image_pixels)
+        manifest.refused_under = manifest.refused_under.astype(str)
         manifest.reason = manifest.reason.astype(str)
     good = manifest.status == STATUS_OK
     manifest.features = {name: mask & good for name, mask in manifest.features.items()}
@@ -459,6 +508,9 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
     pairs = locations.load_npz(as_location(pairs_path))
     i, j, distance, similarity = pairs["i"], pairs["j"], pairs["distance"], pairs["similarity"]
     keep, vetoed = veto_pairs(i, j, table.ids, table.width, table.height, config.pair_rules)
+    apart = suppress_pairs(i, j, table.digests, store.not_duplicates())  # marked in `imgdedup review`
+    suppressed = int((keep & ~apart).sum())
+    keep &= apart
     i, j, distance, similarity = i[keep], j[keep], distance[keep], similarity[keep]
     if len(rows):
         # hybrid judges hash distances on the trimmed image: so do its distances to the keeper
@@ -474,6 +526,7 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
         review_bits=config.review_bits, review_similarity=config.review_similarity, **kw,
     ))
     document["vetoed_pairs"] = vetoed
+    document["suppressed_pairs"] = suppressed
     by_similarity = config.uses_embeddings
     write_json(join(out_dir, "duplicates.json"), duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity))
     errors = [(manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()]
@@ -483,9 +536,25 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
     return write_json(join(out_dir, "clusters.json"), document)
 
 
-def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike, seconds: dict[str, float]) -> RunSummary:
-    """Render report.html and write summary.json; return the run's summary."""
+def truth_scores(truth: Mapping[str, Sequence[str]], out_dir: str | os.PathLike) -> dict:
+    """Pairwise precision/recall of the run's ``duplicates.json`` against a ground truth, on the files both name."""
+    from imgdedup.compat.evaluation import pairwise_scores
+
+    retrieved = read_json(join(as_location(out_dir), "duplicates.json"))
+    common = set(truth) & set(retrieved)
+    return pairwise_scores({k: [v for v in vs if v in common] for k, vs in truth.items() if k in common},
+                           {k: [v for v in vs if v in common] for k, vs in retrieved.items() if k in common})
+
+
+def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike, seconds: dict[str, float],
+           truth: Mapping[str, Sequence[str]] | None = None) -> RunSummary:
+    """Render report.html and write summary.json; return the run's summary.
+
+    ``truth`` (a ground-truth map, imagededup's format) adds the run's pairwise
+    precision and recall against it to the page and the summary.
+    """
     out_dir = as_location(out_dir)
+    scores = truth_scores(truth, out_dir) if truth is not None else None
     document = read_json(clusters_path)
     errors = [tuple(e) for e in document["errors"]]
     clusters = document["clusters"]
@@ -494,7 +563,8 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         threshold=config.threshold, files=document["files"], images=document["images"], unreadable=len(errors),
         decoded=document["decoded"], clusters=len(clusters), duplicates=sum(len(c["members"]) - 1 for c in clusters),
         reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters), report=str(join(out_dir, "report.html")),
-        seconds=dict(seconds),
+        seconds=dict(seconds), suppressed_pairs=int(document.get("suppressed_pairs", 0)), scores=scores,
+        unreadable_files=tuple(tuple(e) for e in errors[:UNREADABLE_SHOWN]),
     )
     thresholds = f"threshold {config.threshold}"
     if config.uses_embeddings:
@@ -511,6 +581,7 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         "duplicate files": summary.duplicates,
         "reclaimable": human_bytes(summary.reclaimable_bytes),
         "duplicates by tier": ", ".join(f"{t} {n}" for t, n in tiers.items()),
+        "pairs marked not duplicates": document.get("suppressed_pairs", 0),
         "pairs vetoed by rules": ", ".join(f"{k} {v}" for k, v in document.get("vetoed_pairs", {}).items()) or "none",
         "seconds per stage": ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),
     }
@@ -521,81 +592,69 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         pair_values = locations.load_npz(join(out_dir, WORK, "pairs.npz"), [key])[key]
     except FileNotFoundError:
         pass
-    cache = join(document["store"], "thumbs")
-    needed = {thumbnail_name(m["digest"], config.thumbnail_size) for c in clusters for m in c["members"]}
-    share_files(cache, join(out_dir, "thumbs"), needed)  # thumbnails made by earlier runs into other folders
+    needed = needed_thumbnails(clusters, config.thumbnail_size)
+    fetch_from_store(document["store"], out_dir, needed)  # thumbnails made by earlier runs into other folders
     render_report(
         document, errors, shown, out_dir, config.thumbnail_size, pair_distances=pair_values, similarity=by_similarity,
         threshold=config.min_similarity if by_similarity else config.threshold,
-        distance_label="cosine similarity" if by_similarity else "Hamming distance",
+        distance_label="cosine similarity" if by_similarity else "Hamming distance", scores=scores,
     )
-    share_files(join(out_dir, "thumbs"), cache, needed)
-    keep_only(cache, needed)  # the store keeps its current clusters' thumbnails, not every one ever made
+    keep_in_store(document["store"], out_dir, needed)
     write_json(join(out_dir, "summary.json"), summary.__dict__)
     return summary
 
 
-def share_files(source: Location, target: Location, names: Iterable[str] | None = None) -> None:
-    """Hard-link (or copy) the files of ``source`` (only ``names``, if given) missing from ``target``.
-
-    Thumbnails are named by content, so a file of that name is the right one.
-    Between local folders these are hard links; within one object store,
-    server-side copies; between the two, a download and an upload.
-    """
-    wanted = set(names) if names is not None else None
-    present = set(locations.list_names(target))
-    todo = [n for n in locations.list_names(source)
-            if not n.startswith(".") and n not in present and (wanted is None or n in wanted)]
-    if todo:
-        locations.make_folder(target)
-        locations.copy_files([join(source, n) for n in todo], [join(target, n) for n in todo])
-
-
-def keep_only(folder: Location, names: set[str]) -> None:
-    """Remove the files of ``folder`` (a cache of ours) not in ``names``.
-
-    Run folders hold their own hard links (or copies) of the thumbnails they
-    show, so earlier reports keep theirs.
-    """
-    for name in locations.list_names(folder):
-        if not name.startswith(".") and name not in names:
-            locations.remove(join(folder, name))
-
-
 # --- in-process run ----------------------------------------------------------------
 
-Progress = Callable[[str, int, int], None]
+#: ``progress(stage, done, total)``: a stage starts (``done`` 0) and advances; ``total`` is None
+#: for a stage that has no count. Stages: discover (files found), read (images read, hashed and,
+#: for embedding methods, embedded), commit, search, cluster, report.
+Progress = Callable[[str, int, "int | None"], None]
 
 
-def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None) -> RunSummary:
-    """Run every stage in this process, chunks on a pool of ``config.find_workers`` processes (default: every core).
+def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None,
+                              truth: Mapping[str, Sequence[str]] | None = None) -> RunSummary:
+    """Run every stage in this process, as the flow does (``truth``: see :func:`report`).
 
-    The result is the same as the flow's, and the same whatever the number of workers.
+    Chunks, and the search's tiles, run on a pool of ``config.find_workers``
+    processes (default: one per core); the result does not depend on their number.
     """
     out = prepare_out_dir(out_dir)
     store = open_store(root, config)
     workers = find_workers(config.find_workers)
-    seconds: dict[str, float] = {}
-
-    def timed(name: str, function, *args):
-        started = time.perf_counter()
-        result = function(*args)
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-        return result
-
+    clock = StageClock()
+    tell = progress or (lambda stage, done, total: None)
     with store.lock():
-        plan_path = timed("preprocess", preprocess, root, out, config, store, workers)
-        chunk_paths = [str(p) for p in read_plan(plan_path).chunk_paths]
-        done = (lambda finished, total: progress("read", finished, total)) if progress else None
+        tell("discover", 0, None)
+        with clock("preprocess"):
+            plan_path = preprocess(root, out, config, store, workers)
+        plan = read_plan(plan_path)
+        tell("discover", plan.discovered, plan.discovered)
+        tell("read", 0, plan.to_process)
+        chunk_paths = [str(p) for p in plan.chunk_paths]
+        sizes = [len(read_chunk_work(p).files) for p in chunk_paths]
+        done = 0
+
+        def chunk_done(number: int) -> None:
+            nonlocal done
+            done += sizes[number]
+            tell("read", done, plan.to_process)
+
         # In this process the embedder may use every core; in a pool, each worker its share.
         threads = None if workers == 1 or len(chunk_paths) <= 1 else threads_per_worker(workers)
-        timed("hash", map_chunks, process_chunk, chunk_paths, (config, threads), workers, done)
-        timed("commit", commit, plan_path, config)
-        started = time.perf_counter()
-        search_path = plan_index(plan_path, config, out)
-        tiles = list(range(count_tiles(search_path)))
-        tile_paths = map_chunks(index_tile, tiles, (str(plan_path), str(search_path), str(out)), workers)
-        pairs_path = merge_index(plan_path, search_path, tile_paths, config, out)
-        seconds["index"] = time.perf_counter() - started
-        clusters_path = timed("cluster", cluster, plan_path, pairs_path, config, out)
-        return report(clusters_path, config, out, seconds)
+        with clock("hash"):
+            map_chunks(process_chunk, chunk_paths, (config, threads), workers, chunk_done)
+        tell("commit", 0, None)
+        with clock("commit"):
+            commit(plan_path, config)
+        tell("search", 0, None)
+        with clock("index"):
+            search_path = plan_index(plan_path, config, out)
+            tiles = list(range(count_tiles(search_path)))
+            tile_paths = map_chunks(index_tile, tiles, (str(plan_path), str(search_path), str(out)), workers)
+            pairs_path = merge_index(plan_path, search_path, tile_paths, config, out)
+        tell("cluster", 0, None)
+        with clock("cluster"):
+            clusters_path = cluster(plan_path, pairs_path, config, out)
+        tell("report", 0, None)
+        return report(clusters_path, config, out, clock.seconds, truth)
