@@ -1,4 +1,4 @@
-"""The ``dedup`` flow: preprocess -> hash and embed chunks (on Dask) -> commit -> index -> cluster -> report.
+"""The ``dedup`` flow: preprocess -> hash and embed chunks (on Dask) -> commit -> index tiles (on Dask) -> cluster -> report.
 
 ``dedup_flow`` takes the run's parameters (as a deployment or the ``run``
 command passes them), builds the configuration and the Dask task runner from
@@ -25,12 +25,12 @@ from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, Pos
 from imgdedup.storage.locations import join
 from imgdedup.storage.locations import is_url
 from imgdedup.errors import ImgdedupError
-from imgdedup.pipeline.stages import Progress, RunSummary, StageClock, default_out_dir, open_store, prepare_out_dir
+from imgdedup.pipeline.stages import Progress, RunSummary, StageClock, count_tiles, default_out_dir, open_store, prepare_out_dir
 from imgdedup.review.report import human_bytes
 from imgdedup.pipeline.results import read_json
 from imgdedup.flows.placement import Placement, place_tasks, scheduler_worker_resources
 from imgdedup.pipeline.plan import read_chunk_work, read_plan
-from imgdedup.tasks.dedup import cluster, commit, embed_chunk, hash_chunk, index, preprocess, report
+from imgdedup.tasks.dedup import cluster, commit, embed_chunk, hash_chunk, index_tile, merge_index, plan_index, preprocess, report
 
 ARTIFACT_ROWS = 20
 
@@ -91,7 +91,12 @@ def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> Ru
         commit(plan_path, config, wait_for=[allow_failure(f) for f in chunks])
     tell("search", 0, None)
     with clock("index"):
-        pairs_path = index(plan_path, config, out_dir)
+        search_path = plan_index(plan_path, config, out_dir)
+        # One task per tile of the search: Dask spreads them over the workers, each reads only its rows.
+        tiles = index_tile.map(
+            list(range(count_tiles(search_path))), plan_path=unmapped(plan_path), search_path=unmapped(search_path), out_dir=unmapped(out_dir),
+        )
+        pairs_path = merge_index(plan_path, search_path, [f.result() for f in tiles], config, out_dir)
     tell("cluster", 0, None)
     with clock("cluster"):
         clusters_path = cluster(plan_path, pairs_path, config, out_dir)

@@ -92,6 +92,8 @@ class Config(BaseModel):
     chunk_size: PositiveInt = 2000
     n_workers: PositiveInt = 2
     threads_per_worker: PositiveInt = 1
+    find_workers: Optional[PositiveInt] = None  # processes `find` reads, hashes and embeds on; None: one per core
+    search_block: PositiveInt = 200_000  # images per partition of the index search; one task per pair of partitions
     address: Optional[Annotated[str, Field(strict=True), Rule("a string like tcp://host:8786")]] = None
     max_image_pixels: PositiveInt = 178_956_970
     thumbnail_size: Annotated[int, Field(ge=16, le=1024, strict=True), Rule("an int in 16..1024")] = 160

@@ -34,9 +34,19 @@ def commit(plan_path: str, config: Config) -> str:
     return str(pipeline.commit(plan_path, config))
 
 
-@task(name="index", retries=1)
-def index(plan_path: str, config: Config, out_dir: str) -> str:
-    return str(pipeline.index(plan_path, config, out_dir))
+@task(name="plan_index", retries=1)
+def plan_index(plan_path: str, config: Config, out_dir: str) -> str:
+    return str(pipeline.plan_index(plan_path, config, out_dir))
+
+
+@task(name="index_tile", retries=2, retry_delay_seconds=1, task_run_name="index_tile-{number}")
+def index_tile(number: int, plan_path: str, search_path: str, out_dir: str) -> str:
+    return str(pipeline.index_tile(number, plan_path, search_path, out_dir))
+
+
+@task(name="merge_index", retries=1)
+def merge_index(plan_path: str, search_path: str, tile_paths: list[str], config: Config, out_dir: str) -> str:
+    return str(pipeline.merge_index(plan_path, search_path, tile_paths, config, out_dir))
 
 
 @task(name="cluster", retries=1)

@@ -71,3 +71,20 @@ def test_a_failed_chunk_task_does_not_stop_the_run_and_is_retried(sample_folder,
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name={"any_": [f"dedup-{folder.name}-phash-t{config.threshold}"]}))
     assert len(runs) >= 2
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_flow_fans_the_search_out_in_tiles_and_equals_one_search(sample_folder, tmp_path):
+    """Partitions of 9 images: the flow's index runs one task per tile, and its outputs equal find's single search."""
+    folder, truth = sample_folder
+    settings = tmp_path / "tiles.yaml"
+    settings.write_text("search_block: 9\nchunk_size: 7\n")
+    dedup_flow(path=str(folder), out=str(tmp_path / "flow"), store=str(tmp_path / "flow-store"), config=str(settings), n_workers=2)
+    find_duplicates_in_folder(folder, load_config(chunk_size=7, store=str(tmp_path / "find-store")), tmp_path / "find")
+    n_parts = -(-len(truth) // 9)
+    assert len(list((tmp_path / "flow" / "work").glob("tile-*.npz"))) == n_parts * (n_parts + 1) // 2
+    assert len(list((tmp_path / "find" / "work").glob("tile-*.npz"))) == 1
+    for name in ("duplicates.json", "clusters.csv"):
+        assert (tmp_path / "flow" / name).read_text() == (tmp_path / "find" / name).read_text()
+    flow_clusters = json.loads((tmp_path / "flow" / "clusters.json").read_text())
+    assert flow_clusters["clusters"] == json.loads((tmp_path / "find" / "clusters.json").read_text())["clusters"]

@@ -112,13 +112,47 @@ def test_other_methods_and_compat_run(sample_folder, tmp_path):
     assert found_pairs(duplicates) == known_pairs(truth)
 
 
-def test_a_failed_chunk_does_not_stop_find_and_is_retried(sample_folder, tmp_path):
-    """One chunk's store rows cannot be written: find still finishes, records that chunk's files as not
-    processed (as the flow does), and the next run reads them."""
+@pytest.mark.parametrize("method", ["phash", "hybrid"])
+def test_find_on_worker_processes_writes_what_the_serial_run_writes(tmp_path, method):
+    """Chunks hashed (and embedded) on two processes give the serial run's files, byte for byte."""
+    from imgdedup.sample import make_sample_folder
+
+    folder = tmp_path / "photos"
+    make_sample_folder(folder, n_with_copies=12, n_distinct=60, seed=3)  # 132 images: two chunks of 66
+    outputs = {}
+    for workers in (1, 2):
+        config = load_config(method=method, find_workers=workers, store=str(tmp_path / f"store-{workers}"))
+        summary = find_duplicates_in_folder(folder, config, tmp_path / f"run-{workers}")
+        assert summary.decoded == 132 and summary.clusters >= 10
+        run = tmp_path / f"run-{workers}"
+        document = json.loads((run / "clusters.json").read_text())
+        assert document.pop("store") == str(tmp_path / f"store-{workers}")
+        outputs[workers] = [(run / name).read_bytes() for name in ("duplicates.json", "clusters.csv", "errors.csv")], document
+    assert outputs[1] == outputs[2]
+    plan = json.loads((tmp_path / "run-2" / "work" / "plan.json").read_text())
+    assert len(plan["chunk_paths"]) == 2
+
+
+def test_find_with_the_search_in_tiles_writes_what_one_search_writes(sample_folder, tmp_path):
+    """Partitions of 8 images (tiles searched on two worker processes) give the single search's files."""
+    folder, _ = sample_folder
+    written = {}
+    for block in (8, 200_000):
+        config = load_config(method="phash", search_block=block, find_workers=2, store=str(tmp_path / f"store-{block}"))
+        find_duplicates_in_folder(folder, config, tmp_path / f"run-{block}")
+        written[block] = [(tmp_path / f"run-{block}" / name).read_bytes() for name in ("duplicates.json", "clusters.csv")]
+    assert len(list((tmp_path / "run-8" / "work").glob("tile-*.npz"))) > 1
+    assert written[8] == written[200_000]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failed_chunk_does_not_stop_find_and_is_retried(sample_folder, tmp_path, workers):
+    """One chunk's store rows cannot be written: find still finishes (in this process, or on its pool),
+    records that chunk's files as not processed (as the flow does), and the next run reads them."""
     from imgdedup.storage.store import Store
 
     folder, truth = sample_folder
-    config = load_config(method="phash", chunk_size=7, n_workers=2, store=str(tmp_path / "store"))
+    config = load_config(method="phash", chunk_size=7, n_workers=2, find_workers=workers, store=str(tmp_path / "store"))
     store = Store.open(tmp_path / "store", row_chunk=16)
     store.ensure_array(config.hash_array("phash"), 0, "uint64")
     # chunk 1 owns rows 16..31, Zarr chunk c/1: a folder there makes every write of that chunk fail

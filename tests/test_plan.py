@@ -27,3 +27,10 @@ def test_small_runs_are_split_across_workers_but_not_into_tiny_tasks():
     assert len(chunk_bounds(2 * MIN_SPLIT_CHUNK - 1, 2000, 2)) == 1
     assert sizes(chunk_bounds(4100, 2000, 2)) == [1367, 1367, 1366]
     assert chunk_bounds(0, 2000, 2) == []
+
+
+def test_whole_rounds_keep_every_worker_busy_to_the_last_chunk():
+    assert sizes(chunk_bounds(10_000, 2000, 2, whole_rounds=True)) == [1667] * 4 + [1666] * 2
+    assert sizes(chunk_bounds(400, 2000, 2, min_split=64, whole_rounds=True)) == [200, 200]
+    assert sizes(chunk_bounds(100, 2000, 2, min_split=64, whole_rounds=True)) == [100]
+    assert sizes(chunk_bounds(4100, 2000, 2)) == [1367, 1367, 1366]  # the flow's plan is unchanged

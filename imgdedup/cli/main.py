@@ -92,9 +92,10 @@ def _read_truth(ctx, param, value):
 @_common_options
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=str), callback=_read_truth, default=None,
               help="A ground truth {file: [its duplicates]} (JSON): the report shows the run's precision and recall against it.")
+@click.option("--workers", "find_workers", type=click_type(PositiveInt), default=None, help="Processes that read, hash and embed images (default: one per core).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary is still printed).")
 def find(path, method, threshold, min_similarity, model, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
-         rule_max_resolution_ratio, rule_max_aspect_difference, truth, quiet) -> None:
+         rule_max_resolution_ratio, rule_max_aspect_difference, truth, quiet, find_workers) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
 
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
@@ -105,7 +106,7 @@ def find(path, method, threshold, min_similarity, model, store, out, config_name
     settings = _settings(
         config_name, method=method, threshold=threshold, min_similarity=min_similarity, model=model, store=store, compat=compat,
         recursive=recursive, rule_folders=rule_folders, rule_ignore=tuple(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
-        rule_max_aspect_difference=rule_max_aspect_difference,
+        rule_max_aspect_difference=rule_max_aspect_difference, find_workers=find_workers,
     )
     progress, close = make_progress(quiet=quiet, embeds=settings.uses_embeddings)
     try:

@@ -90,16 +90,25 @@ def files_to_process(records: Sequence[FileRecord], manifest: Manifest, features
 MIN_SPLIT_CHUNK = 250
 
 
-def chunk_bounds(n_files: int, chunk_size: int, n_workers: int = 1) -> list[tuple[int, int]]:
+def chunk_bounds(
+    n_files: int, chunk_size: int, n_workers: int = 1, *, min_split: int = MIN_SPLIT_CHUNK, whole_rounds: bool = False,
+) -> list[tuple[int, int]]:
     """``(start, stop)`` of each chunk task over ``n_files`` files, in order.
 
     At most ``chunk_size`` files per chunk, as few chunks as that allows, but at
-    least one per worker while each still gets ``MIN_SPLIT_CHUNK`` files; sizes
-    differ by at most one, so no worker waits on one large last chunk.
+    least one per worker while each still gets ``min_split`` files; sizes
+    differ by at most one, so no worker waits on one large last chunk. With
+    ``whole_rounds`` the number of chunks is also rounded up to a multiple of
+    ``n_workers`` (while chunks keep ``min_split`` files), so the last round
+    keeps every worker busy.
     """
     if n_files <= 0:
         return []
-    n_chunks = max(-(-n_files // chunk_size), min(n_workers, n_files // MIN_SPLIT_CHUNK), 1)
+    n_chunks = max(-(-n_files // chunk_size), min(n_workers, n_files // min_split), 1)
+    if whole_rounds and n_workers > 1:
+        rounded = -(-n_chunks // n_workers) * n_workers
+        if n_files // rounded >= min_split:
+            n_chunks = rounded
     size, extra = divmod(n_files, n_chunks)
     bounds, start = [], 0
     for number in range(n_chunks):

@@ -18,6 +18,8 @@ Run folder layout::
     OUT/work/plan.json            what this run reuses and processes
     OUT/work/discovered.json      every file found, with size and mtime
     OUT/work/chunk-NNNNN.json     one chunk task: files and the store rows it owns
+    OUT/work/search.npz           the index search cut into tiles
+    OUT/work/tile-NNNNN.npz       one tile's pairs
     OUT/work/pairs.npz            every duplicate pair of the run
 
 The store (see :mod:`imgdedup.storage.store`) keeps hashes, embeddings and the
@@ -33,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -60,6 +62,7 @@ from imgdedup.pipeline.plan import (
     write_discovered,
     write_plan,
 )
+from imgdedup.pipeline.pool import FIND_MIN_SPLIT, find_workers, map_chunks, threads_per_worker
 from imgdedup.review.report import display_name, human_bytes, render_report
 from imgdedup.review.thumbnails import fetch_from_store, keep_in_store, needed_thumbnails
 from imgdedup.pipeline.results import (
@@ -72,7 +75,8 @@ from imgdedup.pipeline.results import (
     write_json,
 )
 from imgdedup.search.rules import suppress_pairs, veto_pairs
-from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, search_pairs
+from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, empty_pairs, finish_pairs, plan_pairs
+from imgdedup.search.tiles import SearchPlan, load_tile, merge_tiles, save_tile, search_tile
 from imgdedup.search.tiers import TIERS, member_tier
 from imgdedup.storage.store import (
     STATUS_ERROR,
@@ -227,11 +231,15 @@ def embed_files(embedder, datas: list[bytes]) -> tuple[np.ndarray, np.ndarray, d
 
 # --- stages ----------------------------------------------------------------------
 
-def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Config, store: Store) -> Location:
+def preprocess(
+    root: str | os.PathLike, out_dir: str | os.PathLike, config: Config, store: Store, workers: int | None = None,
+) -> Location:
     """Discover files, compare them with the store, plan chunk tasks; return the plan's path.
 
     The caller holds the store's lock. Chunks committed by an interrupted run are
-    merged first, so their work is not repeated.
+    merged first, so their work is not repeated. ``workers`` (``find``'s
+    processes) plans whole rounds of smaller chunks for them; by default the
+    chunks suit ``config.n_workers`` Dask workers.
     """
     out_dir = as_location(out_dir)
     store.claim_root(root_location(root))
@@ -242,7 +250,10 @@ def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Conf
     records = discover_images(root, recursive=config.recursive)
     todo = files_to_process(records, manifest, config.features, decoder_signature(config.compat, config.max_image_pixels))
     run_id = new_run_id()
-    bounds = chunk_bounds(len(todo), config.chunk_size, config.n_workers)
+    if workers is None:
+        bounds = chunk_bounds(len(todo), config.chunk_size, config.n_workers)
+    else:  # a process pool's task costs milliseconds, not a Prefect task's tenths of a second
+        bounds = chunk_bounds(len(todo), config.chunk_size, workers, min_split=FIND_MIN_SPLIT, whole_rounds=True)
     per_chunk = padded_rows(max((stop - start for start, stop in bounds), default=1), store.row_chunk)
     base_row = -(-store.n_rows() // store.row_chunk) * store.row_chunk
     n_chunks = len(bounds)
@@ -451,11 +462,47 @@ def image_table(manifest: Manifest, root: str) -> tuple[ImageTable, np.ndarray]:
 
 
 def index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike) -> Location:
-    """Find every duplicate pair of the run (incrementally when the store allows); save as ``pairs.npz``."""
+    """Find every duplicate pair of the run (incrementally when the store allows); save as ``pairs.npz``.
+
+    In this process, tile by tile; the flow runs the same three steps as tasks:
+    :func:`plan_index`, :func:`index_tile` for each tile, :func:`merge_index`.
+    """
+    search_path = plan_index(plan_path, config, out_dir)
+    tile_paths = [index_tile(number, plan_path, search_path, out_dir) for number in range(count_tiles(search_path))]
+    return merge_index(plan_path, search_path, tile_paths, config, out_dir)
+
+
+def plan_index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike) -> Location:
+    """Cut the run's search into tiles (see :mod:`imgdedup.search.tiles`); save the plan as ``search.npz``."""
     plan = read_plan(plan_path)
     store = Store.open(plan.store)
     _, rows = image_table(store.load_manifest(), plan.root)
-    pairs = search_pairs(store, rows, rows >= plan.base_row, config)
+    search = plan_pairs(store, rows, rows >= plan.base_row, config)
+    return search.save(join(out_dir, WORK, "search.npz"))
+
+
+def count_tiles(search_path: str | os.PathLike) -> int:
+    return len(locations.load_npz(as_location(search_path), ["tiles"])["tiles"])
+
+
+def index_tile(number: int, plan_path: str | os.PathLike, search_path: str | os.PathLike, out_dir: str | os.PathLike) -> Location:
+    """Search tile ``number``, reading only the store rows of its two partitions; save its pairs."""
+    store = Store.open(read_plan(plan_path).store)
+    found = search_tile(store, SearchPlan.load(as_location(search_path)), number)
+    return save_tile(join(out_dir, WORK, f"tile-{number:05d}.npz"), found)
+
+
+def merge_index(plan_path: str | os.PathLike, search_path: str | os.PathLike, tile_paths: Iterable[str | os.PathLike],
+                config: Config, out_dir: str | os.PathLike) -> Location:
+    """Merge the tiles' pairs (and the reused cached ones) into the run's pairs; save as ``pairs.npz``."""
+    plan = read_plan(plan_path)
+    store = Store.open(plan.store)
+    search = SearchPlan.load(as_location(search_path))
+    if len(search.rows):
+        found = merge_tiles(search, [load_tile(path) for path in tile_paths])
+        pairs = finish_pairs(store, search.rows, config, found)
+    else:
+        pairs = empty_pairs()
     path = join(out_dir, WORK, "pairs.npz")
     return locations.save_npz(path, i=pairs.i, j=pairs.j, distance=pairs.distance, similarity=pairs.similarity)
 
@@ -585,30 +632,45 @@ Progress = Callable[[str, int, "int | None"], None]
 
 def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None,
                               truth: Mapping[str, Sequence[str]] | None = None) -> RunSummary:
-    """Run every stage in this process, chunk by chunk, exactly as the flow does (``truth``: see :func:`report`)."""
+    """Run every stage in this process, as the flow does (``truth``: see :func:`report`).
+
+    Chunks, and the search's tiles, run on a pool of ``config.find_workers``
+    processes (default: one per core); the result does not depend on their number.
+    """
     out = prepare_out_dir(out_dir)
     store = open_store(root, config)
+    workers = find_workers(config.find_workers)
     clock = StageClock()
     tell = progress or (lambda stage, done, total: None)
     with store.lock():
         tell("discover", 0, None)
         with clock("preprocess"):
-            plan_path = preprocess(root, out, config, store)
+            plan_path = preprocess(root, out, config, store, workers)
         plan = read_plan(plan_path)
         tell("discover", plan.discovered, plan.discovered)
         tell("read", 0, plan.to_process)
+        chunk_paths = [str(p) for p in plan.chunk_paths]
+        sizes = [len(read_chunk_work(p).files) for p in chunk_paths]
         done = 0
-        for chunk_path in plan.chunk_paths:
-            with clock("hash"):
-                process_chunk_or_skip(chunk_path, config)
-            done += len(read_chunk_work(chunk_path).files)
+
+        def chunk_done(number: int) -> None:
+            nonlocal done
+            done += sizes[number]
             tell("read", done, plan.to_process)
+
+        # In this process the embedder may use every core; in a pool, each worker its share.
+        threads = None if workers == 1 or len(chunk_paths) <= 1 else threads_per_worker(workers)
+        with clock("hash"):
+            map_chunks(process_chunk_or_skip, chunk_paths, (config, threads), workers, chunk_done)
         tell("commit", 0, None)
         with clock("commit"):
             commit(plan_path, config)
         tell("search", 0, None)
         with clock("index"):
-            pairs_path = index(plan_path, config, out)
+            search_path = plan_index(plan_path, config, out)
+            tiles = list(range(count_tiles(search_path)))
+            tile_paths = map_chunks(index_tile, tiles, (str(plan_path), str(search_path), str(out)), workers)
+            pairs_path = merge_index(plan_path, search_path, tile_paths, config, out)
         tell("cluster", 0, None)
         with clock("cluster"):
             clusters_path = cluster(plan_path, pairs_path, config, out)

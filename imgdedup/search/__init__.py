@@ -1,7 +1,8 @@
 """Search: from hashes and embeddings to duplicate pairs and clusters.
 
-Holds the exact Hamming-radius index (``hamming``), cosine search (``cosine``), the
-incremental search over a store (``incremental``), pair rules (``rules``), clustering
+Holds the exact Hamming-radius index (``hamming``, laid out by ``hamming_plan``), bit counts
+(``popcount``), the BK-tree (``bktree``), cosine search (``cosine``), the search cut into
+tasks (``tiles``), the incremental search over a store (``incremental``), pair rules (``rules``), clustering
 and keeper order (``cluster``) and member tiers (``tiers``).
 
 May import: numpy, scipy, networkx, ``imgdedup.config`` and ``imgdedup.storage``.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 
@@ -43,6 +42,45 @@ def keeper_order(width: np.ndarray, height: np.ndarray, file_size: np.ndarray) -
     return rank
 
 
+def connected_components(n: int, i: np.ndarray, j: np.ndarray) -> list[np.ndarray]:
+    """The groups of images joined (transitively) by pairs, each of two or more.
+
+    scipy's sparse graph search: memory O(N + P) in flat arrays (networkx holds a
+    dict per node and edge, ~30x slower at 500k edges), so tens of millions of
+    pairs fit in a worker.
+
+    Parameters
+    ----------
+    n : int
+        Number of images; every index in ``i`` and ``j`` is below it.
+    i, j : (P,) int ndarray
+        Pairs of image indices.
+
+    Returns
+    -------
+    list of (K,) int64 ndarray
+        Each component's members, ascending; components ordered by their first member.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as components
+
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    if i.shape != j.shape or i.ndim != 1:
+        raise ValueError(f"`i` and `j` must be 1-D arrays of one length, got shapes {i.shape} and {j.shape}")
+    if len(i) == 0:
+        return []
+    if min(int(i.min()), int(j.min())) < 0 or max(int(i.max()), int(j.max())) >= n:
+        raise ValueError(f"pair index out of range for n={n}")
+    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
+    _, labels = components(graph, directed=False)
+    linked = np.unique(np.concatenate([i, j]))  # images in no pair are components of one: skipped
+    by_label = linked[np.argsort(labels[linked], kind="stable")]
+    bounds = np.flatnonzero(np.diff(labels[by_label])) + 1
+    groups = np.split(by_label, bounds)
+    groups.sort(key=lambda members: int(members[0]))
+    return groups
+
+
 def cluster_pairs(
     n: int,
     i: np.ndarray,
@@ -72,13 +110,8 @@ def cluster_pairs(
     -------
     list of Cluster, ordered by their first member's index.
     """
-    graph = nx.Graph()
-    graph.add_edges_from(zip(np.asarray(i).tolist(), np.asarray(j).tolist()))
     clusters = []
-    for component in nx.connected_components(graph):
-        members = np.fromiter(component, dtype=np.int64)
-        if np.any(members >= n):
-            raise ValueError(f"pair index out of range for n={n}")
+    for members in connected_components(n, i, j):
         keeper = int(members[np.argmin(keeper_rank[members])])
         distances = np.bitwise_count(hashes[members] ^ hashes[keeper]).astype(np.int64)
         if embeddings is None:

@@ -3,7 +3,10 @@
 :func:`hamming_pairs` finds every pair of hashes within a radius of each other
 (all-pairs self join); :func:`hamming_query` finds, for new hashes, every
 indexed hash within the radius (a cross join that never compares the index
-with itself). :class:`BKTree` answers one query at a time. All are exact.
+with itself). Both are exact. The layout and its cost model live in
+:mod:`imgdedup.search.hamming_plan`, bit counts in :mod:`imgdedup.search.popcount`,
+and the one-query-at-a-time :class:`BKTree` in :mod:`imgdedup.search.bktree`
+(all re-exported here).
 
 Algorithm
 ---------
@@ -53,13 +56,30 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from imgdedup.search.bktree import BKTree
+from imgdedup.search.hamming_plan import (
+    MAX_MASKS,
+    Part,
+    masks_by_top_bit,
+    plan_layout,
+    substring_parts,
+    use_table,
+)
+from imgdedup.search.popcount import (
+    check_hashes,
+    check_radius,
+    hamming_distance,
+    popcount64,
+)
+
+# BKTree, hamming_distance and popcount64 live in their own modules; this one keeps their import paths.
 __all__ = ["BKTree", "hamming_distance", "hamming_pairs", "hamming_query", "popcount64"]
 
 _U64 = np.uint64
@@ -74,183 +94,6 @@ _PROBES_PER_ITEM = 1 << 21
 # Longest bucket segment verified in one piece; bigger buckets (many equal
 # substrings) are split so one block never exceeds _BLOCK_ELEMENTS.
 _MAX_SEGMENT = 512
-# Substring keys up to this many bits are looked up in a direct table, if the
-# table is not much larger than the hashes (else binary search).
-_TABLE_BITS = 22
-_TABLE_PER_HASH = 16
-# Never enumerate more neighbour masks than this per substring.
-_MAX_MASKS = 1 << 16
-
-# Cost model, in nanoseconds on one core, measured on random hashes.
-_NS_PER_ELEMENT = 2.0  # one XOR + popcount + compare in a dense block
-_NS_PER_BUCKET_PAIR = 35.0  # grouping and gathering one bucket pair
-_NS_PER_TABLE_PROBE = 3.0  # one mask probe, direct table
-_NS_PER_SEARCH_PROBE = 40.0  # one mask probe, binary search
-_NS_PER_ITEM_PER_PART = 120.0  # sorting and gathering one hash per substring
-_NS_PER_PART = 5e6  # fixed cost of one substring: mask lists, thread pool, small arrays
-_NS_PER_TABLE_SLOT = 1.0  # allocating and filling the direct lookup table
-
-
-# --------------------------------------------------------------------------- #
-# Validation and scalar helpers
-# --------------------------------------------------------------------------- #
-
-
-def _check_radius(radius: Any) -> int:
-    if isinstance(radius, (bool, np.bool_)) or not isinstance(radius, (int, np.integer)) or not 0 <= radius <= 64:
-        raise ValueError(f"`radius` must be an int in 0..64, got {radius!r}")
-    return int(radius)
-
-
-def _check_hashes(name: str, hashes: Any) -> np.ndarray:
-    arr = np.asarray(hashes)
-    if arr.ndim != 1:
-        raise ValueError(f"`{name}` must be a 1-D array of 64-bit hashes, got an array of shape {arr.shape}")
-    if arr.dtype.kind != "u":
-        # Signed storage of hashes is ambiguous (negative values): the caller
-        # must say whether to reinterpret (.view) or convert (.astype).
-        raise TypeError(
-            f"`{name}` must have an unsigned integer dtype (uint64 hashes), got dtype {arr.dtype}; "
-            "convert with np.asarray(x, dtype=np.uint64), or x.view(np.uint64) for hashes stored as int64"
-        )
-    return np.ascontiguousarray(arr, dtype=_U64)
-
-
-def _check_hash_int(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= value < 1 << 64:
-        raise ValueError(f"`{name}` must be an int in 0..2**64-1, got {value!r}")
-    return int(value)
-
-
-def popcount64(x: np.ndarray) -> np.ndarray:
-    """Number of set bits of each 64-bit value.
-
-    Parameters
-    ----------
-    x : ndarray of unsigned integers, any shape
-        Values, converted losslessly to uint64.
-
-    Returns
-    -------
-    ndarray of uint8, same shape as ``x``
-    """
-    arr = np.asarray(x)
-    if arr.dtype.kind != "u":
-        raise TypeError(f"`x` must have an unsigned integer dtype, got dtype {arr.dtype}")
-    return np.bitwise_count(arr.astype(_U64, copy=False))
-
-
-def hamming_distance(a: int, b: int) -> int:
-    """Number of bits in which two 64-bit hashes differ.
-
-    Parameters
-    ----------
-    a, b : int
-        Hashes in ``0 .. 2**64 - 1`` (Python or NumPy integers).
-
-    Returns
-    -------
-    int
-        The Hamming distance, ``0 .. 64``.
-    """
-    return (_check_hash_int("a", a) ^ _check_hash_int("b", b)).bit_count()
-
-
-# --------------------------------------------------------------------------- #
-# Planning
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class _Part:
-    """One substring: bits ``shift .. shift + bits - 1`` may differ in up to ``threshold`` bits."""
-
-    shift: int
-    bits: int
-    threshold: int
-
-    @property
-    def n_masks(self) -> int:
-        return sum(math.comb(self.bits, k) for k in range(self.threshold + 1))
-
-    def keys(self, hashes: np.ndarray) -> np.ndarray:
-        if self.bits == 64:
-            return hashes
-        return (hashes >> _U64(self.shift)) & _U64((1 << self.bits) - 1)
-
-    def within(self, xor: np.ndarray) -> np.ndarray:
-        """Whether each XOR of two hashes has at most ``threshold`` bits set on this substring."""
-        return np.bitwise_count(self.keys(xor)) <= self.threshold
-
-
-def _parts(m: int, radius: int) -> tuple[_Part, ...]:
-    """``m`` near-equal substrings whose thresholds sum to ``radius + 1 - m`` (the pigeonhole bound)."""
-    base, longer = divmod(64, m)
-    bits = [base + 1] * longer + [base] * (m - longer)
-    spare = radius + 1 - m
-    # Longer substrings take the larger thresholds: their candidate rate
-    # V(b, t) / 2^b grows more slowly with t.
-    thresholds = [spare // m + (1 if k < spare % m else 0) for k in range(m)]
-    parts, shift = [], 0
-    for b, t in zip(bits, thresholds):
-        parts.append(_Part(shift, b, t))
-        shift += b
-    return tuple(parts)
-
-
-def _mih_cost(parts: Sequence[_Part], n_left: int, n_right: int, self_join: bool) -> float:
-    """Predicted seconds of the multi-index search on uniformly random hashes."""
-    ns = 0.0
-    for p in parts:
-        space = 2.0**p.bits
-        occupied_left = space * -math.expm1(-n_left / space)
-        occupied_right = space * -math.expm1(-n_right / space)
-        masks = p.n_masks
-        probes = occupied_left * masks * (0.5 if self_join else 1.0)
-        bucket_pairs = probes * occupied_right / space
-        candidates = n_left * n_right * masks / space * (0.5 if self_join else 1.0)
-        table = _use_table(p.bits, n_right)
-        probe_ns = _NS_PER_TABLE_PROBE if table else _NS_PER_SEARCH_PROBE
-        # Every bucket pair costs at least one element; padding adds ~10 %.
-        elements = max(1.1 * candidates, bucket_pairs)
-        ns += (
-            probes * probe_ns
-            + bucket_pairs * _NS_PER_BUCKET_PAIR
-            + elements * _NS_PER_ELEMENT
-            + (n_left + n_right) * _NS_PER_ITEM_PER_PART
-            + _NS_PER_PART
-            + (space * _NS_PER_TABLE_SLOT if table else 0.0)
-        )
-    return ns * 1e-9
-
-
-def _plan(n_left: int, n_right: int, radius: int, self_join: bool) -> tuple[_Part, ...] | None:
-    """The cheapest substring layout, or None when blocked brute force is cheaper."""
-    pairs = n_left * n_right * (0.5 if self_join else 1.0)
-    best_cost = pairs * _NS_PER_ELEMENT * 1e-9
-    best = None
-    for m in range(1, min(radius + 1, 16) + 1):
-        parts = _parts(m, radius)
-        if any(p.n_masks > _MAX_MASKS for p in parts) or (m > 1 and any(p.bits > 32 for p in parts)):
-            continue
-        cost = _mih_cost(parts, n_left, n_right, self_join)
-        if cost < best_cost:
-            best, best_cost = parts, cost
-    return best
-
-
-def _use_table(bits: int, n: int) -> bool:
-    return bits <= _TABLE_BITS and 1 << bits <= _TABLE_PER_HASH * max(n, 1)
-
-
-def _masks_by_top_bit(part: _Part) -> dict[int, np.ndarray]:
-    """Non-zero masks of at most ``threshold`` bits, grouped by their highest set bit."""
-    groups: dict[int, list[int]] = {}
-    for k in range(1, part.threshold + 1):
-        for combo in itertools.combinations(range(part.bits), k):
-            groups.setdefault(combo[-1], []).append(sum(1 << c for c in combo))
-    return {top: np.array(sorted(v), dtype=_U64) for top, v in sorted(groups.items())}
-
 
 # --------------------------------------------------------------------------- #
 # Buckets and the dense verification kernel
@@ -269,7 +112,7 @@ class _Sorted:
     together.
     """
 
-    def __init__(self, hashes: np.ndarray, part: _Part) -> None:
+    def __init__(self, hashes: np.ndarray, part: Part) -> None:
         n = hashes.size
         small = part.keys(hashes).astype(
             np.uint16 if part.bits <= 16 else np.uint32 if part.bits <= 32 else _U64, copy=False
@@ -299,7 +142,7 @@ class _Sorted:
         # Small dtype: these are gathered at random, so bytes are cache misses.
         self.cls = cls.astype(np.uint16 if self.class_sizes.size < 1 << 16 else np.int64)
         self._table: np.ndarray | None = None
-        if _use_table(part.bits, n):
+        if use_table(part.bits, n):
             self._table = np.full(1 << part.bits, -1, dtype=np.int32)
             self._table[self.keys] = np.arange(self.keys.size, dtype=np.int32)
 
@@ -423,7 +266,6 @@ def _verify(
         return None
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
 
-
 # --------------------------------------------------------------------------- #
 # Joins
 # --------------------------------------------------------------------------- #
@@ -463,7 +305,7 @@ def _run(items: Iterable[Callable[[], _Hits | None]]) -> list[_Hits]:
 
 
 def _drop_found_earlier(
-    hits: _Hits | None, hashes_a: np.ndarray, hashes_b: np.ndarray, earlier: Sequence[_Part]
+    hits: _Hits | None, hashes_a: np.ndarray, hashes_b: np.ndarray, earlier: Sequence[Part]
 ) -> _Hits | None:
     """Keep a pair only on the first substring where it is within threshold, so it is emitted once."""
     if hits is None or not earlier:
@@ -476,13 +318,13 @@ def _drop_found_earlier(
     return i[keep], j[keep], d[keep]
 
 
-def _probes(left: _Sorted, part: _Part, self_join: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _probes(left: _Sorted, part: Part, self_join: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Chunks of (left key numbers, keys to look up on the right), at most ``_PROBES_PER_ITEM`` each.
 
     Targets are laid out mask-major: for one mask, ascending left keys map to
     nearby right keys, so lookups and gathers stay cache-local.
     """
-    groups = _masks_by_top_bit(part)
+    groups = masks_by_top_bit(part)
     if self_join:
         # Only v < v ^ f: the key with the mask's top bit clear.
         plan = [(np.flatnonzero((left.keys >> top) & 1 == 0), masks) for top, masks in groups.items()]
@@ -501,7 +343,7 @@ def _probes(left: _Sorted, part: _Part, self_join: bool) -> Iterator[tuple[np.nd
                 yield lhs[rows], (masks[m0 : m0 + per, None] ^ keys[None, rows]).reshape(-1)
 
 
-def _mih_join(hashes_a: np.ndarray, hashes_b: np.ndarray | None, radius: int, parts: Sequence[_Part]) -> list[_Hits]:
+def _mih_join(hashes_a: np.ndarray, hashes_b: np.ndarray | None, radius: int, parts: Sequence[Part]) -> list[_Hits]:
     self_join = hashes_b is None
     hb = hashes_a if hashes_b is None else hashes_b
     results: list[_Hits] = []
@@ -510,13 +352,13 @@ def _mih_join(hashes_a: np.ndarray, hashes_b: np.ndarray | None, radius: int, pa
         right = left if self_join else _Sorted(hb, part)
         earlier = parts[:s]
 
-        def same_key(left: _Sorted = left, earlier: Sequence[_Part] = earlier) -> _Hits | None:
+        def same_key(left: _Sorted = left, earlier: Sequence[Part] = earlier) -> _Hits | None:
             ua = np.flatnonzero(left.key_counts > 1)
             a, b, diag = left.sub_pairs(left, ua, ua, same=True)
             return _drop_found_earlier(_verify(left, left, a, b, diag, radius), hashes_a, hb, earlier)
 
         def probe(
-            lhs: np.ndarray, targets: np.ndarray, left: _Sorted = left, right: _Sorted = right, earlier: Sequence[_Part] = earlier
+            lhs: np.ndarray, targets: np.ndarray, left: _Sorted = left, right: _Sorted = right, earlier: Sequence[Part] = earlier
         ) -> _Hits | None:
             found = right.lookup(targets)
             hit = np.flatnonzero(found >= 0)
@@ -574,15 +416,15 @@ def _finish(results: list[_Hits], n_b: int, self_join: bool) -> _Hits:
     return i[order], j[order], d[order]
 
 
-def _join(hashes_a: np.ndarray, hashes_b: np.ndarray | None, radius: int, parts: Sequence[_Part] | None) -> list[_Hits]:
+def _join(hashes_a: np.ndarray, hashes_b: np.ndarray | None, radius: int, parts: Sequence[Part] | None) -> list[_Hits]:
     if parts is None:
         return _brute_join(hashes_a, hashes_b, radius)
     return _mih_join(hashes_a, hashes_b, radius, parts)
 
 
-def _resolve_plan(substrings: Any, n_left: int, n_right: int, radius: int, self_join: bool) -> tuple[_Part, ...] | None:
+def _resolve_plan(substrings: Any, n_left: int, n_right: int, radius: int, self_join: bool) -> tuple[Part, ...] | None:
     if substrings is None:
-        return _plan(n_left, n_right, radius, self_join)
+        return plan_layout(n_left, n_right, radius, self_join)
     # More than radius + 1 substrings would need negative thresholds.
     most = min(radius + 1, 64)
     if (
@@ -596,11 +438,11 @@ def _resolve_plan(substrings: Any, n_left: int, n_right: int, radius: int, self_
         )
     if substrings == 0:
         return None
-    parts = _parts(int(substrings), radius)
-    if any(p.n_masks > _MAX_MASKS for p in parts) or (substrings > 1 and any(p.bits > 32 for p in parts)):
+    parts = substring_parts(int(substrings), radius)
+    if any(p.n_masks > MAX_MASKS for p in parts) or (substrings > 1 and any(p.bits > 32 for p in parts)):
         raise ValueError(
             f"`substrings`={substrings} with radius {radius} needs substrings over 32 bits or more than "
-            f"{_MAX_MASKS} neighbour masks per substring; use more substrings or None"
+            f"{MAX_MASKS} neighbour masks per substring; use more substrings or None"
         )
     return parts
 
@@ -636,8 +478,8 @@ def hamming_pairs(hashes: np.ndarray, radius: int, *, substrings: int | None = N
     TypeError
         ``hashes`` does not have an unsigned integer dtype.
     """
-    radius = _check_radius(radius)
-    h = _check_hashes("hashes", hashes)
+    radius = check_radius(radius)
+    h = check_hashes("hashes", hashes)
     parts = _resolve_plan(substrings, h.size, h.size, radius, self_join=True)
     if h.size < 2:
         return _finish([], 1, True)
@@ -678,98 +520,10 @@ def hamming_query(
     TypeError
         An input does not have an unsigned integer dtype.
     """
-    radius = _check_radius(radius)
-    index = _check_hashes("index_hashes", index_hashes)
-    query = _check_hashes("query_hashes", query_hashes)
+    radius = check_radius(radius)
+    index = check_hashes("index_hashes", index_hashes)
+    query = check_hashes("query_hashes", query_hashes)
     parts = _resolve_plan(substrings, query.size, index.size, radius, self_join=False)
     if index.size == 0 or query.size == 0:
         return _finish([], 1, False)
     return _finish(_join(query, index, radius, parts), index.size, self_join=False)
-
-
-# --------------------------------------------------------------------------- #
-# BK-tree
-# --------------------------------------------------------------------------- #
-
-
-class BKTree:
-    """A Burkhard-Keller tree over 64-bit hashes under Hamming distance, for one query at a time.
-
-    Each node's children are keyed by their distance to it; the triangle
-    inequality lets a query within ``radius`` of the node's hash skip every
-    child whose edge distance differs from the query's by more than
-    ``radius``. Queries are exact. For many queries at once,
-    :func:`hamming_query` is much faster.
-
-    Parameters
-    ----------
-    hashes : Mapping[key, int] or sequence of int
-        Hashes in ``0 .. 2**64 - 1``. With a mapping the keys are returned by
-        :meth:`query`; with a sequence, the positions.
-    """
-
-    def __init__(self, hashes: Mapping[Any, int] | Sequence[int] | np.ndarray) -> None:
-        if isinstance(hashes, Mapping):
-            items = list(hashes.items())
-        else:
-            arr = np.asarray(hashes) if isinstance(hashes, np.ndarray) else None
-            if arr is not None and arr.ndim != 1:
-                raise ValueError(f"`hashes` must be 1-D, got an array of shape {arr.shape}")
-            items = list(enumerate(hashes))
-        self._keys: list[Any] = []
-        self._hashes: list[int] = []
-        # Node n: its children as {edge distance: child node}.
-        self._children: list[dict[int, int]] = []
-        for key, value in items:
-            self._add(key, _check_hash_int(f"hashes[{key!r}]", value))
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def _add(self, key: Any, value: int) -> None:
-        node = len(self._keys)
-        self._keys.append(key)
-        self._hashes.append(value)
-        self._children.append({})
-        if node == 0:
-            return
-        current = 0
-        while True:
-            d = (value ^ self._hashes[current]).bit_count()
-            child = self._children[current].get(d)
-            if child is None:
-                self._children[current][d] = node
-                return
-            current = child
-
-    def query(self, hash: int, radius: int) -> list[tuple[Any, int]]:
-        """Every stored hash within ``radius`` bits of ``hash``.
-
-        Parameters
-        ----------
-        hash : int
-            The hash to look up, ``0 .. 2**64 - 1``.
-        radius : int
-            Largest Hamming distance reported, ``0 .. 64`` (inclusive).
-
-        Returns
-        -------
-        list of (key, distance)
-            Sorted by distance, then insertion order.
-        """
-        value = _check_hash_int("hash", hash)
-        radius = _check_radius(radius)
-        found: list[tuple[int, int]] = []  # (distance, node); node number is insertion order
-        if not self._keys:
-            return []
-        stack = [0]
-        while stack:
-            node = stack.pop()
-            d = (value ^ self._hashes[node]).bit_count()
-            if d <= radius:
-                found.append((d, node))
-            for edge, child in self._children[node].items():
-                if d - radius <= edge <= d + radius:
-                    stack.append(child)
-        found.sort()
-        return [(self._keys[node], d) for d, node in found]
