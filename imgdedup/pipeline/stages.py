@@ -409,8 +409,11 @@ def process_chunk_or_skip(work_path: str | os.PathLike, config: Config, threads:
         return process_chunk(work_path, config, threads)
     except StoreError:
         raise
-    except Exception:  # any failure of one chunk (a bug, a store write, memory) costs only its files
-        log.warning("chunk %s failed; its files are recorded as not processed", work_path, exc_info=True)
+    except Exception as exc:  # any failure of one chunk (a bug, a store write, memory) costs only its files
+        # One line, not a traceback on the person's terminal; the debug log keeps the traceback.
+        log.warning("chunk %s failed (%s: %s); its files are recorded as not processed, the next run retries them",
+                    work_path, type(exc).__name__, exc)
+        log.debug("chunk %s failed", work_path, exc_info=True)
         return None
 
 
