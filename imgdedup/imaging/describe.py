@@ -1,0 +1,125 @@
+"""Evidence for verifying a candidate pair: small colour and grey maps, ORB keypoints, metadata.
+
+The first stage (hashes, grey embeddings) throws colour and local structure
+away, so two different objects of one shape on white, or two flat pictures,
+look the same to it. :func:`describe_image` decodes an image once at a small
+size (:data:`SIDE` pixels on the longer side, JPEG drafted in the DCT domain)
+and keeps what :mod:`imgdedup.search.verify` needs to confirm or refute a pair:
+
+* ``grey``: the picture inside its constant-colour margins (:mod:`trim`) as a
+  :data:`GRID` x :data:`GRID` grey map, zero mean and unit norm, for an aligned
+  comparison (resize, re-encoding, blur, colour changes, stretch, border);
+* ``chroma``: the same area's opponent colour (R - G, (R + G) / 2 - B) on a
+  coarser grid, and how colourful the image is (``colourfulness``);
+* ``pixels``: a 32 x 32 RGB copy of the whole frame, for pixel equality;
+* ORB keypoints and descriptors (OpenCV) of the grey picture, for geometric
+  verification of crops and small rotations;
+* ``low_information`` (:mod:`lowinfo`) and ``camera`` (EXIF Make or Model present).
+
+It is only run for the images in candidate pairs, in the cluster stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from imgdedup.imaging.decode import REDUCING_GAP, load_opened, open_image
+from imgdedup.imaging.lowinfo import is_low_information
+from imgdedup.imaging.trim import margin_box
+
+#: Longer side of the decoded copy the evidence is taken from.
+SIDE = 320
+#: Side of the aligned grey map.
+GRID = 24
+#: Side of the chroma map.
+CHROMA_GRID = 8
+#: Side of the RGB copy compared for pixel equality.
+PIXEL_GRID = 32
+#: Most ORB keypoints kept per image.
+KEYPOINTS = 500
+
+
+@dataclass
+class ImageEvidence:
+    """What verification knows of one image (see the module docstring).
+
+    Attributes
+    ----------
+    grey : (GRID, GRID) float32 ndarray, zero mean, unit L2 norm (all zeros when flat)
+    chroma : (2, CHROMA_GRID, CHROMA_GRID) float32 ndarray, opponent colour in 0..1 units
+    colourfulness : float, mean chroma magnitude (0 for a grey image)
+    pixels : (PIXEL_GRID, PIXEL_GRID, 3) uint8 ndarray
+    points : (K, 2) float32 ndarray, keypoint positions in the decoded copy's pixels
+    descriptors : (K, 32) uint8 ndarray, ORB descriptors
+    size : (width, height) of the decoded copy
+    low_information : bool
+    camera : bool
+    """
+
+    grey: np.ndarray
+    chroma: np.ndarray
+    colourfulness: float
+    pixels: np.ndarray
+    points: np.ndarray
+    descriptors: np.ndarray
+    size: tuple[int, int]
+    low_information: bool
+    camera: bool
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    values = values.astype(np.float32) - values.mean()
+    norm = float(np.linalg.norm(values))
+    return values / norm if norm > 1e-6 else np.zeros_like(values)
+
+
+def has_camera_metadata(image: Image.Image) -> bool:
+    """Whether the EXIF block names a camera (Make 271 or Model 272)."""
+    try:
+        exif = image.getexif()
+    except Exception:
+        return False
+    return bool(str(exif.get(271, "")).strip() or str(exif.get(272, "")).strip())
+
+
+def orb_features(gray: np.ndarray, keypoints: int = KEYPOINTS) -> tuple[np.ndarray, np.ndarray]:
+    """ORB keypoints of a grey uint8 picture: ``(K, 2)`` float32 positions, ``(K, 32)`` uint8 descriptors."""
+    import cv2
+
+    orb = cv2.ORB_create(nfeatures=keypoints, fastThreshold=10, edgeThreshold=15, patchSize=15)
+    found, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
+    if descriptors is None or not found:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    return np.asarray([k.pt for k in found], dtype=np.float32), descriptors
+
+
+def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
+    """Decode ``data`` small and take its :class:`ImageEvidence`.
+
+    Raises :class:`imgdedup.errors.ImageLoadError` when the bytes are not a usable image.
+    """
+    opened = open_image(data, max_pixels)
+    camera = has_camera_metadata(opened)
+    image = load_opened(opened, "RGB", draft_size=(SIDE, SIDE))
+    if max(image.size) > SIDE:
+        scale = SIDE / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.LANCZOS, reducing_gap=REDUCING_GAP)
+    gray = image.convert("L")
+    pixels = np.asarray(image.resize((PIXEL_GRID, PIXEL_GRID), Image.BOX), dtype=np.uint8)
+    small_gray = np.asarray(gray.resize((64, 64), Image.BOX))
+    box = margin_box(image)
+    inner = image.crop(box) if box != (0, 0, *image.size) else image
+    grey = _unit(np.asarray(inner.convert("L").resize((GRID, GRID), Image.BOX), dtype=np.float32))
+    rgb = np.asarray(inner.resize((CHROMA_GRID, CHROMA_GRID), Image.BOX), dtype=np.float32) / 255.0
+    chroma = np.stack([rgb[..., 0] - rgb[..., 1], (rgb[..., 0] + rgb[..., 1]) / 2 - rgb[..., 2]])
+    colourfulness = float(np.sqrt((chroma ** 2).sum(axis=0)).mean())
+    points, descriptors = orb_features(np.asarray(gray))
+    return ImageEvidence(
+        grey=grey, chroma=chroma.astype(np.float32), colourfulness=colourfulness, pixels=pixels,
+        points=points, descriptors=descriptors, size=image.size,
+        low_information=is_low_information(small_gray), camera=camera,
+    )
