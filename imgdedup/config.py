@@ -60,6 +60,10 @@ class Config:
     rule_ignore: tuple[str, ...] = ()
     review_bits: int = 2
     review_similarity: float = 0.03
+    verify: bool = True
+    verify_aligned: float = 0.85
+    verify_colour: float = 0.6
+    verify_inliers: int = 15
     recursive: bool = True
     compat: bool = False
     chunk_size: int = 2000
@@ -123,6 +127,12 @@ class Config:
         return PairRules(self.rule_max_resolution_ratio, self.rule_max_aspect_difference, self.rule_folders, self.rule_ignore)
 
     @property
+    def verify_settings(self):
+        from imgdedup.search.verify import VerifySettings
+
+        return VerifySettings(aligned=self.verify_aligned, colour=self.verify_colour, inliers=self.verify_inliers)
+
+    @property
     def uses_embeddings(self) -> bool:
         return "embedding" in self.features
 
@@ -152,6 +162,12 @@ def validate_config(config: Config) -> None:
         raise ConfigError(f"`rule_folders` must be one of any, same, different, got {config.rule_folders!r}")
     if not isinstance(config.rule_ignore, tuple) or not all(isinstance(p, str) for p in config.rule_ignore):
         raise ConfigError(f"`rule_ignore` must be a list of glob patterns, got {config.rule_ignore!r}")
+    for name in ("verify_aligned", "verify_colour"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
+            raise ConfigError(f"`{name}` must be a number in -1..1, got {value!r}")
+    if not _is_int(config.verify_inliers) or config.verify_inliers < 3:
+        raise ConfigError(f"`verify_inliers` must be an int >= 3, got {config.verify_inliers!r}")
     if not _is_int(config.review_bits) or not 0 <= config.review_bits <= 64:
         raise ConfigError(f"`review_bits` must be an int in 0..64, got {config.review_bits!r}")
     if isinstance(config.review_similarity, bool) or not isinstance(config.review_similarity, (int, float)) or not 0 <= config.review_similarity <= 2:
@@ -172,7 +188,7 @@ def validate_config(config: Config) -> None:
         raise ConfigError(f"`keep` must be one of {', '.join(KEEP_POLICIES)}, got {config.keep!r}")
     if config.address is not None and not isinstance(config.address, str):
         raise ConfigError(f"`address` must be a string like tcp://host:8786, got {config.address!r}")
-    for name in ("recursive", "compat", "mirror", "grayscale", "trim"):
+    for name in ("recursive", "compat", "mirror", "grayscale", "trim", "verify"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"`{name}` must be true or false, got {getattr(config, name)!r}")
 
