@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,9 +94,30 @@ def _on_white(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, image).convert("RGB")
 
 
-def _fingerprint(image: Image.Image) -> bytes:
-    """Same picture, whatever its size: to drop packaged duplicates among originals."""
-    return (np.asarray(_on_white(image).convert("L").resize((12, 12), Image.BILINEAR)) // 32).tobytes()
+def _fingerprint(image: Image.Image) -> np.ndarray:
+    """A 16 x 16 grey map of zero mean and unit norm, with the mean colour appended."""
+    flat = _on_white(image)
+    grey = np.asarray(flat.convert("L").resize((16, 16), Image.BILINEAR), dtype=np.float32).ravel()
+    grey -= grey.mean()
+    grey /= max(float(np.linalg.norm(grey)), 1e-6)
+    return np.concatenate([grey, np.asarray(flat.resize((1, 1), Image.BOX), dtype=np.float32).ravel() / 255])
+
+
+class Distinct:
+    """Keeps originals distinct: a picture near an earlier one (a packaged copy) is refused."""
+
+    def __init__(self):
+        self.seen: list[np.ndarray] = []
+
+    def add(self, image: Image.Image) -> bool:
+        key = _fingerprint(image)
+        mirrored = _fingerprint(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+        for other in self.seen:
+            if max(float(key[:256] @ other[:256]), float(mirrored[:256] @ other[:256])) > 0.9 \
+                    and float(np.abs(key[256:] - other[256:]).max()) < 0.12:
+                return False
+        self.seen.append(key)
+        return True
 
 
 def crop_area(image: Image.Image, rng: np.random.Generator, low: float = 0.5, high: float = 0.7) -> Image.Image:
@@ -140,7 +162,7 @@ class Writer:
 def real_originals(unpacked: Path, n_stamps: int, n_sprites: int) -> list[tuple[str, Image.Image]]:
     """Cut-out stamps, sprites and photographs, distinct by :func:`_fingerprint`, in a seeded order."""
     found: list[tuple[str, Image.Image]] = []
-    seen: set[bytes] = set()
+    seen = Distinct()
 
     def take(paths: list[Path], prefix: str, limit: int, min_side: int) -> None:
         rng = _rng(prefix)
@@ -149,10 +171,8 @@ def real_originals(unpacked: Path, n_stamps: int, n_sprites: int) -> list[tuple[
             image = _load(paths[index])
             if image is None or min(image.size) < min_side:
                 continue
-            key = _fingerprint(image)
-            if key in seen or np.asarray(_on_white(image).convert("L")).std() < 8:
+            if np.asarray(_on_white(image).convert("L")).std() < 8 or not seen.add(image):
                 continue
-            seen.add(key)
             found.append((f"{prefix}-{paths[index].parent.name}-{paths[index].stem}"[:80], image))
             count += 1
             if count >= limit:
@@ -166,8 +186,7 @@ def real_originals(unpacked: Path, n_stamps: int, n_sprites: int) -> list[tuple[
     for name in SKIMAGE_PHOTOS:
         for path in sorted(folder.glob(f"{name}.*")):
             image = _load(path)
-            if image is not None and _fingerprint(image) not in seen:
-                seen.add(_fingerprint(image))
+            if image is not None and seen.add(image):
                 found.append((f"photo-{name}", image))
     return found
 
@@ -175,16 +194,15 @@ def real_originals(unpacked: Path, n_stamps: int, n_sprites: int) -> list[tuple[
 def wallpapers(unpacked: Path) -> list[tuple[str, Image.Image]]:
     paths = [p for name in ("desktop-base", "gnome-backgrounds", "sway-backgrounds", "ukui-wallpapers", "lomiri-wallpapers")
              for p in sorted((unpacked / name).rglob("*")) if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")]
-    out, seen = [], set()
+    out, seen, names = [], Distinct(), set()
     for path in paths:
+        # one artwork shipped for several screens (Sway_Wallpaper_Blue_1366x768, ..._Portrait, -nologo): one original
+        name = re.sub(r"([_-]\d+x\d+)?([_-]portrait)?([_-]nologo)?$", "", f"wall-{path.parent.parent.name}-{path.stem}", flags=re.I)[:80]
         image = _load(path)
-        if image is None or min(image.size) < 500:
+        if name in names or image is None or min(image.size) < 500 or not seen.add(image):
             continue
-        key = _fingerprint(image)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append((f"wall-{path.parent.parent.name}-{path.stem}"[:80], image))
+        names.add(name)
+        out.append((name, image))
     return out
 
 

@@ -34,12 +34,16 @@ from imgdedup.imaging.trim import margin_box
 SIDE = 320
 #: Side of the aligned grey map.
 GRID = 24
+#: Side of the finer aligned grey map (small differences: a letter on a look-alike object).
+FINE_GRID = 48
 #: Side of the chroma map.
 CHROMA_GRID = 8
 #: Side of the RGB copy compared for pixel equality.
 PIXEL_GRID = 32
 #: Most ORB keypoints kept per image.
 KEYPOINTS = 500
+#: Longer side of the grey copy kept for checking a keypoint transform pixel by pixel.
+REGISTER_SIDE = 96
 
 
 @dataclass
@@ -49,23 +53,30 @@ class ImageEvidence:
     Attributes
     ----------
     grey : (GRID, GRID) float32 ndarray, zero mean, unit L2 norm (all zeros when flat)
+    fine : (FINE_GRID, FINE_GRID) float32 ndarray, like ``grey``, finer
     chroma : (2, CHROMA_GRID, CHROMA_GRID) float32 ndarray, opponent colour in 0..1 units
-    colourfulness : float, mean chroma magnitude (0 for a grey image)
+    colourfulness : float, 95th percentile of the chroma magnitude over the map (0 for a grey
+        image; a small pale object on white still counts)
     pixels : (PIXEL_GRID, PIXEL_GRID, 3) uint8 ndarray
     points : (K, 2) float32 ndarray, keypoint positions in the decoded copy's pixels
     descriptors : (K, 32) uint8 ndarray, ORB descriptors
     size : (width, height) of the decoded copy
+    small : (h, w) uint8 ndarray, the grey picture at REGISTER_SIDE pixels on the longer side
+    small_chroma : (2, h, w) float16 ndarray, its opponent colour
     low_information : bool
     camera : bool
     """
 
     grey: np.ndarray
+    fine: np.ndarray
     chroma: np.ndarray
     colourfulness: float
     pixels: np.ndarray
     points: np.ndarray
     descriptors: np.ndarray
     size: tuple[int, int]
+    small: np.ndarray
+    small_chroma: np.ndarray
     low_information: bool
     camera: bool
 
@@ -113,13 +124,21 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
     small_gray = np.asarray(gray.resize((64, 64), Image.BOX))
     box = margin_box(image)
     inner = image.crop(box) if box != (0, 0, *image.size) else image
-    grey = _unit(np.asarray(inner.convert("L").resize((GRID, GRID), Image.BOX), dtype=np.float32))
+    inner_gray = inner.convert("L")
+    grey = _unit(np.asarray(inner_gray.resize((GRID, GRID), Image.BOX), dtype=np.float32))
+    fine = _unit(np.asarray(inner_gray.resize((FINE_GRID, FINE_GRID), Image.BOX), dtype=np.float32))
     rgb = np.asarray(inner.resize((CHROMA_GRID, CHROMA_GRID), Image.BOX), dtype=np.float32) / 255.0
     chroma = np.stack([rgb[..., 0] - rgb[..., 1], (rgb[..., 0] + rgb[..., 1]) / 2 - rgb[..., 2]])
-    colourfulness = float(np.sqrt((chroma ** 2).sum(axis=0)).mean())
+    colourfulness = float(np.quantile(np.sqrt((chroma ** 2).sum(axis=0)), 0.95))
     points, descriptors = orb_features(np.asarray(gray))
+    scale = REGISTER_SIDE / max(image.size)
+    small_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = np.asarray(gray.resize(small_size, Image.BOX))
+    small_rgb = np.asarray(image.resize(small_size, Image.BOX), dtype=np.float32) / 255.0
+    small_chroma = np.stack([small_rgb[..., 0] - small_rgb[..., 1], (small_rgb[..., 0] + small_rgb[..., 1]) / 2 - small_rgb[..., 2]])
     return ImageEvidence(
-        grey=grey, chroma=chroma.astype(np.float32), colourfulness=colourfulness, pixels=pixels,
-        points=points, descriptors=descriptors, size=image.size,
+        grey=grey, fine=fine, chroma=chroma.astype(np.float32), colourfulness=colourfulness, pixels=pixels,
+        points=points, descriptors=descriptors, size=image.size, small=small,
+        small_chroma=small_chroma.astype(np.float16),
         low_information=is_low_information(small_gray), camera=camera,
     )
