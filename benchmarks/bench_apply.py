@@ -7,7 +7,7 @@ Run from the repository root::
 It writes a synthetic tree (``--duplicates / --per-cluster`` clusters, each a
 keeper and ``--per-cluster`` duplicates of 1-8 KB, in nested folders, with
 distinct mtimes) and the run folder that describes it (``clusters.json`` and
-``work/files-00000.json``, as ``imgdedup find`` writes them). Then, for each
+``work/discovered.json``, as ``imgdedup find`` writes them). Then, for each
 action, it times the dry run, ``apply --yes`` and ``undo``, and compares a map of
 the whole tree (every path -> kind, BLAKE2b digest, size, mtime in ns, link
 count) taken before with the one after undo. Exit status 1 if any differ.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imgdedup.actions.actions import ACTIONS, apply_plan, load_run, plan_actions, undo_journal  # noqa: E402
+from imgdedup.actions import ACTIONS, apply_plan, load_run, plan_actions, undo_journal  # noqa: E402
 from imgdedup.imaging.discover import content_digest  # noqa: E402
 from tests.trees import snapshot  # noqa: E402  (the same tree map the tests compare)
 
@@ -54,7 +54,7 @@ def make_tree(work: Path, n_clusters: int, per_cluster: int, seed: int = 0) -> t
         clusters.append({"cluster": c, "keeper": members[0]["path"], "reclaimable_bytes": sum(m["bytes"] for m in members[1:]),
                          "members": members})
     (run / "clusters.json").write_text(json.dumps({"root": str(root), "method": "phash", "threshold": 10, "clusters": clusters}))
-    (run / "work" / "files-00000.json").write_text(json.dumps({"root": str(root), "start": 0, "files": files}))
+    (run / "work" / "discovered.json").write_text(json.dumps(files))
     return root, run
 
 

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
-from imgdedup.review.report import render_report, thumbnail_name  # noqa: E402
+from imgdedup.review.report import render_report  # noqa: E402
+from imgdedup.review.thumbnails import thumbnail_name  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

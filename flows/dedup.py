@@ -12,15 +12,14 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Optional
 
 import dask
-from prefect import flow, unmapped
+from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect_dask import DaskTaskRunner
-from pydantic import Field
 
-from imgdedup.config import Config, load_config
+from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, PositiveNumber, Threshold, load_config
 from imgdedup.storage.locations import join
 from imgdedup.storage.locations import is_url
 from imgdedup.pipeline.stages import RunSummary, default_out_dir, open_store, prepare_out_dir
@@ -76,7 +75,10 @@ def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> Ru
     if config.uses_embeddings:
         with on_resources(placement.embed):
             chunk_futures = embed_chunk.map(chunk_futures, chunk_paths, config=unmapped(config))
-    chunk_results = [f.result() for f in chunk_futures]
+    logger, chunk_results = get_run_logger(), []
+    for number, future in enumerate(chunk_futures, start=1):  # in order: a log line as each chunk is in
+        chunk_results.append(future.result())
+        logger.info("chunk %d/%d done (%.0f s into reading)", number, len(chunk_futures), time.perf_counter() - started)
     seconds["hash"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -133,6 +135,9 @@ def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
                 f"| reclaimable | {human_bytes(summary.reclaimable_bytes)} |",
                 "",
                 f"Report: [{summary.report}]({report_uri})",
+                "",
+                f"Review and decide in the browser: `imgdedup review {summary.out_dir}`; "
+                f"clean up the exact copies: `imgdedup apply {summary.out_dir} --action delete --tier exact`",
             ]
         ),
         description="Summary of the dedup run",
@@ -152,21 +157,21 @@ def run_name() -> str:
 @flow(name="dedup", flow_run_name=run_name)
 def dedup_flow(
     path: str,
-    method: Optional[Literal["phash", "dhash", "ahash", "whash", "cnn", "hybrid"]] = None,
-    threshold: Optional[Annotated[int, Field(ge=0, le=64)]] = None,
-    min_similarity: Optional[Annotated[float, Field(ge=-1.0, le=1.0)]] = None,
+    method: Optional[Method] = None,
+    threshold: Optional[Threshold] = None,
+    min_similarity: Optional[Cosine] = None,
     out: Optional[str] = None,
     store: Optional[str] = None,
     config: Optional[str] = None,
     address: Optional[str] = None,
     compat: Optional[bool] = None,
     recursive: Optional[bool] = None,
-    chunk_size: Optional[Annotated[int, Field(ge=1)]] = None,
-    n_workers: Optional[Annotated[int, Field(ge=1)]] = None,
-    rule_folders: Optional[Literal["any", "same", "different"]] = None,
+    chunk_size: Optional[PositiveInt] = None,
+    n_workers: Optional[PositiveInt] = None,
+    rule_folders: Optional[FolderRule] = None,
     rule_ignore: Optional[list[str]] = None,
-    rule_max_resolution_ratio: Optional[Annotated[float, Field(gt=0)]] = None,
-    rule_max_aspect_difference: Optional[Annotated[float, Field(gt=0)]] = None,
+    rule_max_resolution_ratio: Optional[PositiveNumber] = None,
+    rule_max_aspect_difference: Optional[PositiveNumber] = None,
 ) -> RunSummary:
     """Find duplicate images under ``path``; parameters left empty come from the config.
 

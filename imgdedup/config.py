@@ -7,19 +7,22 @@ user can copy it, change a value and pass ``--config``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping, Optional, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from imgdedup.errors import ConfigError
 
 HASH_METHODS = ("phash", "dhash", "ahash", "whash")
 METHODS = HASH_METHODS + ("cnn", "hybrid")
-KEEP_POLICIES = ("resolution",)
 POOLINGS = ("avg", "gem")
 RUNTIMES = ("auto", "onnx", "torch")
 LAYERS = ("auto", "head", "block")
 DEVICES = ("auto", "cpu", "cuda")
+#: How `apply` picks the file a cluster keeps (imgdedup.actions.plan applies them).
+KEEP_POLICIES = ("resolution", "largest", "oldest", "newest")
+FOLDER_RULES = ("any", "same", "different")
 #: Per-method defaults, chosen on the transformed-copies benchmark (README, "Accuracy per method").
 #: hybrid: a pair counts when cosine >= 0.975, or when the smaller of its trimmed phash and dhash
 #: distances is <= 15 and its cosine >= hybrid_floor (0.875).
@@ -36,51 +39,88 @@ def method_default(name: str, method: str) -> Any:
     return table.get(method, table[None])
 
 
-@dataclass(frozen=True)
-class Config:
-    """Every setting of a run. Build with :func:`load_config`, never mutate."""
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What a constrained setting must be, in words; pydantic ignores it, error messages use it."""
 
-    method: str = "hybrid"
-    threshold: int | None = None  # None: the method's default (METHOD_DEFAULTS)
-    min_similarity: float | None = None  # None: the method's default (METHOD_DEFAULTS)
-    hybrid_floor: float = 0.875
-    model: str = "efficientnet_lite0"
-    layer: str = "auto"
-    pooling: str = "gem"
-    mirror: bool = True
-    grayscale: bool = True
-    trim: bool = True
-    runtime: str = "auto"
-    device: str = "auto"
-    embed_batch_size: int = 32
-    store: str | None = None
-    rule_max_resolution_ratio: float | None = None
-    rule_max_aspect_difference: float | None = None
-    rule_folders: str = "any"
-    rule_ignore: tuple[str, ...] = ()
-    review_bits: int = 2
-    review_similarity: float = 0.03
-    verify: bool = True
-    verify_aligned: float = 0.85
-    verify_colour: float = 0.6
-    verify_inliers: int = 15
-    recursive: bool = True
-    compat: bool = False
-    chunk_size: int = 2000
-    n_workers: int = 2
-    threads_per_worker: int = 1
-    address: str | None = None
-    max_image_pixels: int = 178_956_970
-    thumbnail_size: int = 160
-    keep: str = "resolution"
+    text: str
 
-    def __post_init__(self) -> None:
-        if isinstance(self.rule_ignore, list):  # YAML gives lists; keep the config hashable
-            object.__setattr__(self, "rule_ignore", tuple(self.rule_ignore))
-        for name in METHOD_DEFAULTS:
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, method_default(name, self.method))
-        validate_config(self)
+
+# Constrained types, written once: the Config model, the flow's parameters (Prefect
+# builds its UI form from them) and the click options (click_type) all use these.
+Method = Literal[METHODS]
+Threshold = Annotated[int, Field(ge=0, le=64, strict=True), Rule("an int in 0..64")]
+Cosine = Annotated[float, Field(ge=-1.0, le=1.0, strict=True), Rule("a cosine similarity in -1..1")]
+PositiveInt = Annotated[int, Field(ge=1, strict=True), Rule("a positive int")]
+PositiveNumber = Annotated[float, Field(gt=0, strict=True), Rule("a positive number or null")]
+Flag = Annotated[bool, Field(strict=True), Rule("true or false")]
+FolderRule = Literal[FOLDER_RULES]
+
+
+class Config(BaseModel):
+    """Every setting of a run. Build with :func:`load_config`, never mutate (the model is frozen).
+
+    Invalid settings raise :class:`ConfigError` naming the setting, the rule and the value.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Method = "hybrid"
+    threshold: Threshold = None  # None: the method's default (METHOD_DEFAULTS)
+    min_similarity: Cosine = None  # None: the method's default (METHOD_DEFAULTS)
+    hybrid_floor: Cosine = 0.875
+    model: Annotated[
+        str, Field(strict=True, pattern=r"\S"), Rule("a model name such as 'efficientnet_lite0' or 'torchvision:resnet50'")
+    ] = "efficientnet_lite0"
+    layer: Literal[LAYERS] = "auto"
+    pooling: Literal[POOLINGS] = "gem"
+    mirror: Flag = True
+    grayscale: Flag = True
+    trim: Flag = True
+    runtime: Literal[RUNTIMES] = "auto"
+    device: Literal[DEVICES] = "auto"
+    embed_batch_size: PositiveInt = 32
+    store: Optional[Annotated[str, Field(strict=True), Rule("a folder path")]] = None
+    rule_max_resolution_ratio: Optional[PositiveNumber] = None
+    rule_max_aspect_difference: Optional[PositiveNumber] = None
+    rule_folders: FolderRule = "any"
+    rule_ignore: Annotated[tuple[str, ...], Rule("a list of glob patterns")] = ()
+    review_bits: Threshold = 2
+    review_similarity: Annotated[float, Field(ge=0, le=2, strict=True), Rule("a number in 0..2")] = 0.03
+    verify: Flag = True
+    verify_aligned: Cosine = 0.9
+    verify_fine: Cosine = 0.85
+    verify_colour: Cosine = 0.95
+    verify_inliers: Annotated[int, Field(ge=3, strict=True), Rule("an int >= 3")] = 15
+    verify_registered: Cosine = 0.8
+    recursive: Flag = True
+    compat: Flag = False
+    chunk_size: PositiveInt = 2000
+    n_workers: PositiveInt = 2
+    threads_per_worker: PositiveInt = 1
+    address: Optional[Annotated[str, Field(strict=True), Rule("a string like tcp://host:8786")]] = None
+    max_image_pixels: PositiveInt = 178_956_970
+    thumbnail_size: Annotated[int, Field(ge=16, le=1024, strict=True), Rule("an int in 16..1024")] = 160
+    keep: Literal[KEEP_POLICIES] = "resolution"
+
+    def __init__(self, **settings: Any) -> None:
+        try:
+            super().__init__(**settings)
+        except ValidationError as exc:
+            raise ConfigError(_first_error(exc)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_defaults(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            data = dict(data)
+            if isinstance(data.get("rule_ignore"), list):  # YAML gives lists; keep the config hashable
+                data["rule_ignore"] = tuple(data["rule_ignore"])
+            method = data.get("method", "hybrid")
+            for name in METHOD_DEFAULTS:
+                if data.get(name) is None and method in METHODS:
+                    data[name] = method_default(name, method)
+        return data
 
     def replace(self, **changes: Any) -> "Config":
         """A copy with ``changes`` applied (``None`` values are ignored).
@@ -94,7 +134,11 @@ class Config:
             for name in METHOD_DEFAULTS:
                 if name not in changes and getattr(self, name) == method_default(name, self.method):
                     changes[name] = method_default(name, method)
-        return dataclasses.replace(self, **changes)
+        return Config(**{**self.settings(), **changes})
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting by name, as :class:`Config` takes them."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
 
     @property
     def embed_layer(self) -> str:
@@ -130,75 +174,69 @@ class Config:
     def verify_settings(self):
         from imgdedup.search.verify import VerifySettings
 
-        return VerifySettings(aligned=self.verify_aligned, colour=self.verify_colour, inliers=self.verify_inliers)
+        return VerifySettings(aligned=self.verify_aligned, fine=self.verify_fine, colour=self.verify_colour,
+                              inliers=self.verify_inliers, registered=self.verify_registered)
 
     @property
     def uses_embeddings(self) -> bool:
         return "embedding" in self.features
 
 
+def _first_error(exc: ValidationError) -> str:
+    """One line naming the first invalid setting, e.g. "`threshold` must be an int in 0..64, got 65"."""
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else "configuration"
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(sorted(Config.model_fields))
+        return f"unknown setting(s) {name!r}; known: {known}"
+    return f"`{name}` must be {describe(name)}, got {value!r}"
+
+
+def describe(name: str) -> str:
+    """What setting ``name`` must be, in words (its choices, or the :class:`Rule` of its type)."""
+    info = Config.model_fields[name]
+    choices = literal_choices(info.annotation)
+    if choices:
+        return f"one of {', '.join(map(str, choices))}"
+    metadata = list(info.metadata)
+    for arg in get_args(info.annotation):  # Optional[Annotated[...]]
+        metadata += list(getattr(arg, "__metadata__", ()))
+    return next((item.text for item in metadata if isinstance(item, Rule)), "valid")
+
+
+def literal_choices(annotation: Any) -> tuple:
+    """The values of a ``Literal`` annotation (also inside ``Optional``), else ``()``."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    for arg in get_args(annotation):
+        if get_origin(arg) is Literal:
+            return get_args(arg)
+    return ()
+
+
+def click_type(annotation: Any):
+    """The click parameter type of a constrained type above.
+
+    Choices become ``click.Choice``; ranges stay plain ``int``/``float`` here, because
+    :class:`Config` checks them once and its message names the setting and the rule.
+    """
+    import click
+
+    choices = literal_choices(annotation)
+    if choices:
+        return click.Choice(choices)
+    base = get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+    return {int: click.INT, float: click.FLOAT}.get(base, click.STRING)
+
+
 def validate_config(config: Config) -> None:
-    """Raise :class:`ConfigError` naming the first invalid setting."""
-    if config.method not in METHODS:
-        raise ConfigError(f"`method` must be one of {', '.join(METHODS)}, got {config.method!r}")
-    if not _is_int(config.threshold) or not 0 <= config.threshold <= 64:
-        raise ConfigError(f"`threshold` must be an int in 0..64 for hash methods, got {config.threshold!r}")
-    for name in ("min_similarity", "hybrid_floor"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
-            raise ConfigError(f"`{name}` must be a cosine similarity in -1..1, got {value!r}")
-    for name, choices in (("pooling", POOLINGS), ("runtime", RUNTIMES), ("device", DEVICES), ("layer", LAYERS)):
-        if getattr(config, name) not in choices:
-            raise ConfigError(f"`{name}` must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
-    if not isinstance(config.model, str) or not config.model.strip():
-        raise ConfigError(f"`model` must be a model name such as 'efficientnet_lite0' or 'torchvision:resnet50', got {config.model!r}")
-    if not _is_int(config.embed_batch_size) or config.embed_batch_size < 1:
-        raise ConfigError(f"`embed_batch_size` must be a positive int, got {config.embed_batch_size!r}")
-    for name in ("rule_max_resolution_ratio", "rule_max_aspect_difference"):
-        value = getattr(config, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ConfigError(f"`{name}` must be a positive number or null, got {value!r}")
-    if config.rule_folders not in ("any", "same", "different"):
-        raise ConfigError(f"`rule_folders` must be one of any, same, different, got {config.rule_folders!r}")
-    if not isinstance(config.rule_ignore, tuple) or not all(isinstance(p, str) for p in config.rule_ignore):
-        raise ConfigError(f"`rule_ignore` must be a list of glob patterns, got {config.rule_ignore!r}")
-    for name in ("verify_aligned", "verify_colour"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
-            raise ConfigError(f"`{name}` must be a number in -1..1, got {value!r}")
-    if not _is_int(config.verify_inliers) or config.verify_inliers < 3:
-        raise ConfigError(f"`verify_inliers` must be an int >= 3, got {config.verify_inliers!r}")
-    if not _is_int(config.review_bits) or not 0 <= config.review_bits <= 64:
-        raise ConfigError(f"`review_bits` must be an int in 0..64, got {config.review_bits!r}")
-    if isinstance(config.review_similarity, bool) or not isinstance(config.review_similarity, (int, float)) or not 0 <= config.review_similarity <= 2:
-        raise ConfigError(f"`review_similarity` must be a number in 0..2, got {config.review_similarity!r}")
-    if config.store is not None and not isinstance(config.store, str):
-        raise ConfigError(f"`store` must be a folder path, got {config.store!r}")
-    if not _is_int(config.chunk_size) or config.chunk_size < 1:
-        raise ConfigError(f"`chunk_size` must be a positive int, got {config.chunk_size!r}")
-    if not _is_int(config.n_workers) or config.n_workers < 1:
-        raise ConfigError(f"`n_workers` must be a positive int, got {config.n_workers!r}")
-    if not _is_int(config.threads_per_worker) or config.threads_per_worker < 1:
-        raise ConfigError(f"`threads_per_worker` must be a positive int, got {config.threads_per_worker!r}")
-    if not _is_int(config.max_image_pixels) or config.max_image_pixels < 1:
-        raise ConfigError(f"`max_image_pixels` must be a positive int, got {config.max_image_pixels!r}")
-    if not _is_int(config.thumbnail_size) or not 16 <= config.thumbnail_size <= 1024:
-        raise ConfigError(f"`thumbnail_size` must be an int in 16..1024, got {config.thumbnail_size!r}")
-    if config.keep not in KEEP_POLICIES:
-        raise ConfigError(f"`keep` must be one of {', '.join(KEEP_POLICIES)}, got {config.keep!r}")
-    if config.address is not None and not isinstance(config.address, str):
-        raise ConfigError(f"`address` must be a string like tcp://host:8786, got {config.address!r}")
-    for name in ("recursive", "compat", "mirror", "grayscale", "trim", "verify"):
-        if not isinstance(getattr(config, name), bool):
-            raise ConfigError(f"`{name}` must be true or false, got {getattr(config, name)!r}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """Kept for callers of earlier versions: a built :class:`Config` is always valid."""
+    Config(**config.settings())
 
 
 def config_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(Config))
+    return tuple(Config.model_fields)
 
 
 def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:

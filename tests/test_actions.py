@@ -11,8 +11,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from imgdedup.actions import actions
-from imgdedup.actions.actions import ActionError, apply_plan, load_run, plan_actions, undo_journal
+import imgdedup.actions.apply as apply_module  # patched: a crash inside one step
+from imgdedup.actions import ActionError, apply_plan, describe, file_digest, load_run, plan_actions, undo_journal
 from imgdedup.cli.actions import apply, undo
 from imgdedup.imaging.discover import content_digest
 from tests.trees import snapshot
@@ -66,7 +66,7 @@ def make_run(tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes
         path.write_bytes(data)
     document = {"root": str(root), "method": "phash", "threshold": 10, "clusters": docs, "files": len(files), "images": len(files), "errors": []}
     (run / "clusters.json").write_text(json.dumps(document, ensure_ascii=True))
-    (run / "work" / "files-00000.json").write_text(json.dumps({"root": str(root), "start": 0, "files": files}))
+    (run / "work" / "discovered.json").write_text(json.dumps(files))
     return root, run
 
 
@@ -300,7 +300,7 @@ def test_undo_after_a_crash_mid_batch(tmp_path, monkeypatch, action, after):
     """A crash before (or right after) the third change, with its plan line written but no done line."""
     root, run = standard(tmp_path)
     before = snapshot(root)
-    real = actions._act
+    real = apply_module._act
     calls = []
 
     def crashing(step, *args):
@@ -311,10 +311,10 @@ def test_undo_after_a_crash_mid_batch(tmp_path, monkeypatch, action, after):
             raise KeyboardInterrupt
         return real(step, *args)
 
-    monkeypatch.setattr(actions, "_act", crashing)
+    monkeypatch.setattr(apply_module, "_act", crashing)
     with pytest.raises(KeyboardInterrupt):
         apply_plan(plan_actions(load_run(run), action), dry_run=False)
-    monkeypatch.setattr(actions, "_act", real)
+    monkeypatch.setattr(apply_module, "_act", real)
     journal = next(run.glob("journal-*.jsonl"))
     types = [json.loads(line)["type"] for line in journal.read_text().splitlines()]
     assert types.count("plan") == 4 and types.count("done") == 2
@@ -370,8 +370,8 @@ def test_digest_matches_the_library_definition(tmp_path):
     path = tmp_path / "f"
     data = os.urandom(3 << 20)
     path.write_bytes(data)
-    assert actions.file_digest(str(path), like=content_digest(b"")) == content_digest(data)
-    assert actions.file_digest(str(path), like=_blake2b(b"")) == _blake2b(data)
+    assert file_digest(str(path), like=content_digest(b"")) == content_digest(data)
+    assert file_digest(str(path), like=_blake2b(b"")) == _blake2b(data)
 
 
 def _blake2b(data: bytes) -> str:
@@ -420,3 +420,41 @@ def test_on_a_real_find_run(sample_folder, tmp_path):
     assert files(snapshot(folder)) == files(before) - summary.duplicates
     assert invoke("undo", next((tmp_path / "run").glob("journal-*.jsonl"))).exit_code == 0
     assert snapshot(folder) == before
+
+
+def test_a_run_without_file_times_refuses_oldest_and_newest(tmp_path):
+    """Without mtimes (none in clusters.json, no work/discovered.json) the age policies say why; the others work."""
+    root, run = standard(tmp_path)
+    (run / "work" / "discovered.json").unlink()
+    run_ = load_run(run)
+    assert all(m.mtime_ns is None for c in run_.clusters for m in c)
+    for keep in ("oldest", "newest"):
+        with pytest.raises(ActionError, match=f"--keep {keep} needs file times, and this run folder has none"):
+            plan_actions(run_, "delete", keep=keep)
+    assert len(plan_actions(run_, "delete", keep="largest").steps) == 4
+
+
+@pytest.mark.parametrize("action", ["move", "delete", "hardlink", "symlink"])
+def test_a_target_that_appears_during_apply_is_never_removed(tmp_path, action):
+    """A file put at a step's target after the checks (by another process, or a second name for the same file
+    in a case-insensitive trash or --to folder) is left alone: that step fails and rolls back only its own files."""
+    root, run = standard(tmp_path)
+    before = snapshot(root)
+    plan = plan_actions(load_run(run), action, to=tmp_path / "moved")
+    first, second = plan.steps[0], plan.steps[1]
+    original = (root / second.path).read_bytes()
+    foreign = b"a file imgdedup did not make"
+
+    def echo(line: str) -> None:
+        if line == describe(first, plan.run.root):  # every step is checked; the second is about to be carried out
+            Path(second.target).parent.mkdir(parents=True, exist_ok=True)
+            Path(second.target).write_bytes(foreign)
+
+    outcome = apply_plan(plan, dry_run=False, echo=echo)
+    assert Path(second.target).read_bytes() == foreign
+    assert [s.path for s in outcome.skipped] == [second.path] and "exists" in outcome.skipped[0].reason
+    assert len(outcome.done) == 3
+    assert (root / second.path).read_bytes() == original and not (root / second.path).is_symlink()
+    assert not undo_journal(outcome.journal).problems
+    assert snapshot(root) == before
+    assert Path(second.target).read_bytes() == foreign

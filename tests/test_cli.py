@@ -38,7 +38,7 @@ def test_unreadable_files_exit_three(tmp_path):
 def test_bad_parameters_exit_with_clear_errors(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["find", str(tmp_path), "--threshold", "99"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad usage (#17: every usage error exits 2)
     assert "Error: `threshold` must be an int in 0..64" in result.output
     result = runner.invoke(main, ["find", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1

@@ -33,5 +33,5 @@ def test_flow_publishes_artifacts(sample_folder, tmp_path):
     table = Artifact.get("dedup-largest-clusters")
     summary = Artifact.get("dedup-summary")
     assert table is not None and summary is not None
-    assert "report.html" in summary.data
+    assert "report.html" in summary.data and f"imgdedup review {tmp_path / 'flow'}" in summary.data
     assert len(json.loads(table.data)) == 5

@@ -251,7 +251,7 @@ def test_bad_store_and_run_folder_urls_are_clear_errors(bucket, tmp_path):
 
 
 def test_apply_refuses_a_run_folder_on_s3():
-    from imgdedup.actions.actions import ActionError, load_run
+    from imgdedup.actions import ActionError, load_run
 
     with pytest.raises(ActionError, match="is a URL: apply and undo act on local files only"):
         load_run("s3://library/runs/find")

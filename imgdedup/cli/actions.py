@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from imgdedup.actions.actions import (
+from imgdedup.actions import (
     ACTIONS,
     KEEP_POLICIES,
     ActionError,
@@ -45,8 +45,10 @@ def _fail(exc: Exception) -> None:
               help="A folder below the scanned root whose files are never touched (repeatable).")
 @click.option("--tier", "tiers", multiple=True, type=click.Choice(("exact", "near", "review")),
               help="Act only on duplicates of this tier (repeatable), e.g. --tier exact: byte-identical copies, no review needed.")
+@click.option("--decisions", "use_decisions", is_flag=True,
+              help="Act on the decisions saved by `imgdedup review` (RUN_DIR/decisions.json): decided clusters only, their chosen keepers.")
 @click.option("--yes", is_flag=True, help="Do it. Without --yes nothing is changed: the plan is printed.")
-def apply(run_dir, action, to, keep, references, tiers, yes) -> None:
+def apply(run_dir, action, to, keep, references, tiers, use_decisions, yes) -> None:
     """Move, trash or link the duplicates found by a run (a dry run unless --yes).
 
     Every file is checked first (size, mtime and content digest as in the run; inside
@@ -58,8 +60,16 @@ def apply(run_dir, action, to, keep, references, tiers, yes) -> None:
     Example: imgdedup apply runs/pictures --action delete --reference originals --yes
     """
     try:
-        run = load_run(run_dir)
-        plan = plan_actions(run, action, keep=keep, references=references, to=to, tiers=list(tiers) or None)
+        if use_decisions:
+            from imgdedup.review.session import plan_decisions
+
+            if keep != "resolution":
+                raise click.UsageError("--keep does not go with --decisions: the keepers are the ones chosen in the review")
+            plan = plan_decisions(run_dir, action, to=to, references=references, tiers=list(tiers) or None)
+            run = plan.run
+        else:
+            run = load_run(run_dir)
+            plan = plan_actions(run, action, keep=keep, references=references, to=to, tiers=list(tiers) or None)
     except ImgdedupError as exc:
         _fail(exc)
     if not yes:

@@ -1,7 +1,8 @@
 """The ``imgdedup`` command: thin adapters from flags to library calls.
 
 Exit status: 0 every file was processed; 3 finished, but some files were
-unreadable (listed in errors.csv); 1 failed (``Error: ...``); 2 bad usage.
+unreadable (listed in errors.csv); 1 failed (``Error: ...``); 2 bad usage
+(an unknown or invalid flag, or an invalid setting in a configuration).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Optional
 
 import click
 
-from imgdedup.config import METHODS, Config, load_config
-from imgdedup.errors import ImgdedupError
+from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, PositiveNumber, Threshold, click_type, load_config
+from imgdedup.errors import ConfigError, ImgdedupError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
 
@@ -27,6 +28,9 @@ def _fail(exc: Exception) -> None:
 def _settings(config: Optional[str], **overrides) -> Config:
     try:
         return load_config(config, **overrides)
+    except ConfigError as exc:  # a bad flag or configuration is bad usage: exit 2, like click's own errors
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
     except ImgdedupError as exc:
         _fail(exc)
         raise  # unreachable: _fail exits
@@ -41,20 +45,20 @@ def _finish(summary) -> None:
 def _common_options(function):
     options = [
         click.argument("path", type=click.Path(file_okay=False, path_type=str)),
-        click.option("--method", type=click.Choice(METHODS), default=None, help="hybrid (default: CNN embedding confirmed by hashes), cnn, phash, dhash, ahash or whash."),
-        click.option("--threshold", type=int, default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10; hybrid 15, on trimmed phash or dhash)."),
-        click.option("--min-similarity", type=float, default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.94; hybrid 0.975)."),
+        click.option("--method", type=click_type(Method), default=None, help="hybrid (default: CNN embedding confirmed by hashes), cnn, phash, dhash, ahash or whash."),
+        click.option("--threshold", type=click_type(Threshold), default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10; hybrid 15, on trimmed phash or dhash)."),
+        click.option("--min-similarity", type=click_type(Cosine), default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.94; hybrid 0.975)."),
         click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None, help="Incremental store folder (default: one per scanned root under $IMGDEDUP_HOME)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None, help="Run folder (default: a new folder under ./imgdedup-runs/)."),
         click.option("--config", "config_name", default=None, help="Configuration: a YAML path or a name in configs/."),
         click.option("--compat", is_flag=True, default=None, help="imagededup 0.3.3's pixel path: bit-identical hashes."),
         click.option("--recursive/--no-recursive", default=None, help="Walk sub-folders (default: yes)."),
-        click.option("--rule-folders", type=click.Choice(("any", "same", "different")), default=None,
+        click.option("--rule-folders", type=click_type(FolderRule), default=None,
                      help="Pair rule: pairs only within a folder (same) or only across folders (different)."),
         click.option("--rule-ignore", multiple=True, metavar="GLOB", help="Pair rule: veto pairs with a file matching GLOB (repeatable)."),
-        click.option("--max-resolution-ratio", "rule_max_resolution_ratio", type=float, default=None,
+        click.option("--max-resolution-ratio", "rule_max_resolution_ratio", type=click_type(PositiveNumber), default=None,
                      help="Pair rule: veto pairs whose pixel counts differ by more than this factor."),
-        click.option("--max-aspect-difference", "rule_max_aspect_difference", type=float, default=None,
+        click.option("--max-aspect-difference", "rule_max_aspect_difference", type=click_type(PositiveNumber), default=None,
                      help="Pair rule: veto pairs whose aspect ratios differ by more than this fraction."),
     ]
     for option in reversed(options):
@@ -68,14 +72,32 @@ def main() -> None:
     """Find duplicate and near-duplicate images."""
 
 
+def _read_truth(ctx, param, value):
+    if value is None:
+        return None
+    import json as _json
+
+    try:
+        truth = _json.loads(Path(value).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read {value!r}: {exc}") from None
+    if not isinstance(truth, dict) or not all(isinstance(v, list) for v in truth.values()):
+        raise click.BadParameter("must be a JSON map {file: [its duplicates]}")
+    return truth
+
+
 @main.command()
 @_common_options
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=str), callback=_read_truth, default=None,
+              help="A ground truth {file: [its duplicates]} (JSON): the report shows the run's precision and recall against it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary is still printed).")
 def find(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
-         rule_max_resolution_ratio, rule_max_aspect_difference) -> None:
+         rule_max_resolution_ratio, rule_max_aspect_difference, truth, quiet) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
 
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
     """
+    from imgdedup.cli.progress import make_progress
     from imgdedup.pipeline.stages import default_out_dir, find_duplicates_in_folder
 
     settings = _settings(
@@ -83,28 +105,20 @@ def find(path, method, threshold, min_similarity, store, out, config_name, compa
         rule_folders=rule_folders, rule_ignore=tuple(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
         rule_max_aspect_difference=rule_max_aspect_difference,
     )
-    bar = None
-
-    def progress(stage: str, done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=total, label=f"{stage} chunks", file=sys.stderr)
-            bar.__enter__()
-        bar.update(done - bar.pos)
-        if done == total:
-            bar.__exit__(None, None, None)
-
+    progress, close = make_progress(quiet=quiet, embeds=settings.uses_embeddings)
     try:
-        summary = find_duplicates_in_folder(path, settings, out or default_out_dir(), progress=progress)
+        summary = find_duplicates_in_folder(path, settings, out or default_out_dir(), progress=progress, truth=truth)
     except ImgdedupError as exc:
+        close()
         _fail(exc)
+    close()
     _finish(summary)
 
 
 @main.command()
 @_common_options
 @click.option("--address", default=None, help="Existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: start a LocalCluster).")
-@click.option("--workers", "n_workers", type=int, default=None, help="Worker processes of the LocalCluster (default 2).")
+@click.option("--workers", "n_workers", type=click_type(PositiveInt), default=None, help="Worker processes of the LocalCluster (default 2).")
 def run(path, method, threshold, min_similarity, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
         rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.
@@ -240,9 +254,11 @@ def demo(folder, out, store) -> None:
 
 
 from imgdedup.cli.actions import apply, undo  # noqa: E402  (commands defined beside their library)
+from imgdedup.cli.review import review  # noqa: E402
 
 main.add_command(apply)
 main.add_command(undo)
+main.add_command(review)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ between two images is then a dot product.
 
 Speed comes from three things: JPEGs decode at reduced scale
 (``Image.draft``) straight to about the network's input size; normalisation
-runs on whole batches in numpy; and on CPU inference runs in ONNX Runtime
-(the torch model is exported once and cached on disk) rather than eager
-torch.
+runs on whole batches in numpy (both in :mod:`imgdedup.embedding.decode_pool`);
+and on CPU inference runs in ONNX Runtime (the torch model is exported once
+and cached on disk, :mod:`imgdedup.embedding.onnx_cache`) rather than eager
+torch. The arguments are checked in :mod:`imgdedup.embedding.settings`.
 
 Importing this module does not import torch. Creating an :class:`Embedder`
 does, except for the default model on a machine without a GPU once its ONNX
@@ -29,14 +30,9 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import sys
-import tempfile
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,9 +40,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from imgdedup.embedding import decode_pool, onnx_cache, settings
 from imgdedup.embedding import models as _models
-from imgdedup.imaging import trim as _trim
+from imgdedup.embedding.decode_pool import DecodePool, Normaliser, prepare, preprocess_for_model, transformed
+from imgdedup.embedding.onnx_cache import default_cache_dir, weights_digest
+from imgdedup.embedding.settings import DEFAULT_MODEL, Arguments, check_arguments, ort_available, parse_spec
 from imgdedup.errors import ConfigError
+from imgdedup.imaging import trim as _trim
 
 log = logging.getLogger(__name__)
 
@@ -59,176 +59,14 @@ __all__ = [
     "weights_digest",
 ]
 
-#: Name of the default model (``Embedder()``).
-DEFAULT_MODEL = "efficientnet_lite0"
-POOLINGS = _models.POOLINGS
-LAYERS = ("head", "block")
-DEVICES = ("auto", "cpu", "cuda")
-RUNTIMES = ("auto", "onnx", "torch")
-#: Bumped whenever the exported graph for the same model and weights would change.
-EXPORT_VERSION = 1
-#: Largest accepted absolute difference between ONNX Runtime and torch outputs when verifying an export.
-EXPORT_ATOL = 1e-3
+# Names this module held before its split into settings, onnx_cache and decode_pool, still importable from here.
+DEVICES, LAYERS, POOLINGS, RUNTIMES = settings.DEVICES, settings.LAYERS, settings.POOLINGS, settings.RUNTIMES
+EXPORT_ATOL, EXPORT_VERSION = onnx_cache.EXPORT_ATOL, onnx_cache.EXPORT_VERSION
+trimmed_hashes = decode_pool.trimmed_hashes
+_gpu_possible = onnx_cache.gpu_possible  # the name tests/test_embed.py imports
 
 #: Images per ONNX Runtime call on CPU (``batch_size`` still sets how many are decoded at once).
 _ORT_CPU_RUN = 8
-_INPUT_NAME = "images"
-_OUTPUT_NAME = "features"
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def weights_digest(path: str | os.PathLike) -> str:
-    """SHA-256 (hex, 64 characters) of the file at ``path``, read in 1 MiB chunks.
-
-    Raises
-    ------
-    imgdedup.errors.ConfigError
-        (a ``ValueError``) if ``path`` is not an existing regular file.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"weights path {str(path)!r} is not an existing file")
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _state_digest(module) -> str:
-    """SHA-256 over a module's state dict (names, dtypes, shapes, bytes), for models not read from a file."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().to("cpu").contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def default_cache_dir() -> Path:
-    """Folder for exported ONNX models.
-
-    ``$IMGDEDUP_CACHE_DIR/onnx`` when that variable is set, else
-    ``$XDG_CACHE_HOME/imgdedup/onnx`` (``~/.cache/imgdedup/onnx``).
-    """
-    root = os.environ.get("IMGDEDUP_CACHE_DIR")
-    if root:
-        return Path(root).expanduser() / "onnx"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "imgdedup" / "onnx"
-
-
-def _flattened(image: Image.Image, size: int, grayscale: bool = False) -> Image.Image:
-    """``image`` decoded (JPEG draft: scaled by libjpeg while both sides stay >= ``size``) as RGB,
-    or L when ``grayscale``; transparency composited on white."""
-    if not isinstance(image, Image.Image):
-        raise ConfigError(f"images must be PIL.Image.Image objects; got {type(image).__name__}")
-    if getattr(image, "format", None) == "JPEG" and getattr(image, "tile", None):
-        image.draft("L" if grayscale else "RGB", (size, size))
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        image = flat
-    target = "L" if grayscale else "RGB"
-    return image if image.mode == target else image.convert(target)
-
-
-def _model_pixels(image: Image.Image, size: int) -> np.ndarray:
-    """A flattened image -> (size, size, 3) uint8: a bilinear resize of the whole frame (grey as 3 equal bands)."""
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    pixels = np.asarray(image, dtype=np.uint8)
-    return np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
-
-
-def _to_rgb_uint8(image: Image.Image, size: int) -> np.ndarray:
-    """``image`` -> (size, size, 3) uint8 RGB: JPEG draft decode, then a bilinear resize of the whole frame."""
-    return _model_pixels(_flattened(image, size), size)
-
-
-def trimmed_hashes(image: Image.Image) -> tuple[int, int]:
-    """phash and dhash of ``image`` as the embedder sees it (margins trimmed, grey), for the hybrid rule."""
-    from imgdedup.imaging.hash_chunk import resize_gray
-    from imgdedup.imaging.hashing import HASH_INPUT_SIZES, hash_pixels
-
-    gray = image if image.mode == "L" else image.convert("L")
-    return tuple(int(hash_pixels(m, resize_gray(gray, HASH_INPUT_SIZES[m], compat=False))) for m in ("phash", "dhash"))
-
-
-class _Normaliser:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) as ``(x / 255 - mean) / std``, in one cast and two passes."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
-        mean = np.asarray(mean, dtype=np.float64)
-        std = np.asarray(std, dtype=np.float64)
-        self.scale = (1.0 / (255.0 * std)).astype(np.float32).reshape(1, 3, 1, 1)
-        self.shift = (mean / std).astype(np.float32).reshape(1, 3, 1, 1)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        out = batch.transpose(0, 3, 1, 2).astype(np.float32, order="C")
-        out *= self.scale
-        out -= self.shift
-        return out
-
-
-def preprocess_for_model(
-    image: Image.Image,
-    size: int = _models.LITE0_INPUT_SIZE,
-    mean: Sequence[float] = _models.LITE0_MEAN,
-    std: Sequence[float] = _models.LITE0_STD,
-) -> np.ndarray:
-    """Model input for one image: (3, size, size) float32.
-
-    The whole image (no crop) is resized to ``size`` x ``size`` with PIL's
-    bilinear filter, after a reduced-scale JPEG decode when ``image`` is a
-    JPEG not yet loaded; then each channel becomes ``(x / 255 - mean) / std``.
-    The defaults are EfficientNet-Lite0's: 224 and mean = std = 0.5, i.e.
-    values in [-1, 1]. Transparent images are composited on white.
-    """
-    return _Normaliser(mean, std)(_to_rgb_uint8(image, size)[None])[0]
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
-
-
-def _check_positive_int(name: str, value: Any, minimum: int = 1, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}; got {value!r}")
-
-
-def _parse_spec(spec: Any) -> tuple[str, str]:
-    """'efficientnet_lite0' | 'torchvision:<name>' | 'timm:<name>' -> (kind, name)."""
-    msg = (f"model must be {DEFAULT_MODEL!r}, 'torchvision:<name>', 'timm:<name>' or a torch.nn.Module; "
-           f"got {spec!r}")
-    if not isinstance(spec, str):
-        raise ConfigError(msg)
-    spec = spec.strip()
-    if spec in (DEFAULT_MODEL, "efficientnet-lite0"):
-        return "lite0", DEFAULT_MODEL
-    kind, sep, name = spec.partition(":")
-    if sep and kind in ("torchvision", "timm") and name.strip():
-        return kind, name.strip()
-    raise ConfigError(msg)
-
-
-def _ort_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# --------------------------------------------------------------------------- embedder
 
 
 class Embedder:
@@ -335,34 +173,10 @@ class Embedder:
             "threads": threads, "batch_size": batch_size, "weights_path": weights_path, "cache_dir": cache_dir,
             "transform": transform, "input_size": input_size,
         }
-        # ---- validation first, before anything heavy is imported or built
-        kind, name = ("custom", "") if not isinstance(model, str) else _parse_spec(model)
-        _check_choice("pooling", pooling, POOLINGS)
-        _check_choice("device", device, DEVICES)
-        _check_choice("runtime", runtime, RUNTIMES)
-        _check_choice("layer", layer, LAYERS)
-        for flag, value in (("mirror", mirror), ("grayscale", grayscale), ("trim", trim)):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{flag} must be True or False; got {value!r}")
-        if layer != "head" and kind != "lite0":
-            raise ConfigError(f"layer={layer!r} is only defined for {DEFAULT_MODEL!r}; use layer='head' for {model!r}")
-        if transform is not None and (grayscale or trim):
-            raise ConfigError("grayscale and trim belong to the built-in preprocessing; a custom transform must do them itself")
-        _check_positive_int("threads", threads, optional=True)
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("input_size", input_size, minimum=32, optional=True)
-        if weights_path is not None:
-            if not isinstance(weights_path, (str, os.PathLike)) or not Path(weights_path).is_file():
-                raise ConfigError(f"weights_path must be an existing file; got {weights_path!r}")
-            weights_path = os.fspath(weights_path)
-        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
-            raise ConfigError(f"cache_dir must be a path or None; got {cache_dir!r}")
-        if transform is not None and not callable(transform):
-            raise ConfigError(f"transform must be a callable PIL.Image -> (3, H, W) array or None; got {transform!r}")
-        if runtime == "onnx" and not _ort_available():
-            raise ConfigError("runtime='onnx' needs the package 'onnxruntime', which is not installed")
-
-        # ---- settings the network does not change
+        # Validation first, before anything heavy is imported or built.
+        args = check_arguments(model, pooling, mirror, layer, grayscale, trim, device, runtime, threads, batch_size,
+                               weights_path, cache_dir, transform, input_size)
+        # Settings the network does not change.
         self.pooling = pooling
         self.mirror = mirror
         self.layer = layer
@@ -371,89 +185,144 @@ class Embedder:
         self.threads = threads
         self.batch_size = int(batch_size)
         self.transform = transform
-        self._decode_workers = int(threads) if threads is not None else min(8, os.cpu_count() or 1)
-        self._pool = None
+        self._decoder = DecodePool(int(threads) if threads is not None else min(8, os.cpu_count() or 1))
         self._session = None
         self._lock = threading.Lock()
-        self._kind = kind
-        if self._start_from_cached_onnx(weights_path, device, runtime, cache_dir, input_size):
+        self._kind = args.kind
+        if self._start_from_cached_onnx(args.weights_path, device, runtime, cache_dir, input_size):
             return
+        self.device = self._select_device(model, device)
+        weights_file = self._build_network(model, args, input_size)
+        self._probe_network(weights_file)
+        self.runtime = self._start_runtime(runtime, cache_dir)
 
+    # ------------------------------------------------------------------ construction (torch)
+
+    def _select_device(self, model: Any, device: str) -> str:
+        """Import torch, finish checking ``model``, resolve ``device`` and set torch's thread count."""
         import torch
 
-        if kind == "custom" and not isinstance(model, torch.nn.Module):
-            _parse_spec(model)  # raises the ValueError describing what model may be
-
-        # ---- device and threads
+        if self._kind == "custom" and not isinstance(model, torch.nn.Module):
+            parse_spec(model)  # raises the ValueError describing what model may be
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         elif device == "cuda" and not torch.cuda.is_available():
             log.warning("device='cuda' was requested but CUDA is not available; using the CPU")
             device = "cpu"
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        self.device = device
+        if self.threads is not None:
+            torch.set_num_threads(int(self.threads))
+        return device
 
-        # ---- the network
+    def _build_network(self, model: Any, args: Arguments, input_size: int | None) -> str | None:
+        """Build the feature network on ``self.device``; set its name, input size and normalisation.
+
+        Returns the file the weights were read from, if any.
+        """
+        kind, name, weights_path = args.kind, args.name, args.weights_path
         if kind == "lite0":
-            built = _models.build_lite0(weights_path, pooling, input_size or _models.LITE0_INPUT_SIZE, layer)
+            built = _models.build_lite0(weights_path, self.pooling, input_size or _models.LITE0_INPUT_SIZE, self.layer)
         elif kind == "torchvision":
-            built = _models.build_torchvision(name, weights_path, pooling)
+            built = _models.build_torchvision(name, weights_path, self.pooling)
         elif kind == "timm":
-            built = _models.build_timm(name, weights_path, pooling)
+            built = _models.build_timm(name, weights_path, self.pooling)
         else:
             if weights_path is not None:
                 model.load_state_dict(_models.load_state_dict(weights_path), strict=True)
-            net = _models.FeatureNet(model, pooling).eval()
+            net = _models.FeatureNet(model, self.pooling).eval()
             built = _models.Built(net, weights_path, _models.LITE0_INPUT_SIZE, _models.IMAGENET_MEAN, _models.IMAGENET_STD)
         if kind != "lite0" and input_size is not None:
             built.input_size = int(input_size)
         self.model_name = {"lite0": DEFAULT_MODEL, "custom": f"custom:{type(model).__module__}.{type(model).__qualname__}"}.get(
             kind, f"{kind}:{name}")
-        self._net = built.net.to(device)
+        self._net = built.net.to(self.device)
         self.mean, self.std = built.mean, built.std
         self.input_size = built.input_size
-        if transform is not None:
-            probe = self._transform_one(Image.new("RGB", (max(self.input_size, 256),) * 2, (128, 128, 128)))
+        if self.transform is not None:
+            probe = transformed(self.transform, Image.new("RGB", (max(self.input_size, 256),) * 2, (128, 128, 128)))
             if input_size is None:
                 self.input_size = int(probe.shape[-1])
-        self._normalise = _Normaliser(self.mean, self.std)
+        self._normalise = Normaliser(self.mean, self.std)
+        return built.weights_file
 
-        # ---- probe: embedding width, and whether the pooling asked for can be honoured
+    def _probe_network(self, weights_file: str | None) -> None:
+        """Learn the embedding width and the weights digest; check that the pooling asked for can be honoured."""
+        import torch
+
         x = np.zeros((1, 3, self.input_size, self.input_size), dtype=np.float32)
         with torch.inference_mode():
-            kind_out = self._net.output_kind(torch.from_numpy(x).to(device))
-            out = self._net(torch.from_numpy(x).to(device)) if kind_out != "other" else None
+            kind_out = self._net.output_kind(torch.from_numpy(x).to(self.device))
+            out = self._net(torch.from_numpy(x).to(self.device)) if kind_out != "other" else None
         if kind_out == "other":
             raise ConfigError(f"model {self.model_name!r} does not return a feature map (N, C, H, W) "
                               "or features (N, D) for an image batch")
-        if kind_out == "pooled" and pooling != "avg" and not self._net.pools_inside:
-            raise ConfigError(f"pooling={pooling!r} is not possible for model {self.model_name!r}: "
+        if kind_out == "pooled" and self.pooling != "avg" and not self._net.pools_inside:
+            raise ConfigError(f"pooling={self.pooling!r} is not possible for model {self.model_name!r}: "
                               "it returns features that are already pooled")
         self.dim = int(out.shape[1])
-
-        if built.weights_file is not None and Path(built.weights_file).is_file():
-            self.weights_sha256 = weights_digest(built.weights_file)
+        if weights_file is not None and Path(weights_file).is_file():
+            self.weights_sha256 = weights_digest(weights_file)
         else:
-            self.weights_sha256 = _state_digest(self._net)
+            self.weights_sha256 = onnx_cache.state_digest(self._net)
 
-        # ---- runtime
+    def _start_runtime(self, runtime: str, cache_dir) -> str:
+        """Resolve ``runtime`` and open the ONNX session it needs; "auto" falls back to torch if the export fails."""
+        import torch
+
         if runtime == "auto":
-            runtime = "onnx" if device == "cpu" and _ort_available() else "torch"
+            runtime = "onnx" if self.device == "cpu" and ort_available() else "torch"
             fallback = True
         else:
             fallback = False
         if runtime == "onnx":
             try:
-                self._session = self._onnx_session(cache_dir)
+                path = None if self._kind == "custom" else self._onnx_cache_path(cache_dir)
+                self._session = onnx_cache.onnx_session(self._net, self.model_name, self.input_size, path,
+                                                        self.threads, self.device)
             except Exception as exc:
                 if not fallback:
                     raise
                 log.warning("ONNX export of %s failed (%s: %s); using torch", self.model_name, type(exc).__name__, exc)
                 runtime = "torch"
-        if runtime == "torch" and device == "cpu" and kind == "lite0":
+        if runtime == "torch" and self.device == "cpu" and self._kind == "lite0":
             self._net = self._net.to(memory_format=torch.channels_last)
-        self.runtime = runtime
+        return runtime
+
+    def _start_from_cached_onnx(self, weights_path, device: str, runtime: str, cache_dir, input_size: int | None) -> bool:
+        """Set up the default model from its cached ONNX export, without torch; False when that cannot be done.
+
+        Everything the torch path would learn is known without it: the
+        weights digest is the packaged file's, the input size and
+        normalisation are Lite0's, and the width is the export's output shape.
+        """
+        if (self._kind != "lite0" or self.transform is not None or runtime == "torch" or device == "cuda"
+                or (device == "auto" and onnx_cache.gpu_possible()) or not ort_available()):
+            return False
+        self.device = "cpu"
+        self.model_name = DEFAULT_MODEL
+        self.mean, self.std = _models.LITE0_MEAN, _models.LITE0_STD
+        self.input_size = int(input_size or _models.LITE0_INPUT_SIZE)
+        self.weights_sha256 = weights_digest(weights_path or _models.lite0_weights_path())
+        path = self._onnx_cache_path(cache_dir)
+        if not path.is_file():
+            return False
+        try:
+            session = onnx_cache.new_session(str(path), self.threads, self.device)
+        except Exception:  # an unreadable file: the torch path decides (export again, or fall back to torch)
+            return False
+        width = session.get_outputs()[0].shape[-1]
+        if not isinstance(width, int):
+            return False
+        self._net = None
+        self._normalise = Normaliser(self.mean, self.std)
+        self.dim = width
+        self._session = session
+        self.runtime = "onnx"
+        return True
+
+    def _onnx_cache_path(self, cache_dir) -> Path:
+        """Where the export of this model, weights, input size, pooling and layer is cached."""
+        return onnx_cache.cache_path(cache_dir, self.model_name, self.weights_sha256, self.input_size, self.pooling,
+                                     self.layer)
 
     # ------------------------------------------------------------------ description
 
@@ -501,207 +370,26 @@ class Embedder:
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
 
-    # ------------------------------------------------------------------ ONNX
-
-    def _start_from_cached_onnx(self, weights_path, device: str, runtime: str, cache_dir, input_size: int | None) -> bool:
-        """Set up the default model from its cached ONNX export, without torch; False when that cannot be done.
-
-        Everything the torch path would learn is known without it: the
-        weights digest is the packaged file's, the input size and
-        normalisation are Lite0's, and the width is the export's output shape.
-        """
-        if (self._kind != "lite0" or self.transform is not None or runtime == "torch" or device == "cuda"
-                or (device == "auto" and _gpu_possible()) or not _ort_available()):
-            return False
-        self.device = "cpu"
-        self.model_name = DEFAULT_MODEL
-        self.mean, self.std = _models.LITE0_MEAN, _models.LITE0_STD
-        self.input_size = int(input_size or _models.LITE0_INPUT_SIZE)
-        self.weights_sha256 = weights_digest(weights_path or _models.lite0_weights_path())
-        path = self._onnx_cache_path(cache_dir)
-        if not path.is_file():
-            return False
-        try:
-            session = self._new_session(str(path))
-        except Exception:  # an unreadable file: the torch path decides (export again, or fall back to torch)
-            return False
-        width = session.get_outputs()[0].shape[-1]
-        if not isinstance(width, int):
-            return False
-        self._net = None
-        self._normalise = _Normaliser(self.mean, self.std)
-        self.dim = width
-        self._session = session
-        self.runtime = "onnx"
-        return True
-
-    def _onnx_cache_path(self, cache_dir) -> Path:
-        """Where the export of this model, weights, input size, pooling and layer is cached."""
-        folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        key = hashlib.sha256(json.dumps(
-            [self.model_name, self.weights_sha256, self.input_size, self.pooling, self.layer, EXPORT_VERSION,
-             _torch_version()], sort_keys=True).encode()).hexdigest()[:20]
-        slug = self.model_name.replace(":", "-").replace("/", "-")
-        return folder / f"{slug}-{key}.onnx"
-
-    def _onnx_session(self, cache_dir):
-        if self._kind == "custom":
-            # A custom module's code is not part of any key: export afresh, keep nothing.
-            with tempfile.TemporaryDirectory(prefix="imgdedup-onnx-") as tmp:
-                path = Path(tmp) / "model.onnx"
-                self._export(path)
-                data = path.read_bytes()
-            source: Any = data
-        else:
-            path = self._onnx_cache_path(cache_dir)
-            folder = path.parent
-            if not path.is_file():
-                folder.mkdir(parents=True, exist_ok=True)
-                fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=folder)
-                os.close(fd)
-                try:
-                    self._export(Path(tmp_name))
-                    os.chmod(tmp_name, 0o644)  # mkstemp made it owner-only; the cache may be shared
-                    os.replace(tmp_name, path)  # atomic: concurrent workers never read half a file
-                finally:
-                    if os.path.exists(tmp_name):
-                        os.unlink(tmp_name)
-                log.info("exported %s to %s", self.model_name, path)
-            source = str(path)
-        return self._new_session(source)
-
-    def _new_session(self, source):
-        """An ONNX Runtime session on ``source`` (a file name or the model's bytes)."""
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        options.intra_op_num_threads = int(self.threads or 0)
-        options.log_severity_level = 3
-        # Idle ORT threads sleep instead of spinning: they would steal the cores the decoding threads use
-        # between runs (measured end to end on 2 cores: 157 img/s without spinning, 142 with).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = ["CPUExecutionProvider"]
-        if self.device == "cuda":
-            if "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
-            else:
-                log.warning("onnxruntime has no CUDA provider; ONNX inference runs on the CPU")
-        session = ort.InferenceSession(source, sess_options=options, providers=providers)
-        return session
-
-    def _export(self, path: Path) -> None:
-        """Export the feature network to ONNX at ``path`` (dynamic batch) and check it against torch."""
-        import torch
-
-        net = self._net.to("cpu").eval()
-        x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, self.input_size, self.input_size))
-                             .astype(np.float32))
-        try:
-            import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
-            dynamo = True
-        except ImportError:
-            dynamo = False
-        with warnings.catch_warnings():
-            # The TorchScript exporter, used only when onnxscript is missing, announces its own deprecation.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-            warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
-            if dynamo:
-                torch.onnx.export(
-                    net, (x,), str(path), dynamo=True, verbose=False, external_data=False,
-                    input_names=[_INPUT_NAME], output_names=[_OUTPUT_NAME],
-                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
-                )
-            else:
-                torch.onnx.export(
-                    net, (x,), str(path), dynamo=False, input_names=[_INPUT_NAME], output_names=[_OUTPUT_NAME],
-                    dynamic_axes={_INPUT_NAME: {0: "batch"}, _OUTPUT_NAME: {0: "batch"}}, opset_version=17,
-                )
-        self._net = net.to(self.device)
-        # Check the file before trusting it (and caching it for every later run).
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        got = session.run(None, {_INPUT_NAME: x.numpy()})[0]
-        with torch.inference_mode():
-            want = net(x).numpy()
-        err = float(np.abs(got - want).max())
-        if got.shape != want.shape or not err <= EXPORT_ATOL * max(1.0, float(np.abs(want).max())):
-            raise RuntimeError(f"ONNX export of {self.model_name} disagrees with torch (max abs diff {err:.3g})")
-
     # ------------------------------------------------------------------ embedding
-
-    def _transform_one(self, image: Image.Image) -> np.ndarray:
-        out = self.transform(image)
-        if hasattr(out, "detach"):
-            out = out.detach().to("cpu").numpy()
-        out = np.asarray(out, dtype=np.float32)
-        if out.ndim != 3 or out.shape[0] != 3:
-            raise ConfigError(f"transform must return a (3, H, W) array; got shape {out.shape}")
-        return out
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Model input for ``images``: (N, 3, S, S) float32 (S = ``input_size``)."""
         return self._prepare(list(images), load=False)
 
     def _prepare(self, items: list, load: bool, hashes: np.ndarray | None = None) -> np.ndarray:
-        """Decode (``load``: items are file bytes) and preprocess a chunk -> (N, 3, S, S) float32.
-
-        The built-in path decodes and resizes on ``threads`` worker threads
-        (Pillow releases the GIL there) and normalises the whole batch at once.
-        ``hashes`` (N, 2) uint64, when given, receives :func:`trimmed_hashes` of
-        each image as prepared (built-in path only).
-        """
-        size = self.input_size
-        if self.transform is not None:
-            from imgdedup.imaging.decode import load_image
-
-            arrays = [self._transform_one(load_image(it) if load else it) for it in items]
-            return np.stack(arrays) if arrays else np.zeros((0, 3, size, size), np.float32)
-        batch = np.empty((len(items), size, size, 3), dtype=np.uint8)
-
-        def one(i: int) -> None:
-            item = items[i]
-            if load:
-                from imgdedup.imaging.decode import load_image
-
-                item = load_image(item, mode="L" if self.grayscale else "RGB", draft_size=(size, size))
-            image = _flattened(item, size, self.grayscale)
-            if self.trim:
-                image = _trim.trim_margins(image)
-            if hashes is not None:
-                hashes[i] = trimmed_hashes(image)
-            batch[i] = _model_pixels(image, size)
-
-        self._map(one, range(len(items)))
-        return self._normalise(batch)
-
-    def _map(self, fn: Callable[[int], None], indices: range) -> None:
-        if self._decode_workers <= 1 or len(indices) < 2:
-            for i in indices:
-                fn(i)
-            return
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self._decode_workers, thread_name_prefix="imgdedup-embed-decode")
-        for _ in self._pool.map(fn, indices):  # re-raises the first worker exception
-            pass
+        """Decode (``load``: items are file bytes) and preprocess a chunk -> (N, 3, S, S) float32,
+        on ``threads`` decoding threads; see :func:`imgdedup.embedding.decode_pool.prepare`."""
+        return prepare(items, load, self.input_size, self._decoder, self._normalise, grayscale=self.grayscale,
+                       trim=self.trim, transform=self.transform, hashes=hashes)
 
     def close(self) -> None:
         """Stop the decoding threads (they are started again when needed)."""
-        pool, self._pool = getattr(self, "_pool", None), None
-        if pool is not None:
-            pool.shutdown(wait=False)
+        decoder = getattr(self, "_decoder", None)
+        if decoder is not None:
+            decoder.close()
 
     def __del__(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=False)
+        self.close()
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """Raw pooled features (N, D) float32 for a preprocessed batch."""
@@ -711,7 +399,7 @@ class Embedder:
             # On CPU, runs of a few images keep activations in cache: 8 at a time is ~10-30% faster than 32.
             step = _ORT_CPU_RUN if self.device == "cpu" else max(1, len(x))
             with self._lock:  # one run at a time keeps the thread count at `threads`
-                parts = [self._session.run(None, {_INPUT_NAME: x[i:i + step]})[0] for i in range(0, len(x), step)]
+                parts = [self._session.run(None, {onnx_cache.INPUT_NAME: x[i:i + step]})[0] for i in range(0, len(x), step)]
             return parts[0] if len(parts) == 1 else np.concatenate(parts)
         import torch
 
@@ -804,21 +492,6 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def _torch_version() -> str:
-    """torch's release, read from its package metadata: importing torch costs about 1.5 s."""
-    from importlib.metadata import version
-
-    return version("torch").split("+")[0]
-
-
-def _gpu_possible() -> bool:
-    """Whether torch could find a GPU here, answered without importing it: on Linux a GPU
-    driver shows device files (NVIDIA, ROCm, WSL); elsewhere only macOS is known to have none."""
-    if sys.platform.startswith("linux"):
-        return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
-    return sys.platform != "darwin"
-
-
 def load_embedder(spec: str, **kwargs: Any) -> Embedder:
     """Build an :class:`Embedder` from a model spec string.
 
@@ -833,5 +506,5 @@ def load_embedder(spec: str, **kwargs: Any) -> Embedder:
         raise ConfigError(f"spec must be a string such as {DEFAULT_MODEL!r} or 'torchvision:resnet50'; got {spec!r}")
     if "model" in kwargs:
         raise ConfigError("load_embedder takes the model as spec, not as model=")
-    _parse_spec(spec)
+    parse_spec(spec)
     return Embedder(model=spec.strip(), **kwargs)

@@ -46,7 +46,6 @@ _LITE0_STAGES = (
 )
 _BN_EPS = 1e-3
 
-POOLINGS = ("avg", "gem")
 GEM_P = 3.0
 
 

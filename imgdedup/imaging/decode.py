@@ -319,7 +319,7 @@ def alpha_picture(rgba: Image.Image) -> Image.Image | None:
     return Image.fromarray(255 - alpha, "L")
 
 
-def _flatten(image: Image.Image, mode: str) -> Image.Image:
+def flatten(image: Image.Image, mode: str) -> Image.Image:
     """16-bit scaled (not clipped) to 8 bits, palette expanded, alpha on white, then ``mode``.
 
     An image drawn only in its alpha channel (flat RGB) is read through its alpha
@@ -351,7 +351,7 @@ def normalise(image: Image.Image, mode: str) -> Image.Image:
     EXIF orientation applied.
     """
     orientation = exif_orientation(image)
-    return _flatten(_orient(_decode(image), orientation), mode)
+    return flatten(_orient(_decode(image), orientation), mode)
 
 
 def _reducible(image: Image.Image) -> Image.Image:
@@ -402,7 +402,7 @@ def load_opened(image: Image.Image, mode: str = "RGB", draft_size: tuple[int, in
     image = _decode(image)
     if side is not None:
         image = _reduce_early(image, side)
-    return _flatten(_orient(image, orientation), mode)
+    return flatten(_orient(image, orientation), mode)
 
 
 def load_image(data: bytes, mode: str = "RGB", max_pixels: int = 178_956_970, draft_size: tuple[int, int] | None = None) -> Image.Image:

@@ -31,7 +31,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -58,7 +58,8 @@ from imgdedup.pipeline.plan import (
     write_discovered,
     write_plan,
 )
-from imgdedup.review.report import human_bytes, render_report, thumbnail_name
+from imgdedup.review.report import display_name, human_bytes, render_report
+from imgdedup.review.thumbnails import fetch_from_store, keep_in_store, needed_thumbnails
 from imgdedup.pipeline.results import (
     ImageTable,
     clusters_document,
@@ -68,7 +69,7 @@ from imgdedup.pipeline.results import (
     write_errors_csv,
     write_json,
 )
-from imgdedup.search.rules import veto_pairs
+from imgdedup.search.rules import suppress_pairs, veto_pairs
 from imgdedup.search.verify import verify_pair
 from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, search_pairs
 from imgdedup.search.tiers import TIERS, member_tier
@@ -83,6 +84,14 @@ from imgdedup.storage.store import (
 )
 
 WORK = "work"
+
+
+UNREADABLE_SHOWN = 5  # unreadable files named in the summary lines
+
+
+def show_name(name: str) -> str:
+    """A file name for a terminal: undecodable bytes as U+FFFD, control characters escaped."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in display_name(name))
 
 
 @dataclass(frozen=True)
@@ -101,15 +110,25 @@ class RunSummary:
     reclaimable_bytes: int
     report: str
     seconds: dict[str, float]
+    suppressed_pairs: int = 0  # pairs a person marked "not duplicates" in an earlier review
+    scores: dict | None = None  # pairwise precision/recall against a ground truth (find --truth)
+    unreadable_files: tuple = ()  # the first few (path, reason); all are in errors.csv
 
     def lines(self) -> list[str]:
         return [
             f"images:       {self.images} ({self.files} files scanned, {self.decoded} read this run)",
             f"unreadable:   {self.unreadable}",
+            *(f"  {show_name(path)}: {reason}" for path, reason in self.unreadable_files),
+            *([f"  ... and {self.unreadable - len(self.unreadable_files)} more (errors.csv)"]
+              if self.unreadable > len(self.unreadable_files) else []),
             f"clusters:     {self.clusters}",
             f"duplicates:   {self.duplicates}",
+            *([f"suppressed:   {self.suppressed_pairs} pairs marked not duplicates in a review"] if self.suppressed_pairs else []),
             f"reclaimable:  {human_bytes(self.reclaimable_bytes)}",
+            *([f"truth:        precision {self.scores['precision']:.4f}, recall {self.scores['recall']:.4f} "
+                f"(tp {self.scores['tp']}, fp {self.scores['fp']}, fn {self.scores['fn']})"] if self.scores else []),
             f"report:       {self.report}",
+            f"review:       imgdedup review {self.out_dir}",
         ]
 
 
@@ -415,8 +434,8 @@ def run_settings(config: Config) -> dict:
         settings.update({"hybrid_hashes": list(TRIMMED_HASH_ARRAYS), "hybrid_floor": config.hybrid_floor})
     settings["verify"] = config.verify and not config.compat
     if settings["verify"]:
-        settings.update({"verify_aligned": config.verify_aligned, "verify_colour": config.verify_colour,
-                         "verify_inliers": config.verify_inliers})
+        settings.update({name: getattr(config, name) for name in
+                         ("verify_aligned", "verify_fine", "verify_colour", "verify_inliers", "verify_registered")})
     return settings
 
 
@@ -430,6 +449,9 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
     pairs = locations.load_npz(as_location(pairs_path))
     i, j, distance, similarity = pairs["i"], pairs["j"], pairs["distance"], pairs["similarity"]
     keep, vetoed = veto_pairs(i, j, table.ids, table.width, table.height, config.pair_rules)
+    apart = suppress_pairs(i, j, table.digests, store.not_duplicates())  # marked in `imgdedup review`
+    suppressed = int((keep & ~apart).sum())
+    keep &= apart
     i, j, distance, similarity = i[keep], j[keep], distance[keep], similarity[keep]
     if len(rows):
         # hybrid judges hash distances on the trimmed image: so do its distances to the keeper
@@ -438,18 +460,21 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
         embeddings = PositionRows(store, "embeddings", rows, np.concatenate([i, j])) if config.uses_embeddings else None
     else:
         hashes, embeddings = np.zeros(0, np.uint64), None
-    verifier, evidence, outcomes = None, {}, {}
+    verifier, evidence, outcomes, verdicts = None, {}, {}, {}
     if config.verify and not config.compat and len(i):
         evidence = describe_candidates(table, np.unique(np.concatenate([i, j])), config.max_image_pixels)
         settings = config.verify_settings
 
         def verifier(a: int, b: int) -> tuple[bool, str, dict]:
-            if evidence.get(a) is None or evidence.get(b) is None:
-                outcomes["unreadable"] = outcomes.get("unreadable", 0) + 1
-                return False, "unreadable", {}
-            verdict = verify_pair(evidence[a], evidence[b], table.digests[a] == table.digests[b], settings)
-            outcomes[verdict.evidence] = outcomes.get(verdict.evidence, 0) + 1
-            return verdict.ok, verdict.evidence, verdict.scores
+            key = (min(a, b), max(a, b))
+            if key not in verdicts:
+                if evidence.get(a) is None or evidence.get(b) is None:
+                    verdicts[key] = (False, "unreadable", {})
+                else:
+                    verdict = verify_pair(evidence[a], evidence[b], table.digests[a] == table.digests[b], settings)
+                    verdicts[key] = (verdict.ok, verdict.evidence, verdict.scores)
+                outcomes[verdicts[key][1]] = outcomes.get(verdicts[key][1], 0) + 1
+            return verdicts[key]
 
     camera = np.zeros(len(table.ids), bool)
     for k, found in evidence.items():
@@ -461,9 +486,13 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
         review_bits=config.review_bits, review_similarity=config.review_similarity, **kw,
     ))
     document["candidate_pairs"] = int(len(i))
+    if verifier is not None:  # duplicates.json lists verified pairs only
+        confirmed = np.fromiter((verifier(a, b)[0] for a, b in zip(i.tolist(), j.tolist())), dtype=bool, count=len(i))
+        i, j, distance, similarity = i[confirmed], j[confirmed], distance[confirmed], similarity[confirmed]
     document["verification"] = dict(sorted(outcomes.items()))  # checks made, by evidence or reason refuted
     document["low_information"] = sum(1 for found in evidence.values() if found is not None and found.low_information)
     document["vetoed_pairs"] = vetoed
+    document["suppressed_pairs"] = suppressed
     by_similarity = config.uses_embeddings
     write_json(join(out_dir, "duplicates.json"), duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity))
     errors = [(manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()]
@@ -473,9 +502,25 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
     return write_json(join(out_dir, "clusters.json"), document)
 
 
-def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike, seconds: dict[str, float]) -> RunSummary:
-    """Render report.html and write summary.json; return the run's summary."""
+def truth_scores(truth: Mapping[str, Sequence[str]], out_dir: str | os.PathLike) -> dict:
+    """Pairwise precision/recall of the run's ``duplicates.json`` against a ground truth, on the files both name."""
+    from imgdedup.compat.evaluation import pairwise_scores
+
+    retrieved = read_json(join(as_location(out_dir), "duplicates.json"))
+    common = set(truth) & set(retrieved)
+    return pairwise_scores({k: [v for v in vs if v in common] for k, vs in truth.items() if k in common},
+                           {k: [v for v in vs if v in common] for k, vs in retrieved.items() if k in common})
+
+
+def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike, seconds: dict[str, float],
+           truth: Mapping[str, Sequence[str]] | None = None) -> RunSummary:
+    """Render report.html and write summary.json; return the run's summary.
+
+    ``truth`` (a ground-truth map, imagededup's format) adds the run's pairwise
+    precision and recall against it to the page and the summary.
+    """
     out_dir = as_location(out_dir)
+    scores = truth_scores(truth, out_dir) if truth is not None else None
     document = read_json(clusters_path)
     errors = [tuple(e) for e in document["errors"]]
     clusters = document["clusters"]
@@ -484,7 +529,8 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         threshold=config.threshold, files=document["files"], images=document["images"], unreadable=len(errors),
         decoded=document["decoded"], clusters=len(clusters), duplicates=sum(len(c["members"]) - 1 for c in clusters),
         reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters), report=str(join(out_dir, "report.html")),
-        seconds=dict(seconds),
+        seconds=dict(seconds), suppressed_pairs=int(document.get("suppressed_pairs", 0)), scores=scores,
+        unreadable_files=tuple(tuple(e) for e in errors[:UNREADABLE_SHOWN]),
     )
     thresholds = f"threshold {config.threshold}"
     if config.uses_embeddings:
@@ -503,6 +549,7 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         "duplicates by tier": ", ".join(f"{t} {n}" for t, n in tiers.items()),
         "low-information images": document.get("low_information", 0),
         "verification checks": ", ".join(f"{k} {v}" for k, v in document.get("verification", {}).items()) or "none",
+        "pairs marked not duplicates": document.get("suppressed_pairs", 0),
         "pairs vetoed by rules": ", ".join(f"{k} {v}" for k, v in document.get("vetoed_pairs", {}).items()) or "none",
         "seconds per stage": ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),
     }
@@ -513,57 +560,33 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         pair_values = locations.load_npz(join(out_dir, WORK, "pairs.npz"), [key])[key]
     except FileNotFoundError:
         pass
-    cache = join(document["store"], "thumbs")
-    needed = {thumbnail_name(m["digest"], config.thumbnail_size) for c in clusters for m in c["members"]}
-    share_files(cache, join(out_dir, "thumbs"), needed)  # thumbnails made by earlier runs into other folders
+    needed = needed_thumbnails(clusters, config.thumbnail_size)
+    fetch_from_store(document["store"], out_dir, needed)  # thumbnails made by earlier runs into other folders
     render_report(
         document, errors, shown, out_dir, config.thumbnail_size, pair_distances=pair_values, similarity=by_similarity,
         threshold=config.min_similarity if by_similarity else config.threshold,
-        distance_label="cosine similarity" if by_similarity else "Hamming distance",
+        distance_label="cosine similarity" if by_similarity else "Hamming distance", scores=scores,
     )
-    share_files(join(out_dir, "thumbs"), cache, needed)
-    keep_only(cache, needed)  # the store keeps its current clusters' thumbnails, not every one ever made
+    keep_in_store(document["store"], out_dir, needed)
     write_json(join(out_dir, "summary.json"), summary.__dict__)
     return summary
 
 
-def share_files(source: Location, target: Location, names: Iterable[str] | None = None) -> None:
-    """Hard-link (or copy) the files of ``source`` (only ``names``, if given) missing from ``target``.
-
-    Thumbnails are named by content, so a file of that name is the right one.
-    Between local folders these are hard links; within one object store,
-    server-side copies; between the two, a download and an upload.
-    """
-    wanted = set(names) if names is not None else None
-    present = set(locations.list_names(target))
-    todo = [n for n in locations.list_names(source)
-            if not n.startswith(".") and n not in present and (wanted is None or n in wanted)]
-    if todo:
-        locations.make_folder(target)
-        locations.copy_files([join(source, n) for n in todo], [join(target, n) for n in todo])
-
-
-def keep_only(folder: Location, names: set[str]) -> None:
-    """Remove the files of ``folder`` (a cache of ours) not in ``names``.
-
-    Run folders hold their own hard links (or copies) of the thumbnails they
-    show, so earlier reports keep theirs.
-    """
-    for name in locations.list_names(folder):
-        if not name.startswith(".") and name not in names:
-            locations.remove(join(folder, name))
-
-
 # --- in-process run ----------------------------------------------------------------
 
-Progress = Callable[[str, int, int], None]
+#: ``progress(stage, done, total)``: a stage starts (``done`` 0) and advances; ``total`` is None
+#: for a stage that has no count. Stages: discover (files found), read (images read, hashed and,
+#: for embedding methods, embedded), commit, search, cluster, report.
+Progress = Callable[[str, int, "int | None"], None]
 
 
-def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None) -> RunSummary:
-    """Run every stage in this process, chunk by chunk, exactly as the flow does."""
+def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None,
+                              truth: Mapping[str, Sequence[str]] | None = None) -> RunSummary:
+    """Run every stage in this process, chunk by chunk, exactly as the flow does (``truth``: see :func:`report`)."""
     out = prepare_out_dir(out_dir)
     store = open_store(root, config)
     seconds: dict[str, float] = {}
+    tell = progress or (lambda stage, done, total: None)
 
     def timed(name: str, function, *args):
         started = time.perf_counter()
@@ -572,13 +595,21 @@ def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: 
         return result
 
     with store.lock():
+        tell("discover", 0, None)
         plan_path = timed("preprocess", preprocess, root, out, config, store)
-        chunk_paths = read_plan(plan_path).chunk_paths
-        for number, chunk_path in enumerate(chunk_paths, start=1):
+        plan = read_plan(plan_path)
+        tell("discover", plan.discovered, plan.discovered)
+        tell("read", 0, plan.to_process)
+        done = 0
+        for chunk_path in plan.chunk_paths:
             timed("hash", process_chunk, chunk_path, config)
-            if progress:
-                progress("read", number, len(chunk_paths))
+            done += len(read_chunk_work(chunk_path).files)
+            tell("read", done, plan.to_process)
+        tell("commit", 0, None)
         timed("commit", commit, plan_path, config)
+        tell("search", 0, None)
         pairs_path = timed("index", index, plan_path, config, out)
+        tell("cluster", 0, None)
         clusters_path = timed("cluster", cluster, plan_path, pairs_path, config, out)
-        return report(clusters_path, config, out, seconds)
+        tell("report", 0, None)
+        return report(clusters_path, config, out, seconds, truth)

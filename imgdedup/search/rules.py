@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-FOLDER_RULES = ("any", "same", "different")
+from imgdedup.config import FOLDER_RULES  # noqa: F401  (the choices live with the other settings)
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,27 @@ def veto_pairs(
         ignored = np.asarray([any(fnmatch.fnmatch(name, p) for p in rules.ignore) for name in ids], dtype=bool)
         apply("ignore", ignored[i] | ignored[j])
     return keep, vetoed
+
+
+def suppress_pairs(i: np.ndarray, j: np.ndarray, digests: Sequence[str], apart: set[tuple[str, str]]) -> np.ndarray:
+    """Keep-mask of the pairs ``(i[k], j[k])`` whose content digests a person did not mark apart.
+
+    Parameters
+    ----------
+    i, j : (P,) int ndarray, positions into ``digests``.
+    digests : (N,) the content digest of each image.
+    apart : ``(digest, digest)`` pairs, each sorted, marked "not duplicates" (``Store.not_duplicates``).
+
+    Returns
+    -------
+    (P,) bool ndarray, False for each suppressed pair.
+    """
+    keep = np.ones(len(i), dtype=bool)
+    if not apart or not len(i):
+        return keep
+    involved = {d for pair in apart for d in pair}
+    marked = np.asarray([d in involved for d in digests], dtype=bool)
+    for k in np.flatnonzero(marked[i] & marked[j]).tolist():
+        a, b = str(digests[i[k]]), str(digests[j[k]])
+        keep[k] = (min(a, b), max(a, b)) not in apart
+    return keep

@@ -5,7 +5,8 @@ code path whatever the location:
 
 * a local location is a :class:`pathlib.Path`; a file is written to a hidden
   temporary name and renamed over the target, so a reader sees the old file or
-  the new one, never half of one (``sync=True`` also fsyncs it first);
+  the new one, never half of one (``sync=True`` also fsyncs it first, and the
+  folder after the rename, so the new file survives a crash);
 * a URL stays a ``str``; a file is written with one PUT of the whole object.
   Object stores make that atomic in the same sense (a reader gets the old
   object or the new one), so writing the whole object is the commit point.
@@ -158,6 +159,24 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
 
 
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make the entries of a local folder (a file created or renamed into it) durable.
+
+    POSIX only: where a folder cannot be opened or fsync'd (Windows, some network
+    file systems) this does nothing, as the platform offers nothing better.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_with(location: Location, writer: Callable[[io.IOBase], None], sync: bool = False) -> Location:
     """Write a whole file through ``writer(handle)``, atomically (see the module's docstring)."""
     if isinstance(location, Path):
@@ -172,6 +191,8 @@ def write_with(location: Location, writer: Callable[[io.IOBase], None], sync: bo
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        if sync:
+            fsync_folder(location.parent)  # the rename is an entry of the folder: durable only once it is
         return location
     buffer = io.BytesIO()
     writer(buffer)

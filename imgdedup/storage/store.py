@@ -9,6 +9,7 @@ Layout of a store (a local folder, or a URL prefix on object storage such as
     pending/          results of chunks finished since the manifest was last saved
     pairs/            cached search results, for new-vs-all queries on the next run
     thumbs/           report thumbnails of the current clusters, named by content digest and size
+    not_duplicates.json  content-digest pairs a person marked "not duplicates" in ``imgdedup review``
     lock              held by the run using the store (see :meth:`Store.lock`)
 
 Rows are append-only. A file processed in a run gets fresh rows; its old rows
@@ -235,6 +236,22 @@ class Store:
 
     def save_manifest(self, manifest: Manifest) -> None:
         manifest.save(self.manifest_path)
+
+    # --- pairs a person said are not duplicates ----------------------------------
+
+    def not_duplicates(self) -> set[tuple[str, str]]:
+        """The ``(digest, digest)`` pairs (each sorted) marked "not duplicates"; later runs drop them."""
+        try:
+            body = json.loads(locations.read_text(join(self.path, "not_duplicates.json")))
+        except FileNotFoundError:
+            return set()
+        return {(str(a), str(b)) for a, b in body.get("pairs", [])}
+
+    def mark_not_duplicates(self, add: Sequence[tuple[str, str]] = (), remove: Sequence[tuple[str, str]] = ()) -> None:
+        """Add and remove "not duplicates" pairs (whole-file rewrite: one small JSON document)."""
+        pairs = (self.not_duplicates() | {tuple(sorted(p)) for p in add}) - {tuple(sorted(p)) for p in remove}
+        body = {"version": 1, "pairs": sorted([a, b] for a, b in pairs)}
+        locations.write_text(join(self.path, "not_duplicates.json"), json.dumps(body))
 
     # --- arrays ------------------------------------------------------------------
 
