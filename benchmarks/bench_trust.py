@@ -122,11 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-verify", action="store_true", help="run the methods without verification (the old behaviour)")
     parser.add_argument("--peer", action="store_true", help="also score imagededup's PHash")
     parser.add_argument("--sheet", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config setting (YAML value)")
     args = parser.parse_args(argv)
     labels = read_labels(args.folder)
     results = {}
     for method in args.methods.split(","):
-        pairs, clusters, timing = run_method(args.folder, args.work, method, verify=not args.no_verify)
+        import yaml
+
+        extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+        pairs, clusters, timing = run_method(args.folder, args.work, method, verify=not args.no_verify, **extra)
         name = f"imgdedup {method}{' (no verify)' if args.no_verify else ''}"
         results[name] = {**score(pairs, labels, clusters), **timing, "images_per_s": round(len(labels) / timing["seconds"], 1)}
         if args.sheet:

@@ -26,7 +26,7 @@ from imgdedup.imaging.describe import describe_image  # noqa: E402
 from imgdedup.search import verify as v  # noqa: E402
 from imgdedup.storage.store import STATUS_OK, Store  # noqa: E402
 
-FIELDS = ("cosine", "near", "low", "pixdiff", "aligned", "colour", "mean_colour", "grey", "inliers", "registered", "overlap", "registered_colour", "fine")
+FIELDS = ("cosine", "near", "low", "pixdiff", "aligned", "colour", "mean_colour", "grey", "inliers", "registered", "overlap", "registered_colour", "fine", "blocks", "contrast_ratio", "chroma_ratio", "contained", "rblocks")
 
 
 def all_scores(a, b) -> list[float]:
@@ -38,11 +38,15 @@ def all_scores(a, b) -> list[float]:
     colour = v._cosine(a.chroma, b.chroma[:, :, ::-1] if flip else b.chroma)
     mean_colour = v._cosine(a.chroma.mean(axis=(1, 2)), b.chroma.mean(axis=(1, 2)))
     transform, inliers = v.keypoint_transform(a.points, a.descriptors, b.points, b.descriptors)
-    registered, overlap, rcolour = v.registered_correlation(a, b, transform) if transform is not None and inliers >= 6 else (0.0, 0.0, 0.0)
+    registered, overlap, share_b, rcolour, rblocks = v.registered_correlation(a, b, transform) if transform is not None and inliers >= 6 else (0.0, 0.0, 0.0, 0.0, 99.0)
     fine = float(a.fine.ravel() @ (b.fine[:, ::-1] if flip else b.fine).ravel())
     pixmax = float(np.abs(a.pixels.astype(np.int16) - b.pixels.astype(np.int16)).max())
     pixdiff = pixdiff if pixmax <= v.MAX_PIXEL_DELTA else 99.0
-    return [low, pixdiff, max(direct, mirrored), colour, mean_colour, grey, inliers, registered, overlap, rcolour, fine]
+    blocks = v.worst_block(a.fine, b.fine[:, ::-1] if flip else b.fine, block=6)
+    contrast = max(a.contrast, b.contrast) / max(min(a.contrast, b.contrast), 1e-6)
+    chroma_ratio = max(a.chroma_level, b.chroma_level) / max(min(a.chroma_level, b.chroma_level), 1e-6)
+    return [low, pixdiff, max(direct, mirrored), colour, mean_colour, grey, inliers, registered, overlap, rcolour, fine,
+            blocks, contrast, chroma_ratio, max(overlap, share_b), min(rblocks, 99.0)]
 
 
 def compute(folder: Path, work: Path) -> dict:

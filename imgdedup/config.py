@@ -91,8 +91,9 @@ class Config(BaseModel):
     verify_aligned: Cosine = 0.9
     verify_fine: Cosine = 0.85
     verify_colour: Cosine = 0.95
-    verify_inliers: Annotated[int, Field(ge=3, strict=True), Rule("an int >= 3")] = 15
-    verify_registered: Cosine = 0.8
+    verify_inliers: Annotated[int, Field(ge=3, strict=True), Rule("an int >= 3")] = 25
+    verify_registered: Cosine = 0.9
+    verify_blocks: Annotated[float, Field(gt=0, strict=True), Rule("a positive number")] = 1.0
     recursive: Flag = True
     compat: Flag = False
     chunk_size: PositiveInt = 2000
@@ -175,7 +176,8 @@ class Config(BaseModel):
         from imgdedup.search.verify import VerifySettings
 
         return VerifySettings(aligned=self.verify_aligned, fine=self.verify_fine, colour=self.verify_colour,
-                              inliers=self.verify_inliers, registered=self.verify_registered)
+                              inliers=self.verify_inliers, registered=self.verify_registered,
+                              blocks=self.verify_blocks)
 
     @property
     def uses_embeddings(self) -> bool:

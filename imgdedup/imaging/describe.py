@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from imgdedup.imaging.decode import REDUCING_GAP, load_opened, open_image
+from imgdedup.imaging.decode import load_opened, open_image
 from imgdedup.imaging.lowinfo import is_low_information
 from imgdedup.imaging.trim import margin_box
 
@@ -41,7 +41,9 @@ CHROMA_GRID = 8
 #: Side of the RGB copy compared for pixel equality.
 PIXEL_GRID = 32
 #: Most ORB keypoints kept per image.
-KEYPOINTS = 500
+KEYPOINTS = 300
+#: Formats whose EXIF is worth reading for camera metadata.
+EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP", "HEIF", "AVIF")
 #: Longer side of the grey copy kept for checking a keypoint transform pixel by pixel.
 REGISTER_SIDE = 96
 
@@ -54,6 +56,8 @@ class ImageEvidence:
     ----------
     grey : (GRID, GRID) float32 ndarray, zero mean, unit L2 norm (all zeros when flat)
     fine : (FINE_GRID, FINE_GRID) float32 ndarray, like ``grey``, finer
+    contrast : float, grey-level standard deviation of the trimmed picture (0-255 scale)
+    chroma_level : float, its mean chroma magnitude
     chroma : (2, CHROMA_GRID, CHROMA_GRID) float32 ndarray, opponent colour in 0..1 units
     colourfulness : float, 95th percentile of the chroma magnitude over the map (0 for a grey
         image; a small pale object on white still counts)
@@ -69,6 +73,8 @@ class ImageEvidence:
 
     grey: np.ndarray
     fine: np.ndarray
+    contrast: float
+    chroma_level: float
     chroma: np.ndarray
     colourfulness: float
     pixels: np.ndarray
@@ -79,6 +85,12 @@ class ImageEvidence:
     small_chroma: np.ndarray
     low_information: bool
     camera: bool
+
+
+def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
+    """``(H, W, ...)`` values averaged over ``factor`` x ``factor`` blocks."""
+    h, w = values.shape[0] // factor, values.shape[1] // factor
+    return values[: h * factor, : w * factor].reshape(h, factor, w, factor, *values.shape[2:]).mean(axis=(1, 3))
 
 
 def _unit(values: np.ndarray) -> np.ndarray:
@@ -113,31 +125,36 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
     Raises :class:`imgdedup.errors.ImageLoadError` when the bytes are not a usable image.
     """
     opened = open_image(data, max_pixels)
-    camera = has_camera_metadata(opened)
+    # PNG and GIF carry EXIF rarely, and asking Pillow for it decodes the whole file
+    camera = (opened.format in EXIF_FORMATS or "exif" in opened.info) and has_camera_metadata(opened)
     image = load_opened(opened, "RGB", draft_size=(SIDE, SIDE))
     if max(image.size) > SIDE:
         scale = SIDE / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.LANCZOS, reducing_gap=REDUCING_GAP)
+        # a box filter is enough for keypoints and maps, and a fraction of Lanczos's cost
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BOX)
     gray = image.convert("L")
-    pixels = np.asarray(image.resize((PIXEL_GRID, PIXEL_GRID), Image.BOX), dtype=np.uint8)
-    small_gray = np.asarray(gray.resize((64, 64), Image.BOX))
-    box = margin_box(image)
-    inner = image.crop(box) if box != (0, 0, *image.size) else image
-    inner_gray = inner.convert("L")
-    grey = _unit(np.asarray(inner_gray.resize((GRID, GRID), Image.BOX), dtype=np.float32))
-    fine = _unit(np.asarray(inner_gray.resize((FINE_GRID, FINE_GRID), Image.BOX), dtype=np.float32))
-    rgb = np.asarray(inner.resize((CHROMA_GRID, CHROMA_GRID), Image.BOX), dtype=np.float32) / 255.0
-    chroma = np.stack([rgb[..., 0] - rgb[..., 1], (rgb[..., 0] + rgb[..., 1]) / 2 - rgb[..., 2]])
-    colourfulness = float(np.quantile(np.sqrt((chroma ** 2).sum(axis=0)), 0.95))
-    points, descriptors = orb_features(np.asarray(gray))
     scale = REGISTER_SIDE / max(image.size)
     small_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    small = np.asarray(gray.resize(small_size, Image.BOX))
-    small_rgb = np.asarray(image.resize(small_size, Image.BOX), dtype=np.float32) / 255.0
+    small_image = image.resize(small_size, Image.BOX)
+    small = np.asarray(small_image.convert("L"))
+    small_rgb = np.asarray(small_image, dtype=np.float32) / 255.0
     small_chroma = np.stack([small_rgb[..., 0] - small_rgb[..., 1], (small_rgb[..., 0] + small_rgb[..., 1]) / 2 - small_rgb[..., 2]])
+    pixels = np.asarray(small_image.resize((PIXEL_GRID, PIXEL_GRID), Image.BOX), dtype=np.uint8)
+    small_gray = np.asarray(small_image.convert("L").resize((64, 64), Image.BOX))
+    box = margin_box(image)
+    inner = image.crop(box) if box != (0, 0, *image.size) else image
+    # one resize of the picture inside its margins; the coarser maps are block means of it
+    inner_rgb = np.asarray(inner.resize((FINE_GRID, FINE_GRID), Image.BOX), dtype=np.float32)
+    fine_raw = inner_rgb @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+    fine = _unit(fine_raw)
+    grey = _unit(_block_mean(fine_raw, FINE_GRID // GRID))
+    rgb = _block_mean(inner_rgb, FINE_GRID // CHROMA_GRID) / 255.0
+    chroma = np.stack([rgb[..., 0] - rgb[..., 1], (rgb[..., 0] + rgb[..., 1]) / 2 - rgb[..., 2]])
+    magnitude = np.sqrt((chroma ** 2).sum(axis=0))
+    points, descriptors = orb_features(np.asarray(gray))
     return ImageEvidence(
-        grey=grey, fine=fine, chroma=chroma.astype(np.float32), colourfulness=colourfulness, pixels=pixels,
+        grey=grey, fine=fine, contrast=float(fine_raw.std()), chroma_level=float(magnitude.mean()),
+        chroma=chroma.astype(np.float32), colourfulness=float(np.quantile(magnitude, 0.95)), pixels=pixels,
         points=points, descriptors=descriptors, size=image.size, small=small,
         small_chroma=small_chroma.astype(np.float16),
         low_information=is_low_information(small_gray), camera=camera,

@@ -435,7 +435,7 @@ def run_settings(config: Config) -> dict:
     settings["verify"] = config.verify and not config.compat
     if settings["verify"]:
         settings.update({name: getattr(config, name) for name in
-                         ("verify_aligned", "verify_fine", "verify_colour", "verify_inliers", "verify_registered")})
+                         ("verify_aligned", "verify_fine", "verify_colour", "verify_inliers", "verify_registered", "verify_blocks")})
     return settings
 
 

@@ -118,7 +118,9 @@ def search_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: C
     the smaller of its phash and dhash distances, both taken on the image as
     the embedder prepares it (margins trimmed, grey), is within ``threshold``:
     the embedding vetoes hash collisions, the hashes rescue copies the
-    embedding scores lower. Its ``distance`` is that smaller distance.
+    embedding scores lower. Its ``distance`` is that smaller distance. With
+    ``verify`` every pair with similarity at least ``hybrid_floor`` is a candidate
+    (the cluster stage verifies each, see :mod:`imgdedup.search.verify`).
     """
     n = len(rows)
     primary = config.hash_methods[0]
@@ -131,6 +133,9 @@ def search_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: C
         ci, cj, cs = cosine_search(store, floor, rows, new_mask)
         near = trimmed_distance(store, rows, ci, cj)
         keep = (cs >= config.min_similarity) | ((near <= config.threshold) & (cs >= config.hybrid_floor))
+        if config.verify and not config.compat:
+            # verification confirms each pair on its own evidence, so the candidates reach further: crops
+            keep |= cs >= config.hybrid_floor
         i, j, distance = ci[keep], cj[keep], near[keep]
     else:
         if config.method == "cnn":
