@@ -90,7 +90,7 @@ class Config(BaseModel):
     verify: Flag = True
     verify_aligned: Cosine = 0.9
     verify_fine: Cosine = 0.85
-    verify_colour: Cosine = 0.95
+    verify_colour: Cosine = 0.85
     verify_inliers: Annotated[int, Field(ge=3, strict=True), Rule("an int >= 3")] = 25
     verify_registered: Cosine = 0.9
     verify_blocks: Annotated[float, Field(gt=0, strict=True), Rule("a positive number")] = 1.0

@@ -18,7 +18,8 @@ aspect)``
 ``keypoints``   at least ``inliers`` ORB keypoint matches agree on one similarity
                 transform (OpenCV RANSAC), the second picture warped by it onto the
                 first correlates at least ``registered`` over their overlap, and their
-                chroma there agrees (cosine at least ``colour``) unless one is grey: crops, small rotations,
+                chroma there agrees (cosine at least :data:`REGISTERED_COLOUR`) unless one
+                is grey: crops, small rotations,
                 aspect-ratio crops
 ==============  ==========================================================================
 
@@ -49,6 +50,12 @@ MAX_CONTRAST_RATIO = 1.4
 MAX_CHROMA_RATIO = 1.8
 #: Largest :func:`worst_block` of a keypoint-registered pair (finer than the aligned maps' ``blocks``).
 REGISTERED_BLOCKS = 0.6
+#: Largest rotation (degrees) of a keypoint transform: copies are rotated a little, if at all
+#: (an upside-down "u" is an "n", not a copy).
+MAX_ANGLE = 30.0
+#: Smallest chroma cosine over a keypoint-registered overlap (stricter than the aligned maps' ``colour``:
+#: a registered look-alike of the same shape differs only there).
+REGISTERED_COLOUR = 0.95
 #: Pixel equality (low-information images) also needs aspect ratios within this fraction.
 MAX_ASPECT_DIFFERENCE = 0.02
 
@@ -59,7 +66,7 @@ class VerifySettings:
 
     aligned: float = 0.9
     fine: float = 0.85
-    colour: float = 0.95
+    colour: float = 0.85
     inliers: int = 25
     registered: float = 0.9
     blocks: float = 1.0
@@ -187,9 +194,10 @@ def common_aspect(a, b, side: int = 32) -> tuple[float, float, float]:
     return (float((x * y).sum()) / norm if norm > 1e-6 else 0.0), worst_block(ga, gb, block=4), _cosine(ca, cb)
 
 
-def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, float, float, float]:
+def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, float, float, float, float]:
     """``b`` warped onto ``a``: grey correlation, the overlap's share of ``a`` and of ``b``,
-    chroma cosine over the overlap, and its :func:`worst_block`.
+    chroma cosine over the overlap, its :func:`worst_block`, and the ratio of the two
+    pictures' contrast there (>= 1).
 
     ``transform`` maps ``a``'s described pixels onto ``b``'s (:func:`keypoint_transform`).
     """
@@ -203,7 +211,7 @@ def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, f
     mask = cv2.warpAffine(np.ones(b.small.shape, np.float32), scaled, (width, height), flags=flags) > 0.99
     overlap = float(mask.mean())
     if mask.sum() < 64:
-        return 0.0, overlap, 0.0, 0.0, float("inf")
+        return 0.0, overlap, 0.0, 0.0, float("inf"), float("inf")
     # the share of b inside a: b's area seen in a's frame is its area over the transform's scale squared
     scale = float(abs(np.linalg.det(scaled[:, :2])))
     share_b = min(1.0, float(mask.sum()) * scale / b.small.size)
@@ -211,10 +219,12 @@ def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, f
     y = cv2.GaussianBlur(warped, (3, 3), 0)[mask]
     x, y = x - x.mean(), y - y.mean()
     norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    spread = sorted((float(x.std()), float(y.std())))
+    contrast = spread[1] / max(spread[0], 1e-6)
     chroma_b = np.stack([cv2.warpAffine(c.astype(np.float32), scaled, (width, height), flags=flags) for c in b.small_chroma])
     colour = _cosine(a.small_chroma.astype(np.float32)[:, mask], chroma_b[:, mask])
     blocks = worst_block(cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0), cv2.GaussianBlur(warped, (3, 3), 0), mask)
-    return (float(x @ y) / norm if norm > 1e-6 else 0.0), overlap, share_b, colour, blocks
+    return (float(x @ y) / norm if norm > 1e-6 else 0.0), overlap, share_b, colour, blocks, contrast
 
 
 def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettings()) -> Verdict:
@@ -274,15 +284,17 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
         transform, inliers = keypoint_transform(a.points, a.descriptors, b.points, b.descriptors)
     scores["inliers"] = inliers
     if transform is not None and inliers >= settings.inliers:
-        registered, overlap, share_b, colour, blocks = registered_correlation(a, b, transform)
+        registered, overlap, share_b, colour, blocks, contrast = registered_correlation(a, b, transform)
+        angle = abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
         scores.update(registered=round(registered, 3), overlap=round(overlap, 3), contained=round(max(overlap, share_b), 3),
-                      blocks=round(blocks, 3))
+                      blocks=round(blocks, 3), angle=round(angle, 1))
         if colourful:
             scores["registered_colour"] = round(colour, 3)
         # one picture must lie (nearly) wholly within the other: a crop, not two pictures sharing a part
         if (registered >= settings.registered and overlap >= MIN_OVERLAP and max(overlap, share_b) >= MIN_CONTAINED
-                and blocks <= REGISTERED_BLOCKS and (not colourful or colour >= settings.colour)):
+                and blocks <= REGISTERED_BLOCKS and angle <= MAX_ANGLE and contrast <= MAX_CONTRAST_RATIO
+                and (not colourful or colour >= REGISTERED_COLOUR)):
             return Verdict(True, "keypoints", scores)
-        if colourful and colour < settings.colour and registered >= settings.registered:
+        if colourful and colour < REGISTERED_COLOUR and registered >= settings.registered:
             return Verdict(False, "colour", scores)  # the same layout, other colours: a look-alike
     return Verdict(False, "colour" if aligned_ok and not colour_ok else "structure", scores)
