@@ -50,6 +50,8 @@ MAX_CONTRAST_RATIO = 1.4
 MAX_CHROMA_RATIO = 1.8
 #: Largest :func:`worst_block` of a keypoint-registered pair (finer than the aligned maps' ``blocks``).
 REGISTERED_BLOCKS = 0.6
+#: Pairs whose aligned maps correlate no more than this are not tried with keypoints.
+KEYPOINT_MIN_ALIGNED = 0.0
 #: Largest rotation (degrees) of a keypoint transform: copies are rotated a little, if at all
 #: (an upside-down "u" is an "n", not a copy).
 MAX_ANGLE = 30.0
@@ -280,7 +282,9 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
         if shared >= settings.aligned and shared_blocks <= settings.blocks and (not colourful or shared_colour >= settings.colour):
             return Verdict(True, "aligned (common aspect)", scores)
     transform, inliers = None, 0
-    if min(len(a.descriptors), len(b.descriptors)) >= settings.inliers:  # else too few to ever agree
+    # too few keypoints never agree; pictures anti-correlated even as aligned maps are not crops of
+    # each other (on the tuning half this skips a fifth of the matching and loses 2 of 647 crops)
+    if min(len(a.descriptors), len(b.descriptors)) >= settings.inliers and aligned > KEYPOINT_MIN_ALIGNED:
         transform, inliers = keypoint_transform(a.points, a.descriptors, b.points, b.descriptors)
     scores["inliers"] = inliers
     if transform is not None and inliers >= settings.inliers:
