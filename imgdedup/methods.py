@@ -4,8 +4,8 @@ The code lives in :mod:`imgdedup.compat.methods`; this module keeps the document
 """
 
 from imgdedup.compat.methods import (  # noqa: F401
-    AHash,
     CNN,
+    AHash,
     DHash,
     Hashing,
     PHash,

@@ -479,3 +479,51 @@ def format_score_table(scores: Mapping[str, Any]) -> str:
     for label, row in scores["by_label"].items():
         lines.append(f"{label:<16}{row['recall']:>10.4f}{row['found']:>9}{row['pairs']:>9}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# The guide's Evaluation().evaluate(ground_truth=, retrieved=)
+# ---------------------------------------------------------------------------
+
+
+class Evaluation:
+    """The guide's ``Evaluation().evaluate(ground_truth=..., retrieved=...)``: pairwise scores plus imagededup's.
+
+    Example::
+
+        metrics = Evaluation().evaluate(ground_truth=truth, retrieved=PHash().find_duplicates(image_dir="photos"))
+        metrics["precision"], metrics["recall"], metrics["f1"]     # over unordered pairs (pairwise_scores)
+        metrics["map"], metrics["ndcg"], metrics["jaccard"]        # imagededup's evaluate, value for value
+        metrics["classification"]                                  # imagededup's per-class arrays
+    """
+
+    def evaluate(
+        self,
+        ground_truth: Mapping[str, Sequence],
+        retrieved: Mapping[str, Sequence],
+        metric: str = "all",
+    ) -> dict[str, Any]:
+        """Score ``retrieved`` against ``ground_truth`` (duplicate maps; scored entries ``(name, score)`` allowed).
+
+        Returns :func:`pairwise_scores` (``precision``, ``recall``, ``f1``,
+        ``tp``, ``fp``, ``fn``) and the imagededup metrics :func:`evaluate`
+        computes for ``metric``: ``map``, ``ndcg``, ``jaccard`` as floats, and
+        its ``classification`` dict (``precision``, ``recall``, ``f1_score``,
+        ``support`` arrays, class 0 then class 1) under ``"classification"``.
+        imagededup's rules apply to those: both maps with the same keys, symmetric.
+        """
+        truth, found = _names_only(ground_truth, "ground_truth"), _names_only(retrieved, "retrieved")
+        result: dict[str, Any] = dict(pairwise_scores(truth, found))
+        theirs = evaluate(truth, found, metric)
+        result.update({k: float(theirs[k]) for k in _RETRIEVAL_METRICS if k in theirs})
+        if "support" in theirs:
+            result["classification"] = {k: theirs[k] for k in ("precision", "recall", "f1_score", "support")}
+        return result
+
+
+def _names_only(mapping: object, name: str) -> dict[str, list[str]]:
+    """A duplicate map with scores dropped: ``(name, score)`` entries become ``name``."""
+    if not isinstance(mapping, Mapping):
+        raise ValueError(f"`{name}` must be a dict of file name -> list of file names, got {type(mapping).__name__}")
+    return {k: [v[0] if isinstance(v, (tuple, list)) else v for v in values] if isinstance(values, (list, tuple)) else values
+            for k, values in mapping.items()}

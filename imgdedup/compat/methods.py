@@ -6,76 +6,130 @@ return shapes (``encode_image``, ``encode_images``, ``find_duplicates``,
 the default pixel path applies EXIF orientation and composites transparency on
 white; ``compat=True`` reproduces imagededup's hashes bit for bit. Search is
 imgdedup's exact index whatever ``search_method`` names.
+
+``Hashing()`` itself takes the method per call, as the widely copied guide
+writes it: ``Hashing().find_duplicates(image_dir="photos", hash_method="dhash")``.
+``CNN`` lives in :mod:`imgdedup.compat.cnn` (imported from here too).
 """
 
 from __future__ import annotations
 
-import json
+import math
+import multiprocessing
 import os
+import sys
+import threading
 import warnings
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
+from imgdedup.compat.base import DuplicateFinder, files_to_remove_from, save_json
+from imgdedup.compat.cnn import CNN
+from imgdedup.imaging.decode import normalise
+from imgdedup.imaging.discover import FileRecord, discover_images
 from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.imaging.hashing import HASH_INPUT_SIZES, hash_pixels, hash_to_hex, hex_to_hash
 from imgdedup.search.hamming import hamming_pairs
-from imgdedup.imaging.discover import FileRecord, discover_images
-from imgdedup.imaging.decode import normalise
-from imgdedup.pipeline.results import duplicates_map
 
 SEARCH_METHODS = ("brute_force", "bktree", "brute_force_cython")
+#: The methods ``Hashing(...).find_duplicates(hash_method=...)`` accepts.
+HASH_METHODS = ("phash", "dhash", "ahash", "whash")
 _ENCODE_CHUNK = 1000
 
 
-class Hashing:
-    """Shared verbs of the four hash methods (see imagededup's ``Hashing``)."""
+class Hashing(DuplicateFinder):
+    """Shared verbs of the four hash methods (see imagededup's ``Hashing``).
 
-    method = ""
+    ``Hashing()`` chooses the method per call (``hash_method="phash"``, one of
+    :data:`HASH_METHODS`); ``PHash()`` and the others fix it, and a call naming
+    another method raises ``ValueError``.
+
+    Parameters
+    ----------
+    verbose : bool
+        Accepted for imagededup's signature; nothing is printed.
+    compat : bool
+        Reproduce imagededup 0.3.3's hashes bit for bit (no EXIF orientation,
+        its transparency handling).
+    """
+
+    method: str | None = None
 
     def __init__(self, verbose: bool = True, compat: bool = False) -> None:
         if not isinstance(compat, bool):
             raise TypeError(f"`compat` must be True or False, got {compat!r}")
         self.verbose = verbose
         self.compat = compat
-        self.target_size = HASH_INPUT_SIZES[self.method]
         self.results: dict | None = None
+
+    @property
+    def target_size(self) -> tuple[int, int] | None:
+        """(width, height) of the grey image this method hashes; ``None`` for ``Hashing()``."""
+        return HASH_INPUT_SIZES[self.method] if self.method else None
+
+    def _method_for(self, hash_method: Optional[str]) -> str:
+        """The method a call uses: this class's, or ``hash_method`` for ``Hashing()``."""
+        if hash_method is not None and (not isinstance(hash_method, str) or hash_method.lower() not in HASH_METHODS):
+            raise ValueError(f"`hash_method` must be one of {', '.join(HASH_METHODS)}, got {hash_method!r}")
+        chosen = hash_method.lower() if hash_method is not None else None
+        if self.method is None:
+            if chosen is None:
+                raise ValueError(f"Hashing() needs `hash_method` (one of {', '.join(HASH_METHODS)}), "
+                                 "or use PHash(), DHash(), AHash() or WHash()")
+            return chosen
+        if chosen is not None and chosen != self.method:
+            raise ValueError(f"`hash_method`={hash_method!r} does not match {type(self).__name__}, which computes "
+                             f"{self.method}; use Hashing().find_duplicates(..., hash_method={chosen!r}) "
+                             f"or {chosen[0].upper()}Hash()")
+        return self.method
 
     @staticmethod
     def hamming_distance(hash1: str, hash2: str) -> int:
         """Number of differing bits between two hex hashes."""
         return int(hex_to_hash(hash1) ^ hex_to_hash(hash2)).bit_count()
 
-    def encode_image(self, image_file=None, image_array: Optional[np.ndarray] = None) -> Optional[str]:
+    def encode_image(self, image_file=None, image_array: Optional[np.ndarray] = None, hash_method: Optional[str] = None) -> Optional[str]:
         """Hash one image file or array; ``None`` if the file cannot be read as an image."""
+        method = self._method_for(hash_method)
         if image_file is not None and os.path.exists(image_file):
-            chunk = hash_images(Path(image_file).parent, [_record(Path(image_file))], 0, (self.method,), self.compat)
+            chunk = hash_images(Path(image_file).parent, [_record(Path(image_file))], 0, (method,), self.compat)
             return hash_to_hex(chunk.hashes[0, 0]) if len(chunk.positions) else None
         if isinstance(image_array, np.ndarray):
-            return hash_to_hex(hash_pixels(self.method, self._array_pixels(image_array)))
+            return hash_to_hex(hash_pixels(method, self._array_pixels(image_array, HASH_INPUT_SIZES[method])))
         raise ValueError("Please provide either image file path or image array!")
 
-    def _array_pixels(self, image_array: np.ndarray) -> np.ndarray:
+    def _array_pixels(self, image_array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         if image_array.ndim not in (2, 3) or (image_array.ndim == 3 and image_array.shape[2] != 3):
             raise ValueError(f"`image_array` must have shape (H, W) or (H, W, 3), got {image_array.shape}")
         image = Image.fromarray(image_array.astype("uint8"))
         if self.compat:
-            return np.asarray(image.resize(self.target_size, Image.LANCZOS).convert("L"), dtype=np.uint8)
+            return np.asarray(image.resize(size, Image.LANCZOS).convert("L"), dtype=np.uint8)
         gray = normalise(image, "L")
-        return np.asarray(gray.resize(self.target_size, Image.LANCZOS, reducing_gap=3.0), dtype=np.uint8)
+        return np.asarray(gray.resize(size, Image.LANCZOS, reducing_gap=3.0), dtype=np.uint8)
 
-    def encode_images(self, image_dir=None, recursive: bool = False, num_enc_workers: Optional[int] = None) -> Dict[str, str]:
-        """Hash every image under ``image_dir``: ``{relative_path: hex_hash}``, unreadable files left out."""
+    def encode_images(
+        self, image_dir=None, recursive: bool = False, num_enc_workers: Optional[int] = None, hash_method: Optional[str] = None
+    ) -> Dict[str, str]:
+        """Hash every image under ``image_dir``: ``{relative_path: hex_hash}``, unreadable files left out.
+
+        ``num_enc_workers`` means what it does in imagededup: processes that
+        hash in parallel, by default one per core (``None``); 0 or 1 hashes in
+        this process.
+        """
+        method = self._method_for(hash_method)
         if image_dir is None or not os.path.isdir(image_dir):
             raise ValueError("Please provide a valid directory path!")
+        workers = _check_workers(num_enc_workers)
         records = discover_images(image_dir, recursive=recursive)
+        jobs = [(str(image_dir), part, method, self.compat) for part in _chunks(records, workers)]
         encodings: Dict[str, str] = {}
-        for start in range(0, len(records), _ENCODE_CHUNK):
-            chunk = hash_images(image_dir, records[start:start + _ENCODE_CHUNK], start, (self.method,), self.compat)
-            for position, value in zip(chunk.positions.tolist(), chunk.hashes[:, 0].tolist()):
-                encodings[records[position].id] = hash_to_hex(value)
+        parts = map(_hash_job, jobs) if workers <= 1 or len(jobs) <= 1 else _hash_parallel(jobs, min(workers, len(jobs)))
+        for part in parts:
+            encodings.update(part)
         return encodings
 
     @staticmethod
@@ -96,66 +150,86 @@ class Hashing:
         recursive: bool = False,
         num_enc_workers: Optional[int] = None,
         num_dist_workers: Optional[int] = None,
+        hash_method: Optional[str] = None,
     ) -> Dict:
         """Every image within ``max_distance_threshold`` (inclusive) of each image.
 
         Returns ``{name: [dup, ...]}``, or ``{name: [(dup, distance), ...]}`` with
-        ``scores=True``, neighbours sorted by distance.
+        ``scores=True``, neighbours sorted by distance. ``hash_method`` chooses
+        the method for ``Hashing()`` (and must match it for ``PHash()`` etc.).
         """
         self._check_threshold(max_distance_threshold)
         if search_method not in SEARCH_METHODS:
             raise ValueError(f"`search_method` must be one of {', '.join(SEARCH_METHODS)}, got {search_method!r}")
         if image_dir:
-            encoding_map = self.encode_images(image_dir, recursive=recursive)
+            encoding_map = self.encode_images(image_dir, recursive=recursive, num_enc_workers=num_enc_workers, hash_method=hash_method)
         elif encoding_map:
+            if hash_method is not None:
+                self._method_for(hash_method)
             if recursive:
                 warnings.warn("recursive parameter is irrelevant when using encodings.", SyntaxWarning, stacklevel=2)
         else:
             raise ValueError("Provide either an image directory or encodings!")
+        from imgdedup.pipeline.results import duplicates_map  # imports the pipeline package: not on the encode path
+
         names = list(encoding_map)
         hashes = np.asarray([hex_to_hash(encoding_map[n]) for n in names], dtype=np.uint64)
         i, j, distance = hamming_pairs(hashes, max_distance_threshold)
         self.results = duplicates_map(names, i, j, distance, scores=scores)
         if outfile:
-            _save_json(self.results, outfile)
+            save_json(self.results, outfile)
         return self.results
 
-    def find_duplicates_to_remove(
-        self,
-        image_dir=None,
-        encoding_map: Optional[Dict[str, str]] = None,
-        max_distance_threshold: int = 10,
-        outfile: Optional[str] = None,
-        recursive: bool = False,
-        num_enc_workers: Optional[int] = None,
-        num_dist_workers: Optional[int] = None,
-    ) -> List[str]:
-        """Files to remove so that one image of each duplicate group stays (imagededup's rule)."""
-        duplicates = self.find_duplicates(
-            image_dir=image_dir, encoding_map=encoding_map, max_distance_threshold=max_distance_threshold, recursive=recursive
-        )
-        files_to_remove = files_to_remove_from(duplicates)
-        if outfile:
-            _save_json(files_to_remove, outfile)
-        return files_to_remove
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
-def files_to_remove_from(duplicates: Dict[str, list]) -> List[str]:
-    """imagededup's ``get_files_to_remove``: walk keys in order, keep a key unless already marked."""
-    marked: set[str] = set()
-    for key, values in duplicates.items():
-        if key not in marked:
-            marked.update(v[0] if isinstance(v, (tuple, list)) else v for v in values)
-    return sorted(marked)
+def _check_workers(num_enc_workers: Any) -> int:
+    if num_enc_workers is None:
+        return usable_cores()
+    if isinstance(num_enc_workers, bool) or not isinstance(num_enc_workers, (int, np.integer)) or num_enc_workers < 0:
+        raise ValueError(f"`num_enc_workers` must be an int >= 0 (0: no extra processes) or None (one per core), "
+                         f"got {num_enc_workers!r}")
+    return int(num_enc_workers)
+
+
+def _chunks(records: Sequence[FileRecord], workers: int) -> list[Sequence[FileRecord]]:
+    """Records cut into chunks: about four per worker, so a slow chunk does not leave a core idle at the end."""
+    size = max(1, min(_ENCODE_CHUNK, math.ceil(len(records) / max(1, 4 * workers))))
+    return [records[s:s + size] for s in range(0, len(records), size)]
+
+
+def _hash_job(job: tuple[str, Sequence[FileRecord], str, bool]) -> Dict[str, str]:
+    root, records, method, compat = job
+    chunk = hash_images(root, records, 0, (method,), compat)
+    return {records[p].id: hash_to_hex(v) for p, v in zip(chunk.positions.tolist(), chunk.hashes[:, 0].tolist())}
+
+
+def _hash_parallel(jobs: list, workers: int):
+    """Results of ``_hash_job`` over ``jobs`` on ``workers`` processes, in order.
+
+    On Linux processes are forked, as imagededup's ``multiprocessing.Pool``
+    does there: workers start in milliseconds with the hash code imported,
+    and a script without a ``__main__`` guard is not run again in each of
+    them. Forking a process that runs other threads (the CNN's decoding
+    threads, say) can deadlock a child, so then, and off Linux, the chunks go
+    to threads instead: decoding and resizing release the GIL.
+    """
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    else:
+        executor = ThreadPoolExecutor(workers, thread_name_prefix="imgdedup-hash")
+    with executor:
+        yield from executor.map(_hash_job, jobs)
 
 
 def _record(path: Path) -> FileRecord:
     return FileRecord(path.name, -1, 0)
-
-
-def _save_json(results, filename: str) -> None:
-    with open(filename, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, sort_keys=True)
 
 
 class PHash(Hashing):
@@ -182,113 +256,4 @@ class WHash(Hashing):
     method = "whash"
 
 
-class CNN:
-    """CNN embeddings with imagededup's ``CNN`` verbs; the default model works offline.
-
-    ``model_config`` accepts imagededup's ``CustomModel`` (or anything with
-    ``model`` and ``transform`` attributes); without it the default
-    EfficientNet-Lite0 runs (ONNX Runtime on CPU). Encodings are L2-normalised
-    float32 vectors, so cosine similarity is a dot product.
-    """
-
-    def __init__(self, verbose: bool = True, model_config=None, model: str = "efficientnet_lite0", **embedder_options) -> None:
-        from imgdedup.embedding.embedder import Embedder, load_embedder
-
-        self.verbose = verbose
-        if model_config is not None:
-            if getattr(model_config, "model", None) is None or getattr(model_config, "transform", None) is None:
-                raise ValueError("No value provided for model and/or transform in model_config ..")
-            self.embedder = Embedder(model=model_config.model, transform=model_config.transform, **embedder_options)
-        else:
-            self.embedder = load_embedder(model, **embedder_options)
-        self.results: dict | None = None
-
-    def encode_image(self, image_file=None, image_array: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
-        """Encode one image: a ``(1, D)`` float32 array, or ``None`` if the file is not a readable image."""
-        from imgdedup.errors import ImageLoadError
-
-        if image_file is not None:
-            if not Path(image_file).is_file():
-                raise ValueError("Please provide either image file path or image array!")
-            try:
-                return self.embedder.embed_bytes([Path(image_file).read_bytes()])
-            except ImageLoadError:
-                return None
-        if isinstance(image_array, np.ndarray):
-            if image_array.ndim == 2:
-                image_array = np.repeat(image_array[..., np.newaxis], 3, axis=2)
-            if image_array.ndim != 3 or image_array.shape[2] != 3:
-                raise ValueError(f"`image_array` must have shape (H, W) or (H, W, 3), got {image_array.shape}")
-            return self.embedder.embed_images([Image.fromarray(image_array.astype("uint8"))])
-        raise ValueError("Please provide either image file path or image array!")
-
-    def encode_images(self, image_dir, recursive: bool = False, num_enc_workers: int = 0) -> Dict[str, np.ndarray]:
-        """Encode every readable image under ``image_dir``: ``{relative_path: (D,) float32}``."""
-        if image_dir is None or not os.path.isdir(image_dir):
-            raise ValueError("Please provide a valid directory path!")
-        records = discover_images(image_dir, recursive=recursive)
-        encodings: Dict[str, np.ndarray] = {}
-        for start in range(0, len(records), _ENCODE_CHUNK):
-            part = records[start:start + _ENCODE_CHUNK]
-            chunk = hash_images(image_dir, part, 0, ("dhash",))  # validates and decodes cheaply
-            readable = [part[p] for p in chunk.positions.tolist()]
-            vectors = self.embedder.embed_bytes([(Path(image_dir) / r.id).read_bytes() for r in readable])
-            encodings.update({r.id: v for r, v in zip(readable, vectors)})
-        return encodings
-
-    @staticmethod
-    def _check_threshold(threshold: float) -> None:
-        if not isinstance(threshold, float):
-            raise TypeError("Threshold must be a float between -1.0 and 1.0")
-        if not -1.0 <= threshold <= 1.0:
-            raise ValueError("Threshold must be a float between -1.0 and 1.0")
-
-    def find_duplicates(
-        self,
-        image_dir=None,
-        encoding_map: Optional[Dict[str, np.ndarray]] = None,
-        min_similarity_threshold: float = 0.9,
-        scores: bool = False,
-        outfile: Optional[str] = None,
-        recursive: bool = False,
-        num_enc_workers: int = 0,
-        num_sim_workers: int = 0,
-    ) -> Dict:
-        """Every image with cosine similarity >= ``min_similarity_threshold`` to each image, most similar first."""
-        from imgdedup.search.cosine import cosine_pairs
-
-        self._check_threshold(min_similarity_threshold)
-        if image_dir:
-            encoding_map = self.encode_images(image_dir, recursive=recursive)
-        elif encoding_map is None or not len(encoding_map):
-            raise ValueError("Provide either an image directory or encodings!")
-        names = list(encoding_map)
-        vectors = np.asarray([np.ravel(encoding_map[n]) for n in names], dtype=np.float32)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        i, j, similarity = cosine_pairs(vectors, min_similarity_threshold)
-        results = duplicates_map(names, i, j, similarity, scores=scores, higher_is_closer=True)
-        if scores:
-            results = {k: [(name, float(s)) for name, s in v] for k, v in results.items()}
-        self.results = results
-        if outfile:
-            _save_json(results, outfile)
-        return results
-
-    def find_duplicates_to_remove(
-        self,
-        image_dir=None,
-        encoding_map: Optional[Dict[str, np.ndarray]] = None,
-        min_similarity_threshold: float = 0.9,
-        outfile: Optional[str] = None,
-        recursive: bool = False,
-        num_enc_workers: int = 0,
-        num_sim_workers: int = 0,
-    ) -> List[str]:
-        """Files to remove so that one image of each duplicate group stays (imagededup's rule)."""
-        duplicates = self.find_duplicates(
-            image_dir=image_dir, encoding_map=encoding_map, min_similarity_threshold=min_similarity_threshold, recursive=recursive
-        )
-        files_to_remove = files_to_remove_from(duplicates)
-        if outfile:
-            _save_json(files_to_remove, outfile)
-        return files_to_remove
+__all__ = ["AHash", "CNN", "DHash", "DuplicateFinder", "HASH_METHODS", "Hashing", "PHash", "WHash", "files_to_remove_from"]
