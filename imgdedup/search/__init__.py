@@ -1,9 +1,10 @@
 """Search: from hashes and embeddings to duplicate pairs and clusters.
 
 Holds the exact Hamming-radius index (``hamming``), cosine search (``cosine``), the
-incremental search over a store (``incremental``), pair rules (``rules``), clustering
-and keeper order (``cluster``) and member tiers (``tiers``).
+incremental search over a store (``incremental``), pair rules (``rules``), pair
+verification (``verify``: works on :class:`imgdedup.imaging.describe.ImageEvidence`,
+decoded by the caller), clustering and keeper order (``cluster``) and member tiers (``tiers``).
 
-May import: numpy, scipy, networkx, ``imgdedup.config`` and ``imgdedup.storage``.
-Never Pillow decoding, torch or Prefect.
+May import: numpy, scipy, networkx, OpenCV (lazily, in ``verify``), ``imgdedup.config``
+and ``imgdedup.storage``. Never Pillow decoding, torch or Prefect.
 """
