@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,14 @@ def deploy_all(env: dict[str, str] | None = None) -> str:
 
 def worker_command() -> list[str]:
     return prefect_command("worker", "start", "--pool", WORK_POOL)
+
+
+def stop_worker(process: subprocess.Popen, timeout: float = 60) -> int:
+    """Stop a worker started with :func:`worker_command`; return its exit status.
+
+    A ``prefect worker`` stops on SIGINT (Ctrl-C), finishing its shutdown; it
+    ignores SIGTERM, so ``kill PID`` leaves it running.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    return process.wait(timeout=timeout)

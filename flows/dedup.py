@@ -12,17 +12,19 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import dask
-from prefect import flow, get_run_logger, unmapped
+from prefect import allow_failure, flow, get_run_logger, unmapped
+from prefect.futures import PrefectFuture
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect_dask import DaskTaskRunner
 
 from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, PositiveNumber, Threshold, load_config
 from imgdedup.storage.locations import join
 from imgdedup.storage.locations import is_url
-from imgdedup.pipeline.stages import RunSummary, default_out_dir, open_store, prepare_out_dir
+from imgdedup.errors import ImgdedupError
+from imgdedup.pipeline.stages import RunSummary, StageClock, default_out_dir, open_store, prepare_out_dir
 from imgdedup.review.report import human_bytes
 from imgdedup.pipeline.results import read_json
 from imgdedup.flows.placement import Placement, place_tasks, scheduler_worker_resources
@@ -62,38 +64,40 @@ def on_resources(resources: dict | None):
 
 @flow(name="dedup-stages")
 def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> RunSummary:
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    plan_path = preprocess(path, out_dir, config, store_path)
-    seconds["preprocess"] = time.perf_counter() - started
+    clock = StageClock()
+    with clock("preprocess"):
+        plan_path = preprocess(path, out_dir, config, store_path)
+    with clock("hash"):
+        chunks = chunk_tasks(read_plan(plan_path).chunk_paths, config)
+        wait_logging(chunks)
+    with clock("commit"):
+        # A failed chunk does not stop the run: commit records its files as not processed, the next run retries them.
+        commit(plan_path, config, wait_for=[allow_failure(f) for f in chunks])
+    with clock("index"):
+        pairs_path = index(plan_path, config, out_dir)
+    with clock("cluster"):
+        clusters_path = cluster(plan_path, pairs_path, config, out_dir)
+    return report(clusters_path, config, out_dir, clock.seconds)
 
-    started = time.perf_counter()
-    chunk_paths = read_plan(plan_path).chunk_paths
+
+def wait_logging(futures: list[PrefectFuture]) -> None:
+    """Wait for every chunk, in order, with a log line as each is in (failed ones too: see commit)."""
+    logger, started = get_run_logger(), time.perf_counter()
+    for number, future in enumerate(futures, start=1):
+        future.wait()
+        logger.info("chunk %d/%d %s (%.0f s into reading)", number, len(futures),
+                    "done" if future.state.is_completed() else "FAILED", time.perf_counter() - started)
+
+
+def chunk_tasks(chunk_paths: list[str], config: Config) -> list[PrefectFuture]:
+    """Submit every chunk's tasks (hash, then embed when the method needs it); one final future per chunk."""
     placement = current_placement()
     with on_resources(placement.hash):
-        chunk_futures = hash_chunk.map(chunk_paths, config=unmapped(config))
+        futures = hash_chunk.map(chunk_paths, config=unmapped(config))
     if config.uses_embeddings:
         with on_resources(placement.embed):
-            chunk_futures = embed_chunk.map(chunk_futures, chunk_paths, config=unmapped(config))
-    logger, chunk_results = get_run_logger(), []
-    for number, future in enumerate(chunk_futures, start=1):  # in order: a log line as each chunk is in
-        chunk_results.append(future.result())
-        logger.info("chunk %d/%d done (%.0f s into reading)", number, len(chunk_futures), time.perf_counter() - started)
-    seconds["hash"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    manifest_path = commit(plan_path, config, chunk_results)
-    seconds["commit"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    pairs_path = index(plan_path, config, out_dir, manifest_path)
-    seconds["index"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    clusters_path = cluster(plan_path, pairs_path, config, out_dir)
-    seconds["cluster"] = time.perf_counter() - started
-
-    return report(clusters_path, config, out_dir, seconds)
+            futures = embed_chunk.map(futures, chunk_paths, config=unmapped(config))
+    return list(futures)
 
 
 def artifact_key(base: str) -> str:
@@ -144,14 +148,33 @@ def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
     )
 
 
+#: Flow parameters that override the configuration's values.
+OVERRIDES = (
+    "method", "threshold", "min_similarity", "store", "address", "compat", "recursive", "chunk_size", "n_workers",
+    "rule_folders", "rule_ignore", "rule_max_resolution_ratio", "rule_max_aspect_difference",
+)
+
+
+def flow_settings(parameters: Mapping[str, Any]) -> Config:
+    """The run's configuration: ``parameters["config"]`` with the flow parameters given (not None) on top."""
+    overrides = {name: parameters.get(name) for name in OVERRIDES}
+    if overrides["rule_ignore"] is not None:
+        overrides["rule_ignore"] = tuple(overrides["rule_ignore"])
+    return load_config(parameters.get("config"), **overrides)
+
+
 def run_name() -> str:
-    """Name a run after its parameters, e.g. ``dedup-photos-phash-t8``."""
+    """Name a run after its effective settings, e.g. ``dedup-photos-phash-t8`` or ``dedup-photos-hybrid-t15-s0.975``."""
     from prefect.runtime import flow_run
 
     params = flow_run.parameters
-    method = params.get("method") or "default"
-    threshold = params.get("threshold")
-    return f"dedup-{Path(str(params.get('path', ''))).name}-{method}-t{'default' if threshold is None else threshold}"
+    folder = Path(str(params.get("path", "")).rstrip("/")).name
+    try:
+        settings = flow_settings(params)
+    except ImgdedupError:
+        return f"dedup-{folder}"  # the flow itself reports the bad parameter
+    similarity = f"-s{settings.min_similarity}" if settings.uses_embeddings else ""
+    return f"dedup-{folder}-{settings.method}-t{settings.threshold}{similarity}"
 
 
 @flow(name="dedup", flow_run_name=run_name)
@@ -194,12 +217,8 @@ def dedup_flow(
         rule_max_resolution_ratio: Pair rule: largest ratio of pixel counts within a pair.
         rule_max_aspect_difference: Pair rule: largest relative difference of aspect ratios within a pair.
     """
-    settings = load_config(
-        config, method=method, threshold=threshold, min_similarity=min_similarity, store=store, address=address,
-        compat=compat, recursive=recursive, chunk_size=chunk_size, n_workers=n_workers, rule_folders=rule_folders,
-        rule_ignore=tuple(rule_ignore) if rule_ignore is not None else None,
-        rule_max_resolution_ratio=rule_max_resolution_ratio, rule_max_aspect_difference=rule_max_aspect_difference,
-    )
+    parameters = dict(locals())  # the flow's parameters, before any other name is bound
+    settings = flow_settings(parameters)
     out_dir = str(prepare_out_dir(out or default_out_dir()))
     run_store = open_store(path, settings)
     with run_store.lock():

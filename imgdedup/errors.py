@@ -27,3 +27,7 @@ class OutputError(ImgdedupError):
 
 class StoreError(ImgdedupError):
     """The store cannot be used: busy, another layout, or built with another model."""
+
+
+class APIError(ImgdedupError):
+    """The Prefect API a flow run needs cannot be reached or started."""

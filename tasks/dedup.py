@@ -30,13 +30,12 @@ def embed_chunk(hashed_path: str, chunk_path: str, config: Config) -> str:
 
 
 @task(name="commit", retries=1)
-def commit(plan_path: str, config: Config, chunk_results: list[str]) -> str:
-    # chunk_results only orders this task after every chunk commit
+def commit(plan_path: str, config: Config) -> str:
     return str(pipeline.commit(plan_path, config))
 
 
 @task(name="index", retries=1)
-def index(plan_path: str, config: Config, out_dir: str, manifest_path: str) -> str:
+def index(plan_path: str, config: Config, out_dir: str) -> str:
     return str(pipeline.index(plan_path, config, out_dir))
 
 

@@ -7,8 +7,14 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="imgdedup-prefect-home-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
-# Default stores (one per scanned root) go here, not into the user's cache.
+# Default stores (one per scanned root), exported ONNX models and anything else kept under the
+# user's home go to throwaway folders, never into the real ~/.cache/imgdedup.
+REAL_HOME = os.path.expanduser("~")
+_HOME = tempfile.mkdtemp(prefix="imgdedup-test-home-")
+os.environ["HOME"] = _HOME
+os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, ".cache")
 os.environ["IMGDEDUP_HOME"] = tempfile.mkdtemp(prefix="imgdedup-home-")
+os.environ.pop("IMGDEDUP_CACHE_DIR", None)
 
 import pytest  # noqa: E402
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from imgdedup.cli.main import main
+from imgdedup.sample import make_sample_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,3 +86,32 @@ def test_console_script_starts_without_prefect():
         capture_output=True, text=True, check=True,
     ).stdout
     assert out.strip() == "False"
+
+
+def test_find_in_the_current_folder_twice_never_reads_its_own_output(tmp_path, monkeypatch):
+    """`cd photos; imgdedup find .` twice, with the store inside too: same result, no run file read as input."""
+    folder = tmp_path / "photos"
+    truth = make_sample_folder(folder, n_with_copies=2, n_distinct=3, seed=5)
+    monkeypatch.chdir(folder)
+    outputs = []
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["find", ".", "--method", "phash", "--store", "store"])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout.splitlines())
+    assert outputs[0][0].startswith(f"images:       {len(truth)} ({len(truth)} files scanned")
+    assert outputs[1][0] == f"images:       {len(truth)} ({len(truth)} files scanned, 0 read this run)"
+    assert outputs[0][1:5] == outputs[1][1:5]  # unreadable, clusters, duplicates, reclaimable
+    first, second = sorted((folder / "imgdedup-runs").iterdir())
+    assert (first / "duplicates.json").read_text() == (second / "duplicates.json").read_text()
+
+
+def test_url_discovery_skips_run_folders_and_stores(tmp_path):
+    import fsspec
+
+    from imgdedup.imaging.discover import discover_images
+
+    fs = fsspec.filesystem("memory")
+    base = "/imgdedup-tests/scan-own-output"
+    for name in ("a.png", "sub/b.png", "runs/1/.imgdedup-run", "runs/1/thumbs/c.jpg", "store/.imgdedup-store", "store/d.npz"):
+        fs.pipe_file(f"{base}/{name}", b"x")
+    assert [r.id for r in discover_images(f"memory://{base}")] == ["a.png", "sub/b.png"]

@@ -3,6 +3,7 @@ worker, a flow run created through the REST API as the UI does, and one through 
 
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.error
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from imgdedup.deployments.local import deploy_all, prefect_command, worker_command
+from imgdedup.config import load_config
+from imgdedup.deployments.local import deploy_all, prefect_command, stop_worker, worker_command
 from tests.conftest import found_pairs, known_pairs
 from tests.processes import free_port, stop
 
@@ -106,15 +108,20 @@ def test_deployments_run_from_the_api_and_the_cli(prefect_server, sample_folder,
             finished = wait_for_state(api_url, run_id)
             assert finished["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
     finally:
-        stop([worker])
+        # SIGINT, as Ctrl-C: a prefect worker ignores SIGTERM (stop() would end it with SIGKILL after 20 s)
+        status = stop_worker(worker, timeout=60)
         worker_log.close()
+    assert status != -signal.SIGKILL
 
     for out in (ui_out, cli_out):
         duplicates = json.loads((out / "duplicates.json").read_text())
         assert found_pairs(duplicates) == known_pairs(truth)
     assert json.loads((cli_out / "clusters.json").read_text())["threshold"] == 8
-    assert api(f"{api_url}/flow_runs/{cli_run_id}")["name"] == f"dedup-{Path(folder).name}-default-t8"
-    assert api(f"{api_url}/flow_runs/{ui_run['id']}")["name"] == f"dedup-{Path(folder).name}-default-tdefault"
+    # named after the effective settings: the config's method and similarity, the threshold given or the default
+    default = load_config()
+    similarity = f"s{default.min_similarity}"
+    assert api(f"{api_url}/flow_runs/{cli_run_id}")["name"] == f"dedup-{Path(folder).name}-{default.method}-t8-{similarity}"
+    assert api(f"{api_url}/flow_runs/{ui_run['id']}")["name"] == f"dedup-{Path(folder).name}-{default.method}-t{default.threshold}-{similarity}"
     # each deployment keeps its own artifact history, one version per run
     artifacts = api(f"{api_url}/artifacts/filter", {"artifacts": {"key": {"any_": ["dedup-summary-adhoc"]}}})
     assert {a["flow_run_id"] for a in artifacts} == {ui_run["id"], cli_run_id}

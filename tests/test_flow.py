@@ -1,10 +1,13 @@
+import csv
 import json
+import shutil
 
 import pytest
 
 from imgdedup.flows.dedup import dedup_flow
 from imgdedup.config import load_config
 from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.storage.store import Store
 from tests.conftest import found_pairs, known_pairs
 
 
@@ -35,3 +38,36 @@ def test_flow_publishes_artifacts(sample_folder, tmp_path):
     assert table is not None and summary is not None
     assert "report.html" in summary.data and f"imgdedup review {tmp_path / 'flow'}" in summary.data
     assert len(json.loads(table.data)) == 5
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_failed_chunk_task_does_not_stop_the_run_and_is_retried(sample_folder, tmp_path):
+    """One chunk's store rows cannot be written: the run still finishes, records that chunk's files as not
+    processed, and the next run reads them; runs are named after their effective settings."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter
+
+    folder, truth = sample_folder
+    config = load_config(method="phash", chunk_size=7)
+    store = Store.open(tmp_path / "store", row_chunk=16)
+    store.ensure_array(config.hash_array("phash"), 0, "uint64")
+    # chunk 1 owns rows 16..31, Zarr chunk c/1: a folder there makes every write of that chunk fail
+    poison = tmp_path / "store" / "arrays.zarr" / config.hash_array("phash") / "c" / "1"
+    (poison / "in-the-way").mkdir(parents=True)
+    first = dedup_flow(path=str(folder), method="phash", out=str(tmp_path / "run1"), store=str(tmp_path / "store"),
+                       chunk_size=7, n_workers=2)
+    poisoned = [name for name, _, _ in json.loads((tmp_path / "run1" / "work" / "chunk-00001.json").read_text())["files"]]
+    with open(tmp_path / "run1" / "errors.csv", newline="") as handle:
+        errors = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
+    assert errors == {name: "not processed: its chunk task failed" for name in poisoned}
+    assert first.unreadable == len(poisoned) and first.images == len(truth) - len(poisoned)
+
+    shutil.rmtree(poison)
+    second = dedup_flow(path=str(folder), method="phash", out=str(tmp_path / "run2"), store=str(tmp_path / "store"),
+                        chunk_size=7, n_workers=2)
+    assert (second.unreadable, second.images, second.decoded) == (0, len(truth), len(poisoned))
+    assert found_pairs(json.loads((tmp_path / "run2" / "duplicates.json").read_text())) == known_pairs(truth)
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name={"any_": [f"dedup-{folder.name}-phash-t{config.threshold}"]}))
+    assert len(runs) >= 2

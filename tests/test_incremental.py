@@ -259,3 +259,77 @@ def test_store_lock_on_a_backend_without_conditional_writes_never_takes_over():
             pass
     assert fs.cat_file(key) == stale  # left as it was
     fs.rm(url, recursive=True)
+
+
+def test_a_store_belongs_to_one_folder(tmp_path):
+    """B/x.bmp has A/x.bmp's relative path, size and mtime but other pixels: a store of A never serves B."""
+
+    rng = np.random.default_rng(4)
+    for name in ("A", "B"):
+        (tmp_path / name).mkdir()
+        random_scene(rng, (64, 48)).save(tmp_path / name / "x.bmp")
+        random_scene(rng, (64, 48)).save(tmp_path / name / "y.bmp")
+    for name in ("x.bmp", "y.bmp"):
+        os.utime(tmp_path / "B" / name, ns=(0, (tmp_path / "A" / name).stat().st_mtime_ns))
+    config = load_config(method="phash", store=str(tmp_path / "shared"))
+    find_duplicates_in_folder(tmp_path / "A", config, tmp_path / "run-a")
+    with pytest.raises(StoreError, match=r"holds the files of '.*/A', not '.*/B': use another --store"):
+        find_duplicates_in_folder(tmp_path / "B", config, tmp_path / "run-b")
+    again = find_duplicates_in_folder(tmp_path / "A", config, tmp_path / "run-a2")  # its own folder: reused
+    assert again.decoded == 0
+
+
+def test_a_file_edited_between_hashing_and_embedding_is_recorded_not_mixed(tmp_path):
+    """Hashes and embedding come from one version of a file: one edited after hash_chunk (even with its size and
+    mtime put back) is recorded as changed, the next run reads it."""
+    from imgdedup.pipeline.stages import embed_chunk, hash_chunk
+    from imgdedup.storage.store import STATUS_ERROR, STATUS_OK, Manifest
+
+    folder = tmp_path / "photos"
+    make_sample_folder(folder, n_with_copies=1, n_distinct=2, seed=3)
+    config = load_config(method="cnn", store=str(tmp_path / "store"))
+    store = open_store(folder, config)
+    with store.lock():
+        plan = read_plan(preprocess(folder, prepare_out_dir(tmp_path / "run"), config, store))
+        hashed = hash_chunk(plan.chunk_paths[0], config)
+        files = json.loads(open(plan.chunk_paths[0]).read())["files"]
+        edited, moved = folder / files[0][0], folder / files[1][0]
+        stat = edited.stat()
+        data = bytearray(edited.read_bytes())
+        data[-3] ^= 0xFF  # other content, same size
+        edited.write_bytes(bytes(data))
+        os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        os.utime(moved, ns=(0, moved.stat().st_mtime_ns + 10**9))
+        manifest = Manifest.load(embed_chunk(hashed, plan.chunk_paths[0], config))
+    reasons = dict(zip(manifest.ids, manifest.reason))
+    assert reasons[files[0][0]] == "changed after hashing (other content): not read, run again to include it"
+    assert reasons[files[1][0]].startswith("changed after discovery")
+    assert list(manifest.status[2:]) == [STATUS_OK] * (len(files) - 2) and set(manifest.status[:2]) == {STATUS_ERROR}
+    again = find_duplicates_in_folder(folder, config, tmp_path / "again")
+    assert again.decoded == 2  # both read again (the flipped byte may leave the edited one undecodable)
+    assert "changed after" not in (tmp_path / "again" / "errors.csv").read_text()
+
+
+def test_unreadable_files_are_read_again_when_the_reason_may_no_longer_hold(tmp_path):
+    """A file refused under --compat (its format) or a small max_image_pixels is read by a later run without
+    them; one refused for its content under the same settings is not read again."""
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    make_sample_folder(folder, n_with_copies=1, n_distinct=2, seed=9)
+    random_scene(np.random.default_rng(1), (64, 48)).save(folder / "icon.tga")  # not one of imagededup's formats
+    (folder / "notes.txt").write_text("not an image")
+    store = str(tmp_path / "store")
+    compat = find_duplicates_in_folder(folder, load_config(method="phash", compat=True, store=store), tmp_path / "compat")
+    assert "icon.tga,format TGA is not read by imagededup (compat mode)" in (tmp_path / "compat" / "errors.csv").read_text()
+    assert compat.unreadable == 2
+
+    small = load_config(method="phash", max_image_pixels=100, store=store)
+    refused = find_duplicates_in_folder(folder, small, tmp_path / "small")
+    assert refused.unreadable == refused.files and refused.decoded == refused.files  # everything tried again
+    assert find_duplicates_in_folder(folder, small, tmp_path / "small-again").decoded == 0  # same settings: kept
+
+    default = find_duplicates_in_folder(folder, load_config(method="phash", store=store), tmp_path / "default")
+    assert default.decoded == default.files and default.unreadable == 1  # only notes.txt stays unreadable
+    assert find_duplicates_in_folder(folder, load_config(method="phash", store=store), tmp_path / "again").decoded == 0
+    assert Image.open(folder / "icon.tga").format == "TGA"

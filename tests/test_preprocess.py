@@ -54,3 +54,16 @@ def test_cli(folder, tmp_path):
     assert "written:      2 images" in result.output
     assert "unreadable:   notes.txt: not an image" in result.output
     assert Image.open(tmp_path / "out" / "turned.png").size == (32, 32)
+
+
+def test_two_inputs_for_one_output_never_overwrite_each_other(tmp_path):
+    """a.jpg and a.png both become a.jpg: the first (byte order) is written, the second reported, not written."""
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.new("RGB", (40, 30), (250, 0, 0)).save(source / "a.jpg")
+    Image.new("RGB", (40, 30), (0, 0, 250)).save(source / "a.png")
+    result = preprocess_images(source, tmp_path / "out", target_size=(8, 8))
+    assert result.written == ["a.jpg"]
+    assert result.errors == [("a.png", "not written: its output a.jpg is the copy of a.jpg")]
+    red, green, blue = Image.open(tmp_path / "out" / "a.jpg").convert("RGB").getpixel((4, 4))
+    assert red > 200 and blue < 50  # a.jpg's pixels, not a.png's

@@ -123,6 +123,8 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
         rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.
 
+    Uses the Prefect server named by PREFECT_API_URL, or starts a temporary one for the run.
+
     Example: imgdedup run ~/Pictures --threshold 8 --config default --address tcp://127.0.0.1:8786
     """
     rules = dict(rule_folders=rule_folders, rule_ignore=list(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
@@ -131,14 +133,16 @@ def run(path, method, threshold, min_similarity, store, out, config_name, compat
         config_name, method=method, threshold=threshold, min_similarity=min_similarity, store=store, compat=compat,
         recursive=recursive, address=address, n_workers=n_workers, **{**rules, "rule_ignore": tuple(rule_ignore) or None},
     )
+    from imgdedup.flows.api import prefect_api
     from imgdedup.flows.dedup import dedup_flow
     from imgdedup.pipeline.stages import default_out_dir
 
     try:
-        summary = dedup_flow(
-            path=path, method=method, threshold=threshold, min_similarity=min_similarity, out=out or str(default_out_dir()),
-            store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
-        )
+        with prefect_api():
+            summary = dedup_flow(
+                path=path, method=method, threshold=threshold, min_similarity=min_similarity, out=out or str(default_out_dir()),
+                store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
+            )
     except ImgdedupError as exc:
         _fail(exc)
     _finish(summary)
@@ -235,7 +239,8 @@ def deploy() -> None:
 @main.command()
 @click.option("--folder", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/sample", help="Where to write the sample images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/run", help="Run folder.")
-@click.option("--store", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/store", help="Incremental store folder.")
+@click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Incremental store folder (default: `store` beside the sample folder; a store serves one folder).")
 def demo(folder, out, store) -> None:
     """Generate a sample folder with known duplicates and run ``find`` on it.
 
@@ -247,7 +252,7 @@ def demo(folder, out, store) -> None:
     truth = make_sample_folder(folder)
     click.echo(f"sample:       {folder} ({len(truth)} images, {sum(1 for v in truth.values() if v)} with known duplicates)")
     try:
-        summary = find_duplicates_in_folder(folder, load_config(store=store), out)
+        summary = find_duplicates_in_folder(folder, load_config(store=store or str(Path(folder).parent / "store")), out)
     except ImgdedupError as exc:
         _fail(exc)
     _finish(summary)

@@ -58,6 +58,15 @@ _REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "I", "F")
 _ORIENTATION = 0x0112
 
 
+#: Warnings raised inside the decoders (corrupt EXIF, odd chunks, Pillow's own
+#: decompression-bomb warning: our size limit is checked from the header before
+#: any pixel is decoded) do not make a file unusable. One filter, set once at
+#: import: ``warnings.catch_warnings()`` around each decode is not thread-safe
+#: (threads restore each other's filter lists and leave an ``ignore`` behind).
+DECODER_WARNING_MODULES = r"(PIL|pillow_heif|pillow_avif|rawpy)(\.|$)"
+warnings.filterwarnings("ignore", module=DECODER_WARNING_MODULES)
+
+
 _PLUGINS_LOCK = threading.Lock()
 
 
@@ -105,13 +114,25 @@ def register_optional_plugins() -> dict[str, bool]:
         return available
 
 
+def decoder_signature(compat: bool, max_pixels: int) -> str:
+    """What decides whether a file can be read here: pixel path, size limit, Pillow and optional decoders.
+
+    Recorded with every file refused, so a later run retries the refused files
+    when any of these differ (another ``--compat`` or ``max_image_pixels``,
+    pillow-heif or rawpy installed since, a newer Pillow).
+    """
+    import importlib.util
+
+    import PIL
+
+    plugins = dict(register_optional_plugins(), raw=importlib.util.find_spec("rawpy") is not None)
+    present = ",".join(sorted(name for name, ok in plugins.items() if ok)) or "none"
+    return f"compat={int(bool(compat))} max_pixels={int(max_pixels)} pillow={PIL.__version__} plugins={present}"
+
+
 def _pillow_open(data: bytes) -> Image.Image:
     try:
-        with warnings.catch_warnings():
-            # Our own pixel limit is applied below, before any pixel is decoded;
-            # other warnings (corrupt EXIF, odd chunks) do not make a file unusable.
-            warnings.simplefilter("ignore")
-            return Image.open(io.BytesIO(data))
+        return Image.open(io.BytesIO(data))  # warnings: see DECODER_WARNING_MODULES
     except UnidentifiedImageError:
         raise ImageLoadError("not an image (Pillow cannot identify the content)") from None
     except Image.DecompressionBombError:
@@ -261,9 +282,7 @@ def oriented_size(image: Image.Image) -> tuple[int, int]:
 
 def _decode(image: Image.Image) -> Image.Image:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image.load()
+        image.load()
     except Exception as exc:
         raise ImageLoadError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     return image

@@ -19,7 +19,7 @@ from pathlib import Path
 from blake3 import blake3
 
 from imgdedup.errors import ImageLoadError, InputError
-from imgdedup.storage.locations import as_location, filesystem, is_url
+from imgdedup.storage.locations import OUTPUT_MARKERS, as_location, filesystem, is_url
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class FileRecord:
 def discover_images(root: str | os.PathLike, recursive: bool = True) -> list[FileRecord]:
     """List candidate files under ``root`` in a deterministic order.
 
-    Hidden files and folders (name starting with ``.``) are skipped. Every other
+    Hidden files and folders (name starting with ``.``) are skipped, and so is
+    every folder imgdedup wrote (a run folder or a store: it holds one of
+    :data:`~imgdedup.storage.locations.OUTPUT_MARKERS`). Every other
     non-folder entry is a candidate: whether it is an image is decided by its
     content when it is read, not by its extension. So a FIFO, socket or device,
     a broken symlink or a symlink loop is listed too, and the hash stage records
@@ -93,6 +95,8 @@ def _walk(entries: list[os.DirEntry], prefix: str, recursive: bool, out: list[Fi
                 except OSError:
                     out.append(FileRecord(rel, -1, 0))  # unlistable: reported by the hash stage
                     continue
+                if any(child.name in OUTPUT_MARKERS for child in children):
+                    continue  # a run folder or store of ours: never an input
                 _walk(children, rel + "/", recursive, out)
             continue
         try:
@@ -265,11 +269,15 @@ def discover_url(url: str, recursive: bool = True) -> list:
         listing = fs.find(root, maxdepth=None if recursive else 1, detail=True, withdirs=False)
     except (FileNotFoundError, PermissionError, OSError) as exc:
         raise InputError(f"cannot list {url!r}: {exc}") from None
+    relatives = {path: posixpath.relpath(path, root) for path in listing}
+    ours = {posixpath.dirname(r) + "/" for r in relatives.values() if posixpath.basename(r) in OUTPUT_MARKERS and "/" in r}
     records = []
     for path, info in listing.items():
-        relative = posixpath.relpath(path, root)
+        relative = relatives[path]
         if any(part.startswith(".") for part in relative.split("/")):
             continue
+        if any(relative.startswith(folder) for folder in ours):
+            continue  # below a run folder or store of ours
         if info.get("type", "file") != "file":
             continue
         records.append(FileRecord(relative, int(info.get("size") or 0), _mtime_ns(info)))

@@ -9,7 +9,6 @@ into the chunk's own rows of the store.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -80,25 +79,23 @@ def hash_image_bytes(
     Otherwise the default path decodes only what the largest hash input needs
     (``fast=False`` decodes at full size instead, for comparisons).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        image = open_image(data, max_pixels)
-        try:
-            image_format = image.info.get("raw_format") or image.format or "unknown"
-            if compat:
-                size = image.size
-                pixels = compat_rgb(image, keep_gray=True)
-            else:
-                size = oriented_size(image)
-                largest = max((HASH_INPUT_SIZES[m] for m in methods), key=lambda s: s[0] * s[1])
-                pixels = load_opened(image, mode="L", draft_size=largest if fast else None)
-            arrays = [resize_gray(pixels, HASH_INPUT_SIZES[m], compat) for m in methods]
-        except ImageLoadError:
-            raise
-        except MemoryError:
-            raise ImageLoadError("out of memory while decoding") from None
-        except Exception as exc:  # Pillow and its plugins raise many types on malformed data
-            raise ImageLoadError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+    image = open_image(data, max_pixels)
+    try:
+        image_format = image.info.get("raw_format") or image.format or "unknown"
+        if compat:
+            size = image.size
+            pixels = compat_rgb(image, keep_gray=True)
+        else:
+            size = oriented_size(image)
+            largest = max((HASH_INPUT_SIZES[m] for m in methods), key=lambda s: s[0] * s[1])
+            pixels = load_opened(image, mode="L", draft_size=largest if fast else None)
+        arrays = [resize_gray(pixels, HASH_INPUT_SIZES[m], compat) for m in methods]
+    except ImageLoadError:
+        raise
+    except MemoryError:
+        raise ImageLoadError("out of memory while decoding") from None
+    except Exception as exc:  # Pillow and its plugins raise many types on malformed data
+        raise ImageLoadError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     return arrays, size, image_format
 
 

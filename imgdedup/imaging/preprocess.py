@@ -36,6 +36,9 @@ def preprocess_images(
     format's (``a/b.png`` -> ``a/b.jpg`` for JPEG). Unreadable files are
     returned with their reason, never fatal; an existing output file is
     replaced only by a finished one (write to a temporary name, then rename).
+    Two inputs that map to one output (``a.png`` and ``a.jpg``) never overwrite
+    each other: the first in file order is written, the second is returned
+    as an error naming the first.
     """
     fmt = str(format).upper()
     if fmt not in _SAVE_SUFFIX:
@@ -48,14 +51,20 @@ def preprocess_images(
     if output == source or source in output.parents:
         raise InputError(f"output folder {str(output_dir)!r} must not be inside the input folder")
     written, errors = [], []
+    source_of: dict[Path, str] = {}  # output -> the input written there by this call
     for record in discover_images(input_dir, recursive=recursive):
+        target = output / Path(record.id).with_suffix(_SAVE_SUFFIX[fmt])
+        if target in source_of:
+            errors.append((record.id, f"not written: its output {target.relative_to(output).as_posix()} "
+                                      f"is the copy of {source_of[target]}"))
+            continue
         try:
             image = load_image(read_bytes(input_dir, record), mode="RGB", draft_size=tuple(target_size))
             image = image.resize(tuple(target_size), Image.LANCZOS, reducing_gap=REDUCING_GAP)
         except ImageLoadError as exc:
             errors.append((record.id, exc.reason))
             continue
-        target = output / Path(record.id).with_suffix(_SAVE_SUFFIX[fmt])
+        source_of[target] = record.id
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         image.save(tmp, fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))

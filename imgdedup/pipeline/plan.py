@@ -2,8 +2,13 @@
 
 A file is reused when the store knows it with the same size and mtime and has
 every feature the run needs; otherwise it is processed again. Unreadable files
-with an unchanged fingerprint keep their recorded reason. The plan and its
-chunk files are written into the run folder, so every stage only passes paths.
+with an unchanged fingerprint keep their recorded reason while it still holds:
+they are read again when the decoder settings they were refused under differ
+from this run's (``--compat``, ``max_image_pixels``, Pillow, optional decoders
+installed since), or when the reason came from the file system or the run
+rather than the content (:data:`RETRIED_REASONS`: a permission since fixed, a
+file changed while being read, a failed chunk task). The plan and its chunk
+files are written into the run folder, so every stage only passes paths.
 """
 
 from __future__ import annotations
@@ -53,8 +58,18 @@ def new_run_id() -> str:
     return f"{_dt.datetime.now().strftime('%Y%m%d%H%M%S%f')}-{os.getpid()}"
 
 
-def files_to_process(records: Sequence[FileRecord], manifest: Manifest, features: Sequence[str]) -> list[int]:
-    """Positions in ``records`` of the files this run must read."""
+#: Beginnings of the reasons that say nothing about a file's content: such files are always read again.
+RETRIED_REASONS = (
+    "permission denied", "folder cannot be listed", "file missing", "broken symlink", "symlink loop",
+    "cannot read file", "changed ", "out of memory", "not processed",
+)
+
+
+def files_to_process(records: Sequence[FileRecord], manifest: Manifest, features: Sequence[str], refused_under: str = "") -> list[int]:
+    """Positions in ``records`` of the files this run must read.
+
+    ``refused_under`` is this run's :func:`~imgdedup.imaging.decode.decoder_signature`.
+    """
     known = manifest.position()
     needed = [manifest.has(f) for f in features]
     todo = []
@@ -62,7 +77,10 @@ def files_to_process(records: Sequence[FileRecord], manifest: Manifest, features
         m = known.get(record.id)
         if m is None or manifest.size[m] != record.size or manifest.mtime_ns[m] != record.mtime_ns:
             todo.append(k)
-        elif manifest.status[m] != STATUS_ERROR and not all(mask[m] for mask in needed):
+        elif manifest.status[m] == STATUS_ERROR:
+            if manifest.refused_under[m] != refused_under or str(manifest.reason[m]).startswith(RETRIED_REASONS):
+                todo.append(k)
+        elif not all(mask[m] for mask in needed):
             todo.append(k)
     return todo
 

@@ -31,16 +31,18 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from imgdedup.imaging.decode import decoder_signature
 from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.search.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
 from imgdedup.errors import ImageLoadError, OutputError, StoreError
 from imgdedup.imaging.describe import describe_image
-from imgdedup.imaging.discover import FileRecord, discover_images, read_bytes, root_location
+from imgdedup.imaging.discover import FileRecord, content_digest, discover_images, read_bytes, root_location
 from imgdedup.storage import locations
 from imgdedup.storage.locations import Location, as_location, join
 from imgdedup.pipeline.plan import (
@@ -132,6 +134,21 @@ class RunSummary:
         ]
 
 
+class StageClock:
+    """Seconds per stage, summed over every ``with clock("hash"): ...`` block of that name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
 def default_out_dir(base: str | os.PathLike = "imgdedup-runs") -> Path:
     """A new folder under ``base`` named after the current time."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -152,6 +169,7 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Location:
         probe = join(out, WORK, ".write-test")
         locations.write_bytes(probe, b"")
         locations.remove(probe)
+        locations.write_bytes(join(out, locations.RUN_MARKER), b"")  # before any discovery: never an input
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}") from None
     return out
@@ -215,12 +233,13 @@ def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Conf
     merged first, so their work is not repeated.
     """
     out_dir = as_location(out_dir)
+    store.claim_root(root_location(root))
     manifest = merge_pending(store, store.load_manifest())
     store.save_manifest(manifest)
     for path in store.pending_paths():
         locations.remove(path)
     records = discover_images(root, recursive=config.recursive)
-    todo = files_to_process(records, manifest, config.features)
+    todo = files_to_process(records, manifest, config.features, decoder_signature(config.compat, config.max_image_pixels))
     run_id = new_run_id()
     bounds = chunk_bounds(len(todo), config.chunk_size, config.n_workers)
     per_chunk = padded_rows(max((stop - start for start, stop in bounds), default=1), store.row_chunk)
@@ -264,8 +283,9 @@ def preprocess(root: str | os.PathLike, out_dir: str | os.PathLike, config: Conf
     return write_plan(plan, join(out_dir, WORK, "plan.json"))
 
 
-def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool]) -> Manifest:
-    """Manifest entries of one chunk: readable files at their rows, the others with their reason."""
+def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool], refused_under: str) -> Manifest:
+    """Manifest entries of one chunk: readable files at their rows, the others with their reason and
+    the decoder settings they were refused under."""
     ok = chunk.positions.tolist()
     n = len(work.files)
     row = np.full(n, -1, dtype=np.int64)
@@ -285,6 +305,7 @@ def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: di
         status=status, reason=reason.astype(str), row=row, width=width, height=height,
         formats=formats.astype(str), digests=digests.astype("U32"),
         features={feature: good & present for feature, present in features.items()},
+        refused_under=np.where(good, "", refused_under),
     )
 
 
@@ -303,7 +324,7 @@ def hash_chunk(work_path: str | os.PathLike, config: Config) -> Location:
     features = {feature: True for feature in config.features if feature.startswith("hash:")}
     if config.uses_embeddings:
         features["embedding"] = False
-    manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features)
+    manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features, decoder_signature(config.compat, config.max_image_pixels))
     if config.uses_embeddings:
         path = locations.sibling(work_path, locations.name(as_location(work_path)).removesuffix(".json") + ".hashed.npz")
     else:
@@ -318,13 +339,19 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
     store = Store.open(work.store)
     manifest = Manifest.load(hashed_path)
     ok = np.flatnonzero(manifest.status == STATUS_OK)
+    changed: dict[int, str] = {}
     if len(ok):
         datas = []
         for position in ok.tolist():
+            # The file must still be the one hash_chunk read, or its hashes and embedding would
+            # describe two versions: same size and mtime as at discovery, and the same digest.
             try:
-                datas.append(read_bytes(work.root, work.files[position]))
-            except ImageLoadError:
-                datas.append(b"")  # vanished since hashing: embed_files records it
+                data = read_bytes(work.root, work.files[position], check_unchanged=True)
+            except ImageLoadError as exc:
+                data, changed[position] = b"", exc.reason
+            if position not in changed and content_digest(data) != manifest.digests[position]:
+                data, changed[position] = b"", "changed after hashing (other content): not read, run again to include it"
+            datas.append(data)  # b"" keeps the rows aligned; embed_files records it as failed
         embedder = embedder_for(config, threads)
         recorded = store.group(mode="r")["embeddings"].attrs.get("identity")
         if recorded != embedder.identity:
@@ -341,7 +368,10 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
             position = ok[k]
             manifest.status[position], manifest.row[position] = STATUS_ERROR, -1
             manifest.reason = manifest.reason.astype(object)
-            manifest.reason[position] = f"cannot embed: {why}"
+            manifest.reason[position] = changed.get(int(position)) or f"cannot embed: {why}"
+            manifest.refused_under = manifest.refused_under.astype(object)
+            manifest.refused_under[position] = decoder_signature(config.compat, config.max_image_pixels)
+        manifest.refused_under = manifest.refused_under.astype(str)
         manifest.reason = manifest.reason.astype(str)
     good = manifest.status == STATUS_OK
     manifest.features = {name: mask & good for name, mask in manifest.features.items()}
@@ -585,31 +615,29 @@ def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: 
     """Run every stage in this process, chunk by chunk, exactly as the flow does (``truth``: see :func:`report`)."""
     out = prepare_out_dir(out_dir)
     store = open_store(root, config)
-    seconds: dict[str, float] = {}
+    clock = StageClock()
     tell = progress or (lambda stage, done, total: None)
-
-    def timed(name: str, function, *args):
-        started = time.perf_counter()
-        result = function(*args)
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-        return result
-
     with store.lock():
         tell("discover", 0, None)
-        plan_path = timed("preprocess", preprocess, root, out, config, store)
+        with clock("preprocess"):
+            plan_path = preprocess(root, out, config, store)
         plan = read_plan(plan_path)
         tell("discover", plan.discovered, plan.discovered)
         tell("read", 0, plan.to_process)
         done = 0
         for chunk_path in plan.chunk_paths:
-            timed("hash", process_chunk, chunk_path, config)
+            with clock("hash"):
+                process_chunk(chunk_path, config)
             done += len(read_chunk_work(chunk_path).files)
             tell("read", done, plan.to_process)
         tell("commit", 0, None)
-        timed("commit", commit, plan_path, config)
+        with clock("commit"):
+            commit(plan_path, config)
         tell("search", 0, None)
-        pairs_path = timed("index", index, plan_path, config, out)
+        with clock("index"):
+            pairs_path = index(plan_path, config, out)
         tell("cluster", 0, None)
-        clusters_path = timed("cluster", cluster, plan_path, pairs_path, config, out)
+        with clock("cluster"):
+            clusters_path = cluster(plan_path, pairs_path, config, out)
         tell("report", 0, None)
-        return report(clusters_path, config, out, seconds, truth)
+        return report(clusters_path, config, out, clock.seconds, truth)

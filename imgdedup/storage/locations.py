@@ -36,6 +36,12 @@ from imgdedup.errors import ImgdedupError
 
 Location = Union[Path, str]
 
+#: Empty marker files naming the folders imgdedup writes: a run folder and a store. Discovery
+#: never walks into a folder holding one, so a run never reads its own output (or an earlier
+#: run's, or a store's) as input, e.g. ``./imgdedup-runs/`` when the current folder is scanned.
+RUN_MARKER, STORE_MARKER = ".imgdedup-run", ".imgdedup-store"
+OUTPUT_MARKERS = (RUN_MARKER, STORE_MARKER)
+
 _FILE_SCHEMES = ("file://", "local://")
 _LOCAL_PROTOCOLS = ("file", "local")
 

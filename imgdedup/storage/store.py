@@ -3,7 +3,8 @@
 Layout of a store (a local folder, or a URL prefix on object storage such as
 ``s3://bucket/stores/photos``; see :mod:`imgdedup.storage.locations`)::
 
-    store.json        version, row chunk size, creation time
+    store.json        version, row chunk size, creation time, the scanned root it belongs to
+    .imgdedup-store   empty: marks the folder as a store, which discovery never scans
     manifest.npz      one entry per known file: id, size, mtime, status, row, metadata
     arrays.zarr/      Zarr v3 group: hashes_<method> (N,) uint64, embeddings (N, D) float16
     pending/          results of chunks finished since the manifest was last saved
@@ -66,7 +67,10 @@ class Manifest:
 
     ``row`` is the file's row in the store's arrays (-1 for unreadable files);
     ``features`` maps a feature name (``hash:phash``, ``embedding``) to a bool
-    array saying which files have it.
+    array saying which files have it. ``refused_under`` is, for an unreadable
+    file, the decoder settings it was refused under
+    (:func:`imgdedup.imaging.decode.decoder_signature`; ``""`` when unknown, as
+    in stores written before it was recorded).
     """
 
     ids: list[str] = field(default_factory=list)
@@ -80,8 +84,13 @@ class Manifest:
     formats: np.ndarray = field(default_factory=lambda: np.zeros(0, "U1"))
     digests: np.ndarray = field(default_factory=lambda: np.zeros(0, "U32"))
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    refused_under: np.ndarray | None = None
 
-    COLUMNS = ("size", "mtime_ns", "status", "reason", "row", "width", "height", "formats", "digests")
+    COLUMNS = ("size", "mtime_ns", "status", "reason", "row", "width", "height", "formats", "digests", "refused_under")
+
+    def __post_init__(self) -> None:
+        if self.refused_under is None or len(self.refused_under) != len(self.ids):
+            self.refused_under = np.full(len(self.ids), "", dtype="U1")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -127,7 +136,7 @@ class Manifest:
         data = locations.load_npz(locations.as_location(path))
         return cls(
             ids=[os.fsdecode(bytes(b)) for b in data["ids"]],
-            **{name: data[name] for name in cls.COLUMNS},
+            **{name: data[name] for name in cls.COLUMNS if name in data},  # refused_under: new in this version
             features={key.split(":", 1)[1]: value for key, value in data.items() if key.startswith("feature:")},
         )
 
@@ -160,6 +169,7 @@ class Store:
                 body = json.loads(locations.read_text(meta))
             except FileNotFoundError:
                 body = {"version": STORE_VERSION, "row_chunk": int(row_chunk), "created": time.time()}
+                locations.write_bytes(join(store.path, locations.STORE_MARKER), b"")  # never scanned as input
                 locations.write_text(meta, json.dumps(body))
         except OSError as exc:
             raise StoreError(f"cannot create store {str(store.path)!r}: {exc.strerror or exc}") from None
@@ -167,6 +177,25 @@ class Store:
             raise StoreError(f"store {str(store.path)!r} has layout version {body.get('version')}, this imgdedup reads {STORE_VERSION}")
         store.row_chunk = int(body["row_chunk"])
         return store
+
+    def claim_root(self, root: str) -> None:
+        """Record ``root`` (a run's absolute folder or URL) as the store's, or refuse another one.
+
+        Entries are keyed by paths relative to the root: a file of another folder
+        with the same relative path, size and mtime would reuse this folder's
+        hashes. Stores made before roots were recorded take the first one that
+        claims them. Call while holding :meth:`lock`.
+        """
+        meta = join(self.path, "store.json")
+        body = json.loads(locations.read_text(meta))
+        recorded = body.get("root")
+        if recorded is None:
+            locations.write_text(meta, json.dumps({**body, "root": root}))
+        elif recorded != root:
+            raise StoreError(
+                f"store {str(self.path)!r} holds the files of {recorded!r}, not {root!r}: "
+                "use another --store for this folder (or leave --store out: one store per folder)"
+            )
 
     @contextmanager
     def lock(self) -> Iterator[None]:
