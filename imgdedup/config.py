@@ -87,6 +87,13 @@ class Config(BaseModel):
     rule_ignore: Annotated[tuple[str, ...], Rule("a list of glob patterns")] = ()
     review_bits: Threshold = 2
     review_similarity: Annotated[float, Field(ge=0, le=2, strict=True), Rule("a number in 0..2")] = 0.03
+    verify: Flag = True
+    verify_aligned: Cosine = 0.9
+    verify_fine: Cosine = 0.85
+    verify_colour: Cosine = 0.85
+    verify_inliers: Annotated[int, Field(ge=3, strict=True), Rule("an int >= 3")] = 25
+    verify_registered: Cosine = 0.9
+    verify_blocks: Annotated[float, Field(gt=0, strict=True), Rule("a positive number")] = 1.0
     recursive: Flag = True
     compat: Flag = False
     chunk_size: PositiveInt = 2000
@@ -165,6 +172,14 @@ class Config(BaseModel):
         from imgdedup.search.rules import PairRules
 
         return PairRules(self.rule_max_resolution_ratio, self.rule_max_aspect_difference, self.rule_folders, self.rule_ignore)
+
+    @property
+    def verify_settings(self):
+        from imgdedup.search.verify import VerifySettings
+
+        return VerifySettings(aligned=self.verify_aligned, fine=self.verify_fine, colour=self.verify_colour,
+                              inliers=self.verify_inliers, registered=self.verify_registered,
+                              blocks=self.verify_blocks)
 
     @property
     def uses_embeddings(self) -> bool:

@@ -30,8 +30,10 @@ def test_clusters_name_the_highest_resolution_keeper(sample_folder, tmp_path):
         keeper = cluster["members"][0]
         assert keeper["keeper"] and keeper["path"] == cluster["keeper"]
         assert keeper["distance"] == 0
-        best = max(cluster["members"], key=lambda m: (m["width"] * m["height"], m["bytes"]))
-        assert (keeper["width"] * keeper["height"], keeper["bytes"]) == (best["width"] * best["height"], best["bytes"])
+        # the original outside the copies/ folder wins over a larger file of the same resolution in it (#16)
+        best = max(cluster["members"], key=lambda m: (not m["path"].startswith("copies/"), m["width"] * m["height"], m["bytes"]))
+        assert (keeper["path"], keeper["width"] * keeper["height"]) == (best["path"], best["width"] * best["height"])
+        assert not keeper["path"].startswith("copies/")
         assert cluster["reclaimable_bytes"] == sum(m["bytes"] for m in cluster["members"][1:])
     with open(tmp_path / "run" / "clusters.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -304,8 +304,46 @@ def _orient(image: Image.Image, orientation: int) -> Image.Image:
     return image if method is None else image.transpose(method)
 
 
+#: RGB bands spanning at most this many levels (over visible pixels) count as one flat colour.
+FLAT_RGB_LEVELS = 2
+#: A flat colour at least this light composites on white to a nearly blank picture.
+LIGHT_LEVEL = 224
+
+
+def alpha_picture(rgba: Image.Image) -> Image.Image | None:
+    """The picture of an RGBA image whose RGB is one flat colour and whose alpha varies, else None.
+
+    Such an image (a wallpaper or icon drawn only in its alpha channel) composites to a
+    nearly blank picture on white when its colour is light (every band at least
+    :data:`LIGHT_LEVEL`); read through its alpha, as ink of opacity ``alpha`` on white
+    (``255 - alpha`` grey), it shows its picture. A darker flat colour already shows
+    the picture on white, so those images (monochrome icons) keep their pixels and hashes.
+
+    Parameters
+    ----------
+    rgba : Pillow image, mode RGBA
+
+    Returns
+    -------
+    Pillow image, mode L, or None when the RGB carries the picture (or alpha is flat).
+    """
+    pixels = np.asarray(rgba)
+    alpha = pixels[..., 3]
+    low, high = int(alpha.min(initial=255)), int(alpha.max(initial=0))
+    if high - low <= 16 or high == 0:
+        return None
+    visible = pixels[alpha > 0][:, :3]
+    if int((visible.max(axis=0) - visible.min(axis=0)).max()) > FLAT_RGB_LEVELS or int(visible.min()) < LIGHT_LEVEL:
+        return None
+    return Image.fromarray(255 - alpha, "L")
+
+
 def flatten(image: Image.Image, mode: str) -> Image.Image:
-    """16-bit scaled (not clipped) to 8 bits, palette expanded, alpha on white, then ``mode``."""
+    """16-bit scaled (not clipped) to 8 bits, palette expanded, alpha on white, then ``mode``.
+
+    An image drawn only in its alpha channel (flat RGB) is read through its alpha
+    (:func:`alpha_picture`).
+    """
     if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
         array = np.asarray(image, dtype=np.float64)
         scale = 1.0 if array.max(initial=0) <= 255 and image.mode == "F" else 257.0
@@ -314,8 +352,12 @@ def flatten(image: Image.Image, mode: str) -> Image.Image:
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode in ("RGB", "L") and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
+        drawn = alpha_picture(rgba)
+        if drawn is not None:
+            image = drawn
+        else:
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(white, rgba)
     if image.mode != mode:
         image = image.convert(mode if image.mode in ("RGB", "L", "RGBA") else "RGB").convert(mode)
     return image

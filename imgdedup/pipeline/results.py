@@ -72,6 +72,9 @@ def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: 
             }
             if m.similarity is not None:
                 entry["similarity"] = m.similarity
+            if m.evidence is not None:
+                entry["evidence"] = m.evidence  # how it was verified against the keeper
+                entry["verification"] = m.scores
             if tier_of is not None:
                 entry["tier"] = "keeper" if m.index == k else tier_of(
                     same_digest=table.digests[m.index] == table.digests[k],

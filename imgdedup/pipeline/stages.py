@@ -44,7 +44,8 @@ from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.search.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
 from imgdedup.errors import ImageLoadError, OutputError, StoreError
-from imgdedup.imaging.discover import content_digest, discover_images, read_bytes, root_location
+from imgdedup.imaging.describe import describe_image
+from imgdedup.imaging.discover import FileRecord, content_digest, discover_images, read_bytes, root_location
 from imgdedup.storage import locations
 from imgdedup.storage.locations import Location, as_location, join
 from imgdedup.pipeline.plan import (
@@ -77,6 +78,7 @@ from imgdedup.pipeline.results import (
 from imgdedup.search.rules import suppress_pairs, veto_pairs
 from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, empty_pairs, finish_pairs, plan_pairs
 from imgdedup.search.tiles import SearchPlan, load_tile, merge_tiles, save_tile, search_tile
+from imgdedup.search.verify import verify_pair
 from imgdedup.search.tiers import TIERS, member_tier
 from imgdedup.storage.store import (
     STATUS_ERROR,
@@ -510,12 +512,28 @@ def merge_index(plan_path: str | os.PathLike, search_path: str | os.PathLike, ti
     return locations.save_npz(path, i=pairs.i, j=pairs.j, distance=pairs.distance, similarity=pairs.similarity)
 
 
+def describe_candidates(table: ImageTable, indices: np.ndarray, max_pixels: int) -> dict:
+    """:class:`ImageEvidence` of the images in candidate pairs (None for a file unreadable now)."""
+    found: dict = {}
+    for k in np.asarray(indices).tolist():
+        record = FileRecord(id=table.ids[k], size=int(table.sizes[k]), mtime_ns=int(table.mtime_ns[k]))
+        try:
+            found[k] = describe_image(read_bytes(table.root, record), max_pixels)
+        except (ImageLoadError, MemoryError):
+            found[k] = None
+    return found
+
+
 def run_settings(config: Config) -> dict:
     settings: dict = {"method": config.method, "threshold": config.threshold, "compat": config.compat}
     if config.uses_embeddings:
         settings.update({"min_similarity": config.min_similarity, **embedding_settings(config)})
     if config.method == "hybrid":
         settings.update({"hybrid_hashes": list(TRIMMED_HASH_ARRAYS), "hybrid_floor": config.hybrid_floor})
+    settings["verify"] = config.verify and not config.compat
+    if settings["verify"]:
+        settings.update({name: getattr(config, name) for name in
+                         ("verify_aligned", "verify_fine", "verify_colour", "verify_inliers", "verify_registered", "verify_blocks")})
     return settings
 
 
@@ -540,12 +558,37 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
         embeddings = PositionRows(store, "embeddings", rows, np.concatenate([i, j])) if config.uses_embeddings else None
     else:
         hashes, embeddings = np.zeros(0, np.uint64), None
-    rank = keeper_order(table.width, table.height, table.sizes)
-    clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings)
+    verifier, evidence, outcomes, verdicts = None, {}, {}, {}
+    if config.verify and not config.compat and len(i):
+        evidence = describe_candidates(table, np.unique(np.concatenate([i, j])), config.max_image_pixels)
+        settings = config.verify_settings
+
+        def verifier(a: int, b: int) -> tuple[bool, str, dict]:
+            key = (min(a, b), max(a, b))
+            if key not in verdicts:
+                if evidence.get(a) is None or evidence.get(b) is None:
+                    verdicts[key] = (False, "unreadable", {})
+                else:
+                    verdict = verify_pair(evidence[a], evidence[b], table.digests[a] == table.digests[b], settings)
+                    verdicts[key] = (verdict.ok, verdict.evidence, verdict.scores)
+                outcomes[verdicts[key][1]] = outcomes.get(verdicts[key][1], 0) + 1
+            return verdicts[key]
+
+    camera = np.zeros(len(table.ids), bool)
+    for k, found in evidence.items():
+        camera[k] = found is not None and found.camera
+    rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, camera)
+    clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings, verify=verifier)
     document = clusters_document(table, clusters, run_settings(config), tier_of=lambda **kw: member_tier(
         method=config.method, threshold=config.threshold, min_similarity=config.min_similarity,
         review_bits=config.review_bits, review_similarity=config.review_similarity, **kw,
     ))
+    document["candidate_pairs"] = int(len(i))
+    if verifier is not None:  # duplicates.json lists verified pairs only
+        confirmed = np.fromiter((verifier(a, b)[0] for a, b in zip(i.tolist(), j.tolist())), dtype=bool, count=len(i))
+        i, j, distance, similarity = i[confirmed], j[confirmed], distance[confirmed], similarity[confirmed]
+    document["verification"] = dict(sorted(outcomes.items()))  # checks made, by evidence or reason refuted
+    document["low_information"] = sum(1 for found in evidence.values() if found is not None and found.low_information)
     document["vetoed_pairs"] = vetoed
     document["suppressed_pairs"] = suppressed
     by_similarity = config.uses_embeddings
@@ -602,6 +645,8 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
         "duplicate files": summary.duplicates,
         "reclaimable": human_bytes(summary.reclaimable_bytes),
         "duplicates by tier": ", ".join(f"{t} {n}" for t, n in tiers.items()),
+        "low-information images": document.get("low_information", 0),
+        "verification checks": ", ".join(f"{k} {v}" for k, v in document.get("verification", {}).items()) or "none",
         "pairs marked not duplicates": document.get("suppressed_pairs", 0),
         "pairs vetoed by rules": ", ".join(f"{k} {v}" for k, v in document.get("vetoed_pairs", {}).items()) or "none",
         "seconds per stage": ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),

@@ -1,10 +1,24 @@
-"""Duplicate clusters: connected components of the pair graph, each with a keeper."""
+"""Duplicate clusters of the pair graph, each with a keeper.
+
+Without verification a cluster is a connected component of the pair graph.
+With it (:func:`cluster_pairs` ``verify=``), only verified pairs join images,
+and a cluster never chains: every member is a verified duplicate of the keeper
+(checked directly when the two were not a candidate pair); the others of a
+component form further clusters around their own keepers.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
+
+#: Folder names (any level) and file-name words that mark a file as a copy, not the original.
+COPY_NAMES = re.compile(r"(^|[^a-z])(cop(y|ies)|exports?|exported|thumbs?|thumbnails?|resized|previews?|small|cache)([^a-z]|$)")
+#: Largest number of direct keeper checks made for one component (a guard against pathological graphs).
+MAX_KEEPER_CHECKS = 20_000
 
 
 @dataclass(frozen=True)
@@ -12,6 +26,8 @@ class ClusterMember:
     index: int
     distance: int  # Hamming distance to the keeper's hash
     similarity: float | None = None  # cosine similarity to the keeper, when the run has embeddings
+    evidence: str | None = None  # how it was verified against the keeper (see imgdedup.search.verify)
+    scores: dict = field(default_factory=dict)  # the verification's scores
 
 
 @dataclass(frozen=True)
@@ -30,13 +46,48 @@ class Cluster:
         return [m.index for m in self.members]
 
 
-def keeper_order(width: np.ndarray, height: np.ndarray, file_size: np.ndarray) -> np.ndarray:
-    """Rank of every image as a keeper: highest resolution, then largest file, then path order.
+def looks_like_copy(path: str) -> bool:
+    """Whether a relative path sits in a folder named like copies/exports/thumbnails, or its name says copy."""
+    parts = path.lower().replace("\\", "/").split("/")
+    stem = parts[-1].rsplit(".", 1)[0]
+    return any(COPY_NAMES.search(part) for part in parts[:-1]) or bool(re.search(r"(^|[^a-z])cop(y|ies)([^a-z]|$)|\(\d+\)$", stem))
 
-    Returns ``(N,)`` int64 ranks, 0 = best.
+
+def keeper_order(
+    width: np.ndarray,
+    height: np.ndarray,
+    file_size: np.ndarray,
+    mtime_ns: np.ndarray | None = None,
+    ids: Sequence[str] | None = None,
+    camera: np.ndarray | None = None,
+) -> np.ndarray:
+    """Rank of every image as a keeper, preferring the original over its copies.
+
+    In order: outside folders named like copies, exports or thumbnails (and not
+    named ``... copy`` / ``(1)``, when ``ids`` are given); highest resolution;
+    camera metadata (when ``camera`` is given); largest file (at one
+    resolution, the less compressed); oldest modification time (when
+    ``mtime_ns`` is given); then path order.
+
+    Parameters
+    ----------
+    width, height, file_size : (N,) int ndarray
+    mtime_ns : (N,) int ndarray, optional
+    ids : sequence of N str, optional
+        Relative paths, in file (path) order.
+    camera : (N,) bool ndarray, optional
+        The file's EXIF names a camera.
+
+    Returns
+    -------
+    (N,) int64 ndarray of ranks, 0 = best.
     """
     pixels = np.asarray(width, dtype=np.int64) * np.asarray(height, dtype=np.int64)
-    order = np.lexsort((np.arange(len(pixels)), -np.asarray(file_size, dtype=np.int64), -pixels))
+    n = len(pixels)
+    copy = np.zeros(n, bool) if ids is None else np.fromiter((looks_like_copy(p) for p in ids), dtype=bool, count=n)
+    has_camera = np.zeros(n, bool) if camera is None else np.asarray(camera, dtype=bool)
+    mtime = np.zeros(n, np.int64) if mtime_ns is None else np.asarray(mtime_ns, dtype=np.int64)
+    order = np.lexsort((np.arange(n), mtime, -np.asarray(file_size, dtype=np.int64), ~has_camera, -pixels, copy))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank
@@ -81,6 +132,61 @@ def connected_components(n: int, i: np.ndarray, j: np.ndarray) -> list[np.ndarra
     return groups
 
 
+#: ``verify(a, b)`` for two image indices: (is a verified duplicate, evidence, scores).
+Verifier = Callable[[int, int], tuple[bool, str, dict]]
+
+
+def verified_groups(
+    n: int, i: np.ndarray, j: np.ndarray, keeper_rank: np.ndarray, verify: Verifier
+) -> list[tuple[int, dict[int, tuple[str, dict]]]]:
+    """Groups of images around keepers, every member verified against its keeper.
+
+    Candidate pairs are verified; each connected component of the verified pairs
+    is split: its best-ranked image is a keeper, and a member is every other image
+    of the component verified against it (directly when the two were a candidate
+    pair, else by a fresh check); the rest form groups of their own the same way.
+
+    Returns
+    -------
+    list of (keeper, {member: (evidence, scores)}), every group with at least one member.
+    """
+    import networkx as nx  # graph analysis of the few verified pairs; components of all pairs use scipy
+
+    graph = nx.Graph()
+    verdicts: dict[tuple[int, int], tuple[bool, str, dict]] = {}
+    for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist()):
+        if a >= n or b >= n:
+            raise ValueError(f"pair index out of range for n={n}")
+        key = (min(a, b), max(a, b))
+        if key not in verdicts:
+            verdicts[key] = verify(*key)
+        if verdicts[key][0]:
+            graph.add_edge(*key)
+    groups = []
+    for component in nx.connected_components(graph):
+        remaining = set(component)
+        checks = 0
+        while len(remaining) > 1:
+            keeper = min(remaining, key=lambda k: (int(keeper_rank[k]), k))
+            members: dict[int, tuple[str, dict]] = {}
+            for other in sorted(remaining - {keeper}):
+                key = (min(keeper, other), max(keeper, other))
+                if key not in verdicts and checks < MAX_KEEPER_CHECKS:
+                    checks += 1
+                    verdicts[key] = verify(*key)
+                verdict = verdicts.get(key)
+                if verdict is not None and verdict[0]:
+                    members[other] = (verdict[1] if graph.has_edge(*key) else f"{verdict[1]} (keeper check)", verdict[2])
+            remaining.discard(keeper)
+            remaining -= set(members)
+            if members:
+                groups.append((keeper, members))
+            # what is left may have fallen apart: keep only images still joined to another
+            left = graph.subgraph(remaining)
+            remaining = {k for k in remaining if left.degree(k) > 0}
+    return groups
+
+
 def cluster_pairs(
     n: int,
     i: np.ndarray,
@@ -88,6 +194,7 @@ def cluster_pairs(
     hashes: np.ndarray,
     keeper_rank: np.ndarray,
     embeddings: np.ndarray | None = None,
+    verify: Verifier | None = None,
 ) -> list[Cluster]:
     """Group images joined by pairs into clusters.
 
@@ -105,14 +212,24 @@ def cluster_pairs(
         L2-normalised; when given, members also carry their similarity to the
         keeper and are ordered by it. Anything indexed like such an array
         will do (only the rows of images in pairs are read).
+    verify : callable, optional
+        ``verify(a, b) -> (ok, evidence, scores)``; when given, clusters are
+        :func:`verified_groups` (no chaining) and members carry their evidence.
 
     Returns
     -------
     list of Cluster, ordered by their first member's index.
     """
+    if verify is None:
+        groups = []
+        for members in connected_components(n, i, j):
+            keeper = int(members[np.argmin(keeper_rank[members])])
+            groups.append((keeper, {int(m): (None, {}) for m in members if m != keeper}))
+    else:
+        groups = verified_groups(n, i, j, keeper_rank, verify)
     clusters = []
-    for members in connected_components(n, i, j):
-        keeper = int(members[np.argmin(keeper_rank[members])])
+    for keeper, evidence in groups:
+        members = np.asarray([keeper, *sorted(evidence)], dtype=np.int64)
         distances = np.bitwise_count(hashes[members] ^ hashes[keeper]).astype(np.int64)
         if embeddings is None:
             similarities = None
@@ -124,7 +241,10 @@ def cluster_pairs(
             Cluster(
                 keeper=keeper,
                 members=tuple(
-                    ClusterMember(int(members[k]), int(distances[k]), None if similarities is None else round(float(similarities[k]), 4))
+                    ClusterMember(
+                        int(members[k]), int(distances[k]), None if similarities is None else round(float(similarities[k]), 4),
+                        *((None if verify is None else "keeper", {}) if members[k] == keeper else evidence[int(members[k])]),
+                    )
                     for k in order
                 ),
             )

@@ -71,12 +71,23 @@ def trimmed_distance(store: Store, rows: np.ndarray, i: np.ndarray, j: np.ndarra
 
 
 def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -> PairSet:
-    """The run's duplicate pairs from its search's pairs ``found`` (see :func:`search_pairs`)."""
+    """The run's duplicate pairs from its search's pairs ``found`` (see :func:`search_pairs`).
+
+    ``hybrid``: a pair counts when its cosine similarity is at least
+    ``min_similarity``, or when its similarity is at least ``hybrid_floor`` and
+    the smaller of its phash and dhash distances, both taken on the image as
+    the embedder prepares it (margins trimmed, grey), is within ``threshold``.
+    With ``verify`` every pair with similarity at least ``hybrid_floor`` is a
+    candidate (the cluster stage verifies each, see :mod:`imgdedup.search.verify`).
+    """
     primary = config.hash_methods[0]
     if config.method == "hybrid":
         ci, cj, cs = found
         near = trimmed_distance(store, rows, ci, cj)
         keep = (cs >= config.min_similarity) | ((near <= config.threshold) & (cs >= config.hybrid_floor))
+        if config.verify and not config.compat:
+            # verification confirms each pair on its own evidence, so the candidates reach further: crops
+            keep |= cs >= config.hybrid_floor
         i, j, distance = ci[keep], cj[keep], near[keep]
     else:
         i, j, _ = found

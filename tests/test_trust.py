@@ -1,0 +1,160 @@
+"""Decisions a person can trust (#16): low-information and alpha-only images, verification, no chaining, keepers."""
+
+import io
+import json
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from imgdedup.config import load_config
+from imgdedup.imaging.decode import load_image
+from imgdedup.imaging.describe import describe_image
+from imgdedup.imaging.lowinfo import is_low_information
+from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.sample import random_scene
+from imgdedup.search.cluster import keeper_order, looks_like_copy, verified_groups
+from imgdedup.search.verify import verify_pair
+
+
+def encoded(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def alpha_only(seed: int, size=(320, 240)) -> Image.Image:
+    """White RGB everywhere; the picture (a few shapes) lives only in the alpha channel."""
+    rng = np.random.default_rng(seed)
+    alpha = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(alpha)
+    for _ in range(4):
+        x, y, r = rng.uniform(0, size[0]), rng.uniform(0, size[1]), rng.uniform(20, 80)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=int(rng.integers(120, 256)))
+    image = Image.new("RGBA", size, (255, 255, 255, 0))
+    image.putalpha(alpha)
+    return image
+
+
+def object_on_white(colour, seed: int = 0, letter: str | None = None) -> Image.Image:
+    """One shape (a rounded box with a highlight) in ``colour`` on white: catalogue-style look-alikes."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (400, 400), "white")
+    draw = ImageDraw.Draw(image)
+    c = 200 + rng.uniform(-5, 5, 2)
+    draw.rounded_rectangle((c[0] - 120, c[1] - 80, c[0] + 120, c[1] + 80), radius=30, fill=colour,
+                           outline=tuple(v // 2 for v in colour), width=5)
+    draw.ellipse((c[0] - 60, c[1] - 50, c[0] - 20, c[1] - 10), fill="white")
+    return image
+
+
+def textured_scene(seed: int, size=(480, 360)) -> Image.Image:
+    """A random scene with many small shapes: corners for keypoints, as a photograph has."""
+    rng = np.random.default_rng(seed)
+    image = random_scene(rng, size)
+    draw = ImageDraw.Draw(image)
+    for _ in range(150):
+        x, y, r = rng.uniform(0, size[0]), rng.uniform(0, size[1]), rng.uniform(3, 12)
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        (draw.rectangle if rng.random() < 0.5 else draw.ellipse)((x - r, y - r * 0.7, x + r, y + r * 0.7), fill=fill)
+    return image
+
+
+def test_an_alpha_only_picture_is_read_through_its_alpha():
+    image = alpha_only(1)
+    pixels = np.asarray(load_image(encoded(image), mode="L"), dtype=np.int16)
+    assert pixels.std() > 20  # composited on white it would be blank
+    assert np.abs(pixels - (255 - np.asarray(image.getchannel("A"), dtype=np.int16))).max() <= 1
+
+
+def test_ordinary_transparent_images_keep_their_composite_on_white():
+    scene = random_scene(np.random.default_rng(3), (200, 150)).convert("RGBA")
+    alpha = Image.new("L", scene.size, 255)
+    ImageDraw.Draw(alpha).rectangle((0, 0, 60, 40), fill=0)
+    scene.putalpha(alpha)
+    white = Image.alpha_composite(Image.new("RGBA", scene.size, (255, 255, 255, 255)), scene).convert("RGB")
+    assert np.array_equal(np.asarray(load_image(encoded(scene))), np.asarray(white))
+    # a black glyph (flat dark RGB, picture in alpha) keeps its composite too
+    glyph = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    glyph.putalpha(alpha.resize((64, 64)))
+    expected = Image.alpha_composite(Image.new("RGBA", (64, 64), (255, 255, 255, 255)), glyph).convert("RGB")
+    assert np.array_equal(np.asarray(load_image(encoded(glyph))), np.asarray(expected))
+
+
+def test_blank_and_near_blank_images_are_low_information():
+    flat = np.full((64, 64), 200, np.uint8)
+    dot = flat.copy()
+    dot[30:33, 30:33] = 0
+    assert is_low_information(flat) and is_low_information(dot)
+    assert not is_low_information(np.asarray(random_scene(np.random.default_rng(0), (64, 64)).convert("L")))
+
+
+def test_low_information_images_match_only_by_equal_pixels():
+    blank = Image.new("RGB", (300, 200), (240, 240, 240))
+    one, other = blank.copy(), blank.copy()
+    ImageDraw.Draw(one).ellipse((20, 20, 30, 30), fill="black")
+    ImageDraw.Draw(other).ellipse((250, 150, 260, 160), fill="black")
+    a, b = describe_image(encoded(one)), describe_image(encoded(other))
+    assert a.low_information and b.low_information
+    assert verify_pair(a, b, same_digest=False).evidence == "low_information"
+    again = describe_image(encoded(one, "JPEG", quality=95))
+    assert verify_pair(a, again, same_digest=False).evidence == "pixels"
+
+
+def test_look_alike_objects_of_different_colours_are_not_duplicates():
+    red, green = (describe_image(encoded(object_on_white(c, seed=k))) for k, c in enumerate([(220, 40, 40), (40, 180, 60)]))
+    verdict = verify_pair(red, green, same_digest=False)
+    assert not verdict.ok and verdict.evidence == "colour"
+    copy = describe_image(encoded(object_on_white((220, 40, 40), seed=0).resize((200, 200)), "JPEG", quality=70))
+    assert verify_pair(red, copy, same_digest=False).ok
+
+
+def test_a_crop_is_confirmed_by_keypoints_and_an_unrelated_picture_is_not():
+    scene = textured_scene(7)
+    crop = scene.crop((60, 40, 60 + 360, 40 + 270))  # about 56 % of the area
+    a, b = describe_image(encoded(scene, "JPEG", quality=90)), describe_image(encoded(crop, "JPEG", quality=90))
+    verdict = verify_pair(a, b, same_digest=False)
+    assert verdict.ok and verdict.evidence == "keypoints", verdict
+    other = describe_image(encoded(textured_scene(8), "JPEG", quality=90))
+    assert not verify_pair(a, other, same_digest=False).ok
+
+
+def test_a_chain_is_split_around_the_keeper():
+    # 0-1 and 1-2 verify, 0-2 does not: 2 must not join 0's cluster through 1
+    ok = {(0, 1), (1, 2)}
+    groups = verified_groups(3, np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2]),
+                             lambda a, b: ((a, b) in ok, "aligned", {}))
+    assert groups == [(0, {1: ("aligned", {})})]
+    # a member verified directly against the keeper joins even when it was not a candidate pair
+    groups = verified_groups(3, np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2]), lambda a, b: (True, "aligned", {}))
+    assert groups == [(0, {1: ("aligned", {}), 2: ("aligned (keeper check)", {})})]
+
+
+def test_keeper_prefers_the_original():
+    ids = ["photos/exports/a.jpg", "photos/a.jpg", "photos/a copy.jpg", "photos/thumbnails/a.jpg"]
+    assert [looks_like_copy(p) for p in ids] == [True, False, True, True]
+    same = np.array([4000, 4000, 4000, 4000]), np.array([3000, 3000, 3000, 3000])
+    rank = keeper_order(*same, np.array([9_000_000, 3_000_000, 5_000_000, 9_000_000]), ids=ids)
+    assert int(np.argmin(rank)) == 1  # outside copy folders, though a smaller file
+    # at one resolution: camera metadata, then the larger file, then the older one
+    ids = ["a.jpg", "b.jpg", "c.jpg"]
+    sizes = np.array([5, 9, 9])
+    assert int(np.argmin(keeper_order(same[0][:3], same[1][:3], sizes, ids=ids, camera=np.array([True, False, False])))) == 0
+    assert int(np.argmin(keeper_order(same[0][:3], same[1][:3], sizes, np.array([3, 2, 1]), ids=ids))) == 2
+
+
+def test_find_keeps_look_alikes_apart_and_says_why_members_are_there(tmp_path):
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    object_on_white((220, 40, 40), seed=0).save(folder / "red.png")
+    object_on_white((40, 180, 60), seed=1).save(folder / "green.png")
+    object_on_white((220, 40, 40), seed=0).resize((300, 300)).save(folder / "red-small.jpg", quality=85)
+    alpha_only(1).save(folder / "alpha-1.png")
+    alpha_only(2).save(folder / "alpha-2.png")
+    config = load_config(method="phash", threshold=16, store=str(tmp_path / "store"))
+    find_duplicates_in_folder(folder, config, tmp_path / "run")
+    document = json.loads((tmp_path / "run" / "clusters.json").read_text())
+    clusters = [sorted(m["path"] for m in c["members"]) for c in document["clusters"]]
+    assert clusters == [["red-small.jpg", "red.png"]]
+    member = next(m for m in document["clusters"][0]["members"] if not m["keeper"])
+    assert member["evidence"] == "aligned" and "aligned" in member["verification"]
+    assert document["clusters"][0]["keeper"] == "red.png"
