@@ -2,6 +2,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -83,7 +84,9 @@ def test_every_command_is_documented_in_the_readme():
 def test_console_script_starts_without_prefect():
     out = subprocess.run(
         [sys.executable, "-c", "import sys; from imgdedup.cli.main import main; print('prefect' in sys.modules)"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert out.strip() == "False"
 
@@ -112,7 +115,14 @@ def test_url_discovery_skips_run_folders_and_stores(tmp_path):
 
     fs = fsspec.filesystem("memory")
     base = "/imgdedup-tests/scan-own-output"
-    for name in ("a.png", "sub/b.png", "runs/1/.imgdedup-run", "runs/1/thumbs/c.jpg", "store/.imgdedup-store", "store/d.npz"):
+    for name in (
+        "a.png",
+        "sub/b.png",
+        "runs/1/.imgdedup-run",
+        "runs/1/thumbs/c.jpg",
+        "store/.imgdedup-store",
+        "store/d.npz",
+    ):
         fs.pipe_file(f"{base}/{name}", b"x")
     assert [r.id for r in discover_images(f"memory://{base}")] == ["a.png", "sub/b.png"]
 
@@ -125,8 +135,25 @@ def test_torchvision_model_without_weights_offline_is_an_error_naming_the_file_a
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # offline, whatever this machine can reach
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    result = CliRunner().invoke(main, ["find", str(tmp_path / "in"), "--method", "cnn", "--model", "torchvision:vgg16",
-                                       "--store", str(tmp_path / "store"), "--out", str(tmp_path / "run"), "-q"])
+    # urllib caches its first opener with the proxies of that moment: give this test its own, so
+    # later tests' requests to 127.0.0.1 do not go through this dead proxy
+    monkeypatch.setattr(urllib.request, "_opener", None)
+    result = CliRunner().invoke(
+        main,
+        [
+            "find",
+            str(tmp_path / "in"),
+            "--method",
+            "cnn",
+            "--model",
+            "torchvision:vgg16",
+            "--store",
+            str(tmp_path / "store"),
+            "--out",
+            str(tmp_path / "run"),
+            "-q",
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: the weights of torchvision model 'vgg16'"), result.output
     assert "vgg16-397923af.pth" in result.output and str(tmp_path / "torch" / "hub" / "checkpoints") in result.output

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import threading
+import urllib.request
 
 import numpy as np
 import pytest
@@ -23,8 +24,9 @@ def photos(tmp_path_factory):
     """Crops of the photographs scikit-image ships, with re-encoded, downscaled and brightened copies, in one folder."""
     base = tmp_path_factory.mktemp("guide")
     generated = base / "generated"
-    truth = make_transformed_copies(generated, n_originals=6, seed=2, size=(320, 240),
-                                    transforms=["jpeg_q25", "downscale_50", "brightness_130"])
+    truth = make_transformed_copies(
+        generated, n_originals=6, seed=2, size=(320, 240), transforms=["jpeg_q25", "downscale_50", "brightness_130"]
+    )
     folder = base / "photos"
     folder.mkdir()
     for name in truth.duplicates:
@@ -113,10 +115,14 @@ def test_cnn_find_duplicates_and_float16_maps(cnn, photos):
     folder, truth = photos
     encodings = cnn.encode_images(image_dir=str(folder))
     duplicates = cnn.find_duplicates(encoding_map=encodings, min_similarity_threshold=0.9)
-    assert found_pairs(duplicates) <= known_pairs(truth) and len(found_pairs(duplicates)) >= len(known_pairs(truth)) // 2
+    assert (
+        found_pairs(duplicates) <= known_pairs(truth) and len(found_pairs(duplicates)) >= len(known_pairs(truth)) // 2
+    )
     compressed = {k: v.astype(np.float16) for k, v in encodings.items()}
     from_half = cnn.find_duplicates(encoding_map=compressed, min_similarity_threshold=0.92)
-    assert found_pairs(from_half) == found_pairs(cnn.find_duplicates(encoding_map=encodings, min_similarity_threshold=0.92))
+    assert found_pairs(from_half) == found_pairs(
+        cnn.find_duplicates(encoding_map=encodings, min_similarity_threshold=0.92)
+    )
 
 
 def test_cnn_torchvision_model_without_weights_offline_names_the_model_and_the_folder(tmp_path, monkeypatch):
@@ -127,6 +133,9 @@ def test_cnn_torchvision_model_without_weights_offline_names_the_model_and_the_f
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # offline, whatever this machine can reach
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
+    # urllib caches its first opener with the proxies of that moment: give this test its own, so
+    # later tests' requests to 127.0.0.1 do not go through this dead proxy
+    monkeypatch.setattr(urllib.request, "_opener", None)
     with pytest.raises(ValueError, match="torchvision model 'vgg16'") as caught:
         CNN(model_name="vgg16", input_size=(224, 224))
     message = str(caught.value)
@@ -140,7 +149,9 @@ def test_cnn_layers_of_the_default_model(photos):
     from imgdedup.methods import CNN
 
     folder, truth = photos
-    with pytest.raises(ValueError, match="'fc2' is not a layer of efficientnet_lite0; valid: head, block; fc1/fc2 are VGG's"):
+    with pytest.raises(
+        ValueError, match="'fc2' is not a layer of efficientnet_lite0; valid: head, block; fc1/fc2 are VGG's"
+    ):
         CNN(batch_size=32, feature_extraction_layer="fc2")
     block = CNN(batch_size=4, feature_extraction_layer="block")
     vector = block.encode_image(image_file=str(folder / sorted(truth)[0]))
@@ -161,7 +172,9 @@ def test_keras_style_and_node_names_of_vgg():
     assert names["block5_conv3"] == "features.29" and names["block5_pool"] == "features.30"
     assert layer_node(vgg, "fc2", "vgg16") == "classifier.4"
     assert layer_node(vgg, "classifier.3", "vgg16") == "classifier.3"
-    with pytest.raises(ValueError, match="'fc3' is not a layer of vgg16; valid: Keras-style names block1_conv1.*classifier.6"):
+    with pytest.raises(
+        ValueError, match="'fc3' is not a layer of vgg16; valid: Keras-style names block1_conv1.*classifier.6"
+    ):
         layer_node(vgg, "fc3", "vgg16")
 
 
@@ -193,7 +206,9 @@ def test_cnn_torchvision_model_by_name_from_the_cache_and_at_a_layer(photos, tmp
     with pytest.raises(ValueError, match="`input_size` must be one side or a square"):
         CNN(model_name="mobilenet_v3_small", input_size=(224, 160))
     untrained = torchvision.models.mobilenet_v3_small(weights=None)  # imagededup's CustomModel, cut at a layer
-    custom = CNN(model_config=CustomModel(model=untrained, transform=_transform), feature_extraction_layer="features.12")
+    custom = CNN(
+        model_config=CustomModel(model=untrained, transform=_transform), feature_extraction_layer="features.12"
+    )
     assert custom.encode_image(image_file=image).shape == (1, 576)
 
 
@@ -222,7 +237,9 @@ def test_preprocess_images(photos, tmp_path):
     from imgdedup.utils import image_utils
 
     folder, truth = photos
-    result = image_utils.preprocess_images(input_dir=str(folder), output_dir=str(tmp_path / "processed"), target_size=(256, 256))
+    result = image_utils.preprocess_images(
+        input_dir=str(folder), output_dir=str(tmp_path / "processed"), target_size=(256, 256)
+    )
     assert sorted(result.written) == sorted(truth) and result.errors == []
     with Image.open(tmp_path / "processed" / sorted(truth)[0]) as image:
         assert image.size == (256, 256)
@@ -254,7 +271,11 @@ def test_bktree_keeps_imagededups_verbs(photos):
     name, value = next(iter(hash_values.items()))
     found = dict(tree.search(value, tol=10))
     assert found[name] == 0
-    assert found == {k: Hashing.hamming_distance(value, v) for k, v in hash_values.items() if Hashing.hamming_distance(value, v) <= 10}
+    assert found == {
+        k: Hashing.hamming_distance(value, v)
+        for k, v in hash_values.items()
+        if Hashing.hamming_distance(value, v) <= 10
+    }
     theirs = pytest.importorskip("imagededup.handlers.search.bktree")
     assert sorted(theirs.BKTree(hash_values, Hashing.hamming_distance).search(value, tol=10)) == sorted(found.items())
 
@@ -265,7 +286,9 @@ def test_bktree_keeps_imagededups_verbs(photos):
 def _report_data(path) -> dict:
     page = path.read_text(encoding="utf-8")
     assert "<h1>imgdedup report</h1>" in page
-    return json.loads(re.search(r"<script type='application/json' id='report-data'>(.*?)</script>", page, re.S).group(1))
+    return json.loads(
+        re.search(r"<script type='application/json' id='report-data'>(.*?)</script>", page, re.S).group(1)
+    )
 
 
 def test_plot_duplicates_writes_the_review_report(photos, tmp_path, monkeypatch):
@@ -274,7 +297,9 @@ def test_plot_duplicates_writes_the_review_report(photos, tmp_path, monkeypatch)
 
     folder, truth = photos
     duplicates = PHash().find_duplicates(image_dir=str(folder))
-    report = plotter.plot_duplicates(image_dir=str(folder), duplicate_map=duplicates, save_path=str(tmp_path / "duplicates_report.html"))
+    report = plotter.plot_duplicates(
+        image_dir=str(folder), duplicate_map=duplicates, save_path=str(tmp_path / "duplicates_report.html")
+    )
     data = _report_data(report)
     groups = [sorted(m[0] for m in cluster[2]) for cluster in data["clusters"]]
     assert sorted(groups) == sorted(sorted([k, *v]) for k, v in truth.items() if k.count("__") == 0)
