@@ -26,10 +26,10 @@ try:
 except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imgdedup.config import load_config  # noqa: E402
-from imgdedup.compat.evaluation import score_run  # noqa: E402
-from imgdedup.pipeline.stages import find_duplicates_in_folder  # noqa: E402
 from benchmarks.transforms import make_transformed_copies  # noqa: E402
+from imgdedup.compat.evaluation import score_run  # noqa: E402
+from imgdedup.config import load_config  # noqa: E402
+from imgdedup.pipeline.stages import find_duplicates_in_folder  # noqa: E402
 
 METHODS = ("phash", "dhash", "ahash", "whash", "cnn", "hybrid")
 
@@ -72,13 +72,17 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="imgdedup-bench-accuracy-"))
     scores = {}
     print(f"benchmark: {args.folder}")
-    print(f"{'method':<10} {'precision':>9} {'recall':>7} {'F1':>6}   clusters: {'P':>6} {'R':>6} {'F1':>6} {'seconds':>8}")
+    print(
+        f"{'method':<10} {'precision':>9} {'recall':>7} {'F1':>6}   clusters: {'P':>6} {'R':>6} {'F1':>6} {'seconds':>8}"
+    )
     for method in args.methods:
         result, clustered, seconds = run_and_score(args.folder, work, method, method=method)
         scores[method] = result
         o, c = result["overall"], clustered["overall"]
-        print(f"{method:<10} {o['precision']:9.4f} {o['recall']:7.4f} {o['f1']:6.4f}             "
-              f"{c['precision']:6.4f} {c['recall']:6.4f} {c['f1']:6.4f} {seconds:8.1f}")
+        print(
+            f"{method:<10} {o['precision']:9.4f} {o['recall']:7.4f} {o['f1']:6.4f}             "
+            f"{c['precision']:6.4f} {c['recall']:6.4f} {c['f1']:6.4f} {seconds:8.1f}"
+        )
     labels = sorted(next(iter(scores.values()))["by_label"])
     print("\nrecall per transform")
     print(f"{'transform':<16}" + "".join(f"{m:>8}" for m in args.methods))
@@ -90,14 +94,18 @@ def main(argv: list[str] | None = None) -> None:
         grid += [("cnn", {"method": "cnn", "min_similarity": s}) for s in (0.88, 0.9, 0.92, 0.94, 0.96)]
         grid += [
             ("hybrid", {"method": "hybrid", "min_similarity": s, "hybrid_floor": f, "threshold": t})
-            for s in (0.96, 0.975, 0.99) for f in (0.85, 0.875, 0.9) for t in (12, 15, 18)
+            for s in (0.96, 0.975, 0.99)
+            for f in (0.85, 0.875, 0.9)
+            for t in (12, 15, 18)
         ]
         for number, (method, settings) in enumerate(grid):
             result, clustered, _ = run_and_score(args.folder, work, f"sweep-{number}", **settings)
             o, c = result["overall"], clustered["overall"]
             shown = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "method")
-            print(f"{method:<7} {shown:<55} P {o['precision']:.4f} R {o['recall']:.4f} F1 {o['f1']:.4f}"
-                  f"  clusters P {c['precision']:.4f} R {c['recall']:.4f} F1 {c['f1']:.4f}")
+            print(
+                f"{method:<7} {shown:<55} P {o['precision']:.4f} R {o['recall']:.4f} F1 {o['f1']:.4f}"
+                f"  clusters P {c['precision']:.4f} R {c['recall']:.4f} F1 {c['f1']:.4f}"
+            )
 
 
 if __name__ == "__main__":

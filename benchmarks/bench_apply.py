@@ -49,11 +49,29 @@ def make_tree(work: Path, n_clusters: int, per_cluster: int, seed: int = 0) -> t
             mtime = t0 + (c * 10 + k) * 1_000_000_007
             os.utime(path, ns=(mtime, mtime))
             files.append([rel, len(data), mtime])
-            members.append({"path": rel, "keeper": k == 0, "distance": 0 if k == 0 else k, "width": 4000 - k, "height": 3000,
-                            "bytes": len(data), "format": "JPEG", "digest": content_digest(data)})
-        clusters.append({"cluster": c, "keeper": members[0]["path"], "reclaimable_bytes": sum(m["bytes"] for m in members[1:]),
-                         "members": members})
-    (run / "clusters.json").write_text(json.dumps({"root": str(root), "method": "phash", "threshold": 10, "clusters": clusters}))
+            members.append(
+                {
+                    "path": rel,
+                    "keeper": k == 0,
+                    "distance": 0 if k == 0 else k,
+                    "width": 4000 - k,
+                    "height": 3000,
+                    "bytes": len(data),
+                    "format": "JPEG",
+                    "digest": content_digest(data),
+                }
+            )
+        clusters.append(
+            {
+                "cluster": c,
+                "keeper": members[0]["path"],
+                "reclaimable_bytes": sum(m["bytes"] for m in members[1:]),
+                "members": members,
+            }
+        )
+    (run / "clusters.json").write_text(
+        json.dumps({"root": str(root), "method": "phash", "threshold": 10, "clusters": clusters})
+    )
     (run / "work" / "discovered.json").write_text(json.dumps(files))
     return root, run
 
@@ -71,10 +89,14 @@ def main() -> int:
     root, run = make_tree(work, n_clusters, args.per_cluster)
     before = snapshot(root)
     n_files = sum(1 for v in before.values() if v[0] == "file")
-    print(f"tree:     {n_files} files ({n_clusters} clusters, {n_clusters * args.per_cluster} duplicates) in {work}; "
-          f"made and mapped in {time.perf_counter() - started:.1f} s")
+    print(
+        f"tree:     {n_files} files ({n_clusters} clusters, {n_clusters * args.per_cluster} duplicates) in {work}; "
+        f"made and mapped in {time.perf_counter() - started:.1f} s"
+    )
     ok = True
-    print(f"{'action':9} {'dry run s':>9} {'apply s':>8} {'done':>6} {'skipped':>7} {'undo s':>7} {'restored':>8}  tree after undo")
+    print(
+        f"{'action':9} {'dry run s':>9} {'apply s':>8} {'done':>6} {'skipped':>7} {'undo s':>7} {'restored':>8}  tree after undo"
+    )
     for action in args.actions:
         to = str(work / "moved") if action == "move" else None
         started = time.perf_counter()
@@ -88,9 +110,16 @@ def main() -> int:
         undone = undo_journal(outcome.journal)
         undo_s = time.perf_counter() - started
         same = snapshot(root) == before
-        ok &= same and changed and len(outcome.done) == len(dry.done) == n_clusters * args.per_cluster and not undone.problems
-        print(f"{action:9} {dry_s:9.2f} {apply_s:8.2f} {len(outcome.done):6d} {len(outcome.skipped):7d} {undo_s:7.2f} "
-              f"{len(undone.restored):8d}  {'byte-identical (digest, size, mtime, links)' if same else 'DIFFERENT'}")
+        ok &= (
+            same
+            and changed
+            and len(outcome.done) == len(dry.done) == n_clusters * args.per_cluster
+            and not undone.problems
+        )
+        print(
+            f"{action:9} {dry_s:9.2f} {apply_s:8.2f} {len(outcome.done):6d} {len(outcome.skipped):7d} {undo_s:7.2f} "
+            f"{len(undone.restored):8d}  {'byte-identical (digest, size, mtime, links)' if same else 'DIFFERENT'}"
+        )
     if not args.dir:
         shutil.rmtree(work)
     print("check:", "ok" if ok else "FAILED")

@@ -95,10 +95,26 @@ def main(argv: list[str] | None = None) -> None:
             if not method.startswith("imgdedup") and n > args.peer_max_n:
                 print(f"{n:>8}  {method:<15} skipped: N > --peer-max-n={args.peer_max_n}")
                 continue
-            out = subprocess.run([sys.executable, __file__, "--one", method, str(n), "--dim", str(args.dim),
-                                  "--planted", str(args.planted)], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    method,
+                    str(n),
+                    "--dim",
+                    str(args.dim),
+                    "--planted",
+                    str(args.planted),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
-            print(f"{n:>8}  {method:<15} {r['seconds']:8.1f} {r['peak_rss_mb']:11.0f} {r['planted_found']:>7}/{args.planted}")
+            print(
+                f"{n:>8}  {method:<15} {r['seconds']:8.1f} {r['peak_rss_mb']:11.0f} {r['planted_found']:>7}/{args.planted}"
+            )
 
 
 if __name__ == "__main__":

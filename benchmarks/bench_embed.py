@@ -84,15 +84,19 @@ def run_imagededup(folder: Path, paths: list[Path], threads: int) -> np.ndarray:
         def forward(self, x):
             return self.net.forward_features(x).mean((2, 3))
 
-    transform = transforms.Compose([
-        transforms.Resize((224, 224)),
-        transforms.ToTensor(),
-        transforms.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
-    ])
+    transform = transforms.Compose(
+        [
+            transforms.Resize((224, 224)),
+            transforms.ToTensor(),
+            transforms.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
+        ]
+    )
     # imagededup adds a DEBUG-level console handler unless its logger already has one: keep its INFO lines out.
     logging.getLogger("imagededup.methods.cnn").addHandler(logging.NullHandler())
-    cnn = CNN(verbose=False, model_config=CustomModel(model=Lite0Pooled().eval(), transform=transform,
-                                                       name="efficientnet_lite0"))
+    cnn = CNN(
+        verbose=False,
+        model_config=CustomModel(model=Lite0Pooled().eval(), transform=transform, name="efficientnet_lite0"),
+    )
     start = time.perf_counter()
     enc = cnn.encode_images(image_dir=folder)
     elapsed = time.perf_counter() - start
@@ -118,8 +122,8 @@ def run_ours(paths: list[Path], threads: int, runtime: str, cache_dir: str, batc
     start = time.perf_counter()
     out = np.empty((len(paths), emb.dim), np.float32)
     for i in range(0, len(paths), batch_size):
-        chunk = [p.read_bytes() for p in paths[i:i + batch_size]]
-        out[i:i + len(chunk)] = emb.embed_and_hash_bytes(chunk)[0] if pipeline else emb.embed_bytes(chunk)
+        chunk = [p.read_bytes() for p in paths[i : i + batch_size]]
+        out[i : i + len(chunk)] = emb.embed_and_hash_bytes(chunk)[0] if pipeline else emb.embed_bytes(chunk)
     return time.perf_counter() - start, out
 
 
@@ -141,8 +145,10 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         paths = make_images(folder, args.images)
         mb = sum(p.stat().st_size for p in paths) / 1e6
-        print(f"{len(paths)} JPEGs 1024x768 ({mb:.1f} MB) written in {time.perf_counter() - t0:.1f}s; "
-              f"threads={args.threads}, cpus={os.cpu_count()}")
+        print(
+            f"{len(paths)} JPEGs 1024x768 ({mb:.1f} MB) written in {time.perf_counter() - t0:.1f}s; "
+            f"threads={args.threads}, cpus={os.cpu_count()}"
+        )
         cache = str(Path(tmp) / "onnx")
         from imgdedup.embedding.embedder import Embedder
 

@@ -51,19 +51,27 @@ try:
 except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from imgdedup.imaging.discover import discover_images
 from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.imaging.hashing import hash_to_hex
-from imgdedup.imaging.discover import discover_images
 
 SIZE = (1632, 1224)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=2000, help="number of JPEGs to hash (2000)")
-    parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "imgdedup-bench-hashing-2mp",
-                        help="benchmark folder, generated when missing ($TMPDIR/imgdedup-bench-hashing-2mp)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for every contender (CPU count)")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "imgdedup-bench-hashing-2mp",
+        help="benchmark folder, generated when missing ($TMPDIR/imgdedup-bench-hashing-2mp)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes for every contender (CPU count)"
+    )
     parser.add_argument("--chunk-size", type=int, default=250, help="files per imgdedup chunk task (250)")
     parser.add_argument("--skip", default="", help="comma-separated contenders to skip: imagededup,compat,default")
     return parser
@@ -78,9 +86,14 @@ def ensure_folder(folder: Path, n_images: int) -> Path:
     needed = math.ceil(n_images / per_original)
     existing = sorted(source.rglob("*.jpg")) if source.is_dir() else []
     if len(existing) < n_images:
-        print(f"generating {needed} originals x {per_original} = {needed * per_original} JPEGs of {SIZE[0]} x {SIZE[1]} in {source} ...", flush=True)
+        print(
+            f"generating {needed} originals x {per_original} = {needed * per_original} JPEGs of {SIZE[0]} x {SIZE[1]} in {source} ...",
+            flush=True,
+        )
         started = time.perf_counter()
-        make_transformed_copies(source, n_originals=max(needed, 200), size=SIZE, transforms=list(SIZE_PRESERVING), overwrite=True)
+        make_transformed_copies(
+            source, n_originals=max(needed, 200), size=SIZE, transforms=list(SIZE_PRESERVING), overwrite=True
+        )
         print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
         existing = sorted(source.rglob("*.jpg"))
     chosen = sorted(existing, key=lambda p: p.name)[:n_images]
@@ -111,7 +124,9 @@ def _cpu_seconds() -> float:
 def _hash_chunk(args: tuple) -> dict[str, str]:
     root, records, start, compat = args
     chunk = hash_images(root, records, start, ("phash",), compat=compat)
-    return {records[p - start].id: hash_to_hex(h) for p, h in zip(chunk.positions.tolist(), chunk.hashes[:, 0].tolist())}
+    return {
+        records[p - start].id: hash_to_hex(h) for p, h in zip(chunk.positions.tolist(), chunk.hashes[:, 0].tolist())
+    }
 
 
 def run_imgdedup(folder: Path, compat: bool, workers: int, chunk_size: int) -> dict[str, str]:
@@ -123,7 +138,7 @@ def run_imgdedup(folder: Path, compat: bool, workers: int, chunk_size: int) -> d
 
     hash_pixels("phash", np.zeros((1, 32, 32), dtype=np.uint8))
     records = discover_images(folder, recursive=False)
-    jobs = [(str(folder), records[s:s + chunk_size], s, compat) for s in range(0, len(records), chunk_size)]
+    jobs = [(str(folder), records[s : s + chunk_size], s, compat) for s in range(0, len(records), chunk_size)]
     encodings: dict[str, str] = {}
     with ProcessPoolExecutor(workers) as pool:
         for part in pool.map(_hash_chunk, jobs):
@@ -184,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
     flat = ensure_folder(args.folder, args.images)
-    print(f"hashing {args.images} JPEGs of {SIZE[0]} x {SIZE[1]} with phash, {args.workers} processes each "
-          f"({os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.1f})", flush=True)
+    print(
+        f"hashing {args.images} JPEGs of {SIZE[0]} x {SIZE[1]} with phash, {args.workers} processes each "
+        f"({os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
     results = []
     if "imagededup" not in skip:
         results.append(measure("imagededup", lambda: run_imagededup(flat, args.workers)))
@@ -212,16 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     if base:
         decode_ms, pixels_ms = compat_floor(flat)
         base_ms = 1000 * base["cpu"] / max(base["n"], 1)
-        print(f"Pillow alone (one process): full decode {decode_ms:.1f} ms, + its LANCZOS + grey {pixels_ms:.1f} ms per image; "
-              f"imagededup / that = {base_ms / pixels_ms:.2f}x (compat resizes with imgdedup.imaging.lanczos instead)")
+        print(
+            f"Pillow alone (one process): full decode {decode_ms:.1f} ms, + its LANCZOS + grey {pixels_ms:.1f} ms per image; "
+            f"imagededup / that = {base_ms / pixels_ms:.2f}x (compat resizes with imgdedup.imaging.lanczos instead)"
+        )
     default = next((r for r in results if r["name"] == "default"), None)
     if base and default:
         common = [k for k in base["encodings"] if k in default["encodings"]]
         distances = [bin(int(base["encodings"][k], 16) ^ int(default["encodings"][k], 16)).count("1") for k in common]
         if distances:
             distances.sort()
-            print(f"default vs imagededup hash distance: median {distances[len(distances) // 2]}, "
-                  f"max {distances[-1]}, <= 10 for {sum(d <= 10 for d in distances)}/{len(distances)}")
+            print(
+                f"default vs imagededup hash distance: median {distances[len(distances) // 2]}, "
+                f"max {distances[-1]}, <= 10 for {sum(d <= 10 for d in distances)}/{len(distances)}"
+            )
     return 0
 
 

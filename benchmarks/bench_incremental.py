@@ -72,15 +72,16 @@ os.environ["IMGDEDUP_HOME"] = tempfile.mkdtemp(prefix="imgdedup-bench-home-")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-N_NEW = 40          # new distinct originals added for the "+1 %" rerun
-N_NEW_COPIES = 5    # copies of those new originals added with them
-N_OLD_COPIES = 5    # byte-for-byte copies of library files added with them
-PER_ORIGINAL = 18   # an original and its 17 transformed copies
+N_NEW = 40  # new distinct originals added for the "+1 %" rerun
+N_NEW_COPIES = 5  # copies of those new originals added with them
+N_OLD_COPIES = 5  # byte-for-byte copies of library files added with them
+PER_ORIGINAL = 18  # an original and its 17 transformed copies
 TARGETS = {"nothing": 5.0, "+1%": 10.0, "threshold": 5.0}
 RERUN_SETTINGS = {"phash": {"threshold": 8}, "hybrid": {"min_similarity": 0.95}}
 
 
 # --- data -----------------------------------------------------------------------
+
 
 def make_source(workdir: Path, n_base: int) -> Path:
     """Generate (once) the originals and copies, held-back originals included."""
@@ -99,7 +100,9 @@ def split_originals(source: Path, n_base: int) -> tuple[list[str], list[str]]:
     """Library originals and held-back originals (every k-th name, so every photograph contributes)."""
     names = sorted(p.stem for p in (source / "originals").glob("*.jpg"))
     if len(names) < n_base + N_NEW:
-        raise SystemExit(f"{source} has {len(names)} originals, need {n_base + N_NEW}: remove it or use another --workdir")
+        raise SystemExit(
+            f"{source} has {len(names)} originals, need {n_base + N_NEW}: remove it or use another --workdir"
+        )
     step = len(names) / N_NEW
     held = {names[int(k * step)] for k in range(N_NEW)}
     base = [n for n in names if n not in held][:n_base]
@@ -143,6 +146,7 @@ def add_files(source: Path, library: Path, held: list[str], base: list[str]) -> 
 
 # --- runs -----------------------------------------------------------------------
 
+
 def load() -> float:
     return os.getloadavg()[0]
 
@@ -159,8 +163,8 @@ def run_flow(folder: Path, method: str, store: Path, out: Path, **settings):
 
 
 def run_in_process(folder: Path, method: str, store: Path, out: Path, **settings):
-    from imgdedup.pipeline.stages import stages as pipeline
     from imgdedup.config import load_config
+    from imgdedup.pipeline.stages import stages as pipeline
 
     pipeline._EMBEDDERS.clear()  # as a new `imgdedup find` process: build the embedder again
     started = time.perf_counter()
@@ -168,7 +172,9 @@ def run_in_process(folder: Path, method: str, store: Path, out: Path, **settings
     return time.perf_counter() - started, summary
 
 
-def bench_method(method: str, library: Path, source: Path, held: list[str], base: list[str], scratch: Path, rows: list, checks: list) -> None:
+def bench_method(
+    method: str, library: Path, source: Path, held: list[str], base: list[str], scratch: Path, rows: list, checks: list
+) -> None:
     runs = {"flow": run_flow, "in-process": run_in_process}
     empty = scratch / "empty"
     empty.mkdir(exist_ok=True)
@@ -182,8 +188,21 @@ def bench_method(method: str, library: Path, source: Path, held: list[str], base
         startup_stages.append(sum(summary.seconds.values()))
     startup = statistics.median(startups)
     startup_outside = startup - statistics.median(startup_stages)  # of the fixed cost, what is not in its stage seconds
-    rows.append({"scenario": "start-up (empty folder)", "method": method, "mode": "flow", "out": "new", "seconds": startup, "beyond": None,
-                 "pct": None, "decoded": 0, "report": None, "load": load(), "note": f"runs {', '.join(f'{s:.1f}' for s in startups)}"})
+    rows.append(
+        {
+            "scenario": "start-up (empty folder)",
+            "method": method,
+            "mode": "flow",
+            "out": "new",
+            "seconds": startup,
+            "beyond": None,
+            "pct": None,
+            "decoded": 0,
+            "report": None,
+            "load": load(),
+            "note": f"runs {', '.join(f'{s:.1f}' for s in startups)}",
+        }
+    )
     print(f"[{method}] flow start-up: {startup:.1f} s (runs {', '.join(f'{s:.1f}' for s in startups)})", flush=True)
 
     full: dict[str, float] = {}
@@ -194,12 +213,27 @@ def bench_method(method: str, library: Path, source: Path, held: list[str], base
             full[mode] = seconds
         pct = None if scenario.startswith("full") else 100.0 * (seconds - fixed) / (full[mode] - fixed)
         outside = seconds - (startup_outside if mode == "flow" else 0.0) - sum(summary.seconds.values())
-        rows.append({"scenario": scenario, "method": method, "mode": mode, "out": out, "seconds": seconds,
-                     "beyond": seconds - startup if mode == "flow" else None, "pct": pct, "decoded": summary.decoded,
-                     "report": outside, "load": load(), "note": note})
+        rows.append(
+            {
+                "scenario": scenario,
+                "method": method,
+                "mode": mode,
+                "out": out,
+                "seconds": seconds,
+                "beyond": seconds - startup if mode == "flow" else None,
+                "pct": pct,
+                "decoded": summary.decoded,
+                "report": outside,
+                "load": load(),
+                "note": note,
+            }
+        )
         stages = ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items())
-        print(f"[{method}] {scenario:<10} {mode:<10} out {out:<4} {seconds:7.1f} s  decoded {summary.decoded:5d}  images {summary.images}  "
-              f"clusters {summary.clusters}  ({stages}; outside stages {outside:.1f})  load {load():.2f}", flush=True)
+        print(
+            f"[{method}] {scenario:<10} {mode:<10} out {out:<4} {seconds:7.1f} s  decoded {summary.decoded:5d}  images {summary.images}  "
+            f"clusters {summary.clusters}  ({stages}; outside stages {outside:.1f})  load {load():.2f}",
+            flush=True,
+        )
 
     # Reruns are measured twice, on two copies of the store made after the full run:
     # "new": a new run folder each time (the default of `find`, `run` and the deployments),
@@ -215,7 +249,9 @@ def bench_method(method: str, library: Path, source: Path, held: list[str], base
         settings = RERUN_SETTINGS[method] if scenario == "threshold" else {}
         if scenario == "+1%":
             n_added = add_files(source, library, held, base)
-        note = ", ".join(f"{k} {v}" for k, v in settings.items()) or (f"{n_added} files added" if scenario == "+1%" else "")
+        note = ", ".join(f"{k} {v}" for k, v in settings.items()) or (
+            f"{n_added} files added" if scenario == "+1%" else ""
+        )
         for mode, run in runs.items():
             for out in ("new", "same"):
                 store = scratch / (f"{mode}-store" if out == "new" else f"{mode}-store-same")
@@ -229,29 +265,45 @@ def bench_method(method: str, library: Path, source: Path, held: list[str], base
             for mode, run in runs.items():
                 folder = scratch / f"{mode}-fresh"
                 seconds, summary = run(library, method, scratch / f"{mode}-fresh-store", folder)
-                record("full (fresh store, +1% files)", mode, "new", seconds, summary, note=f"{summary.images} images: the reference")
+                record(
+                    "full (fresh store, +1% files)",
+                    mode,
+                    "new",
+                    seconds,
+                    summary,
+                    note=f"{summary.images} images: the reference",
+                )
                 for out in ("new", "same"):
                     clusters = json.loads((scratch / f"{mode}-{out}-plus-clusters.json").read_text())["clusters"]
                     expected = json.loads((folder / "clusters.json").read_text())["clusters"]
-                    same_text = (scratch / f"{mode}-{out}-plus-duplicates.json").read_bytes() == (folder / "duplicates.json").read_bytes()
+                    same_text = (scratch / f"{mode}-{out}-plus-duplicates.json").read_bytes() == (
+                        folder / "duplicates.json"
+                    ).read_bytes()
                     checks.append((method, mode, out, clusters == expected, same_text, summary.clusters))
     shutil.rmtree(library / "added")
 
 
 # --- output -----------------------------------------------------------------------
 
+
 def print_table(rows: list[dict]) -> None:
     print()
-    print("| scenario | method | mode | run folder | seconds | s beyond start-up | % of full beyond start-up | decoded | s outside stages (report) | load | note |")
+    print(
+        "| scenario | method | mode | run folder | seconds | s beyond start-up | % of full beyond start-up | decoded | s outside stages (report) | load | note |"
+    )
     print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         beyond = "" if r["beyond"] is None else f"{r['beyond']:.1f}"
         pct = "" if r["pct"] is None else f"{r['pct']:.1f} %"
         report = "" if r["report"] is None else f"{r['report']:.1f}"
-        print(f"| {r['scenario']} | {r['method']} | {r['mode']} | {r['out']} | {r['seconds']:.1f} | {beyond} | {pct} | {r['decoded']} | {report} | {r['load']:.2f} | {r['note']} |")
-    print("run folder: new = a new --out per run (the default: the report makes every thumbnail again); "
-          "same = the full run's --out (thumbnails reused). s outside stages: the run minus its stage seconds "
-          "(flow: also minus the part of the start-up cost outside its stages): mostly the report and its thumbnails.")
+        print(
+            f"| {r['scenario']} | {r['method']} | {r['mode']} | {r['out']} | {r['seconds']:.1f} | {beyond} | {pct} | {r['decoded']} | {report} | {r['load']:.2f} | {r['note']} |"
+        )
+    print(
+        "run folder: new = a new --out per run (the default: the report makes every thumbnail again); "
+        "same = the full run's --out (thumbnails reused). s outside stages: the run minus its stage seconds "
+        "(flow: also minus the part of the start-up cost outside its stages): mostly the report and its thumbnails."
+    )
 
 
 def print_verdicts(rows: list[dict], checks: list) -> None:
@@ -264,18 +316,28 @@ def print_verdicts(rows: list[dict], checks: list) -> None:
         decoded_ok = r["decoded"] == 0 if r["scenario"] != "+1%" else True
         verdict = "MET" if r["pct"] <= target and decoded_ok else "NOT MET"
         extra = "" if r["scenario"] == "+1%" else f", decoded {r['decoded']} (must be 0)"
-        print(f"  {r['scenario']:<9} {r['method']:<6} {r['mode']:<10} out {r['out']:<4} {r['pct']:5.1f} % <= {target:.0f} %{extra}: {verdict}")
+        print(
+            f"  {r['scenario']:<9} {r['method']:<6} {r['mode']:<10} out {r['out']:<4} {r['pct']:5.1f} % <= {target:.0f} %{extra}: {verdict}"
+        )
     print("Clusters after the +1% rerun vs a run on a fresh store over the same files (same mode):")
     for method, mode, out, clusters_equal, duplicates_equal, n in checks:
-        print(f"  {method:<6} {mode:<10} out {out:<4} clusters.json clusters equal: {'yes' if clusters_equal else 'NO'}; "
-              f"duplicates.json identical: {'yes' if duplicates_equal else 'NO'} ({n} clusters)")
+        print(
+            f"  {method:<6} {mode:<10} out {out:<4} clusters.json clusters equal: {'yes' if clusters_equal else 'NO'}; "
+            f"duplicates.json identical: {'yes' if duplicates_equal else 'NO'} ({n} clusters)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=4000, help="library size, about (4000)")
-    parser.add_argument("--methods", nargs="+", default=["phash", "hybrid"], choices=["phash", "hybrid", "dhash", "cnn"])
-    parser.add_argument("--workdir", type=Path, help="where the generated JPEGs are kept (default: $TMPDIR/imgdedup-bench-incremental-N)")
+    parser.add_argument(
+        "--methods", nargs="+", default=["phash", "hybrid"], choices=["phash", "hybrid", "dhash", "cnn"]
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where the generated JPEGs are kept (default: $TMPDIR/imgdedup-bench-incremental-N)",
+    )
     args = parser.parse_args(argv)
 
     n_base = max(N_OLD_COPIES, round(args.images / PER_ORIGINAL))
@@ -284,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     base, held = split_originals(source, n_base)
     library = workdir / "library"
     n_files = make_library(source, library, base)
-    print(f"library: {library} ({n_files} JPEGs; {N_NEW + N_NEW_COPIES + N_OLD_COPIES} added for the +1% rerun)", flush=True)
+    print(
+        f"library: {library} ({n_files} JPEGs; {N_NEW + N_NEW_COPIES + N_OLD_COPIES} added for the +1% rerun)",
+        flush=True,
+    )
 
     if any(m in ("hybrid", "cnn") for m in args.methods):
         from imgdedup.config import Config
@@ -299,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     checks: list = []
     print(f"uptime load at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs", flush=True)
-    with tempfile.TemporaryDirectory(prefix="imgdedup-bench-incremental-") as tmp, prefect_test_harness(server_startup_timeout=60):
+    with (
+        tempfile.TemporaryDirectory(prefix="imgdedup-bench-incremental-") as tmp,
+        prefect_test_harness(server_startup_timeout=60),
+    ):
         for method in args.methods:
             scratch = Path(tmp) / method
             scratch.mkdir()

@@ -35,8 +35,16 @@ from imgdedup.review.report import render_report  # noqa: E402
 from imgdedup.review.thumbnails import thumbnail_name  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def synthetic_document(n_clusters: int, n_members: int, root: str) -> dict:
@@ -46,13 +54,26 @@ def synthetic_document(n_clusters: int, n_members: int, root: str) -> dict:
         for k in range(n_members):
             digest = hashlib.blake2b(f"{c}/{k}".encode(), digest_size=16).hexdigest()
             size = 500_000 - k * 1000 + (c * 7919) % 100_000
-            members.append({
-                "path": f"folder{c % 97:02d}/sub{c % 13}/IMG_{c:05d}_{k}{' copy' if k else ''}.jpg",
-                "keeper": k == 0, "distance": 0 if k == 0 else 1 + (c + k) % 10,
-                "width": 4000 - 100 * k, "height": 3000 - 75 * k, "bytes": size, "format": "JPEG", "digest": digest,
-            })
-        clusters.append({"cluster": c, "keeper": members[0]["path"], "reclaimable_bytes": sum(m["bytes"] for m in members[1:]),
-                         "members": members})
+            members.append(
+                {
+                    "path": f"folder{c % 97:02d}/sub{c % 13}/IMG_{c:05d}_{k}{' copy' if k else ''}.jpg",
+                    "keeper": k == 0,
+                    "distance": 0 if k == 0 else 1 + (c + k) % 10,
+                    "width": 4000 - 100 * k,
+                    "height": 3000 - 75 * k,
+                    "bytes": size,
+                    "format": "JPEG",
+                    "digest": digest,
+                }
+            )
+        clusters.append(
+            {
+                "cluster": c,
+                "keeper": members[0]["path"],
+                "reclaimable_bytes": sum(m["bytes"] for m in members[1:]),
+                "members": members,
+            }
+        )
     return {"root": root, "method": "phash", "threshold": 10, "clusters": clusters}
 
 
@@ -89,8 +110,13 @@ def main() -> int:
     document = synthetic_document(args.clusters, args.members, str(work / "photos"))
     n_thumbs = write_tiny_thumbnails(document, run / "thumbs", 160)
     started = time.perf_counter()
-    page_path = render_report(document, [], {"clusters": args.clusters, "files": args.clusters * args.members}, run,
-                              pair_distances=[m["distance"] for c in document["clusters"] for m in c["members"][1:]])
+    page_path = render_report(
+        document,
+        [],
+        {"clusters": args.clusters, "files": args.clusters * args.members},
+        run,
+        pair_distances=[m["distance"] for c in document["clusters"] for m in c["members"][1:]],
+    )
     render_s = time.perf_counter() - started
     print(f"clusters: {args.clusters} x {args.members} members, {n_thumbs} thumbnails (cached)")
     print(f"render:   {render_s:.2f} s, report.html {page_path.stat().st_size / 1e6:.1f} MB")
@@ -107,10 +133,14 @@ def main() -> int:
             started = time.perf_counter()
             page.goto(page_path.resolve().as_uri(), wait_until="domcontentloaded")
             wall = time.perf_counter() - started
-            dcl = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0]; return n.domContentLoadedEventEnd / 1000; }")
+            dcl = page.evaluate(
+                "() => { const n = performance.getEntriesByType('navigation')[0]; return n.domContentLoadedEventEnd / 1000; }"
+            )
             count = page.inner_text("#cluster-count")
             shown = page.locator("section.cluster").count()
-            page.wait_for_function("() => [...document.querySelectorAll('figure img')].slice(0, 6).every(i => i.complete && i.naturalWidth > 0)")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('figure img')].slice(0, 6).every(i => i.complete && i.naturalWidth > 0)"
+            )
             thumbs = time.perf_counter() - started
             loads.append(wall)
             dcls.append(dcl)
@@ -121,7 +151,9 @@ def main() -> int:
                 page.wait_for_function("() => document.getElementById('cluster-count').textContent === '1'")
                 search = time.perf_counter() - started
                 page.fill("#search", "")
-                page.wait_for_function(f"() => document.getElementById('cluster-count').textContent === '{args.clusters}'")
+                page.wait_for_function(
+                    f"() => document.getElementById('cluster-count').textContent === '{args.clusters}'"
+                )
                 started = time.perf_counter()
                 page.click("#next")
                 page.wait_for_function("() => document.getElementById('page-info').textContent.includes('page 2 of')")
@@ -134,7 +166,9 @@ def main() -> int:
             context.close()
         browser.close()
     median = statistics.median(dcls)
-    print(f"median page DOMContentLoaded: {median:.3f} s (target <= {args.target} s): {'ok' if median <= args.target else 'TOO SLOW'}")
+    print(
+        f"median page DOMContentLoaded: {median:.3f} s (target <= {args.target} s): {'ok' if median <= args.target else 'TOO SLOW'}"
+    )
     return 0 if median <= args.target else 1
 
 

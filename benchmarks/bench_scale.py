@@ -40,7 +40,9 @@ REPO = Path(__file__).resolve().parent.parent
 KINDS = ("quality", "resized", "brightened")
 
 
-def _write_batch(folder: str, start: int, stop: int, size: tuple[int, int], every: int, seed: int) -> list[tuple[str, str]]:
+def _write_batch(
+    folder: str, start: int, stop: int, size: tuple[int, int], every: int, seed: int
+) -> list[tuple[str, str]]:
     from PIL import Image, ImageEnhance
 
     from imgdedup.sample import random_scene
@@ -77,8 +79,10 @@ def generate(folder: Path, n: int, size: tuple[int, int], every: int, seed: int 
     originals = int(np.ceil(n * every / (every + 1)))
     batch = 500
     with ProcessPoolExecutor() as pool:
-        futures = [pool.submit(_write_batch, str(folder), s, min(s + batch, originals), size, every, seed)
-                   for s in range(0, originals, batch)]
+        futures = [
+            pool.submit(_write_batch, str(folder), s, min(s + batch, originals), size, every, seed)
+            for s in range(0, originals, batch)
+        ]
         planted = [pair for f in futures for pair in f.result()]
     truth.write_text(json.dumps(planted))
     return planted
@@ -126,8 +130,18 @@ def folder_bytes(folder: Path) -> int:
 
 def run_command(command: str, folder: Path, work: Path, method: str, label: str, store: Path, extra: list[str]) -> dict:
     out = work / f"{label}-out"
-    args = [str(Path(sys.executable).with_name("imgdedup")), command, str(folder), "--method", method,
-            "--store", str(store), "--out", str(out), *extra]
+    args = [
+        str(Path(sys.executable).with_name("imgdedup")),
+        command,
+        str(folder),
+        "--method",
+        method,
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        *extra,
+    ]
     env = dict(os.environ, PREFECT_HOME=str(work / "prefect-home"), SENTRY_OPT_OUT="1")
     started = time.perf_counter()
     process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -150,14 +164,18 @@ def planted_found(out: Path, planted: list[tuple[str, str]]) -> int:
     return found
 
 
-def report(label: str, result: dict, n: int, store: Path, planted: list[tuple[str, str]], full_wall: float | None) -> None:
+def report(
+    label: str, result: dict, n: int, store: Path, planted: list[tuple[str, str]], full_wall: float | None
+) -> None:
     stages = ", ".join(f"{k} {v:.2f}" for k, v in result["seconds"].items())
     print(f"{label}: wall {result['wall']:.1f} s, {n / result['wall']:.0f} images/s; stages (s): {stages}")
     if full_wall:
         print(f"  unchanged rerun: {100 * result['wall'] / full_wall:.1f} % of the full run's wall time")
     for pid, (name, rss) in sorted(result["peaks"].items(), key=lambda kv: -kv[1][1]):
         print(f"  peak RSS {rss / 2**20:7.0f} MiB  pid {pid}  {name}")
-    print(f"  store {folder_bytes(store) / 2**20:.1f} MiB; planted pairs found {planted_found(result['out'], planted)}/{len(planted)}")
+    print(
+        f"  store {folder_bytes(store) / 2**20:.1f} MiB; planted pairs found {planted_found(result['out'], planted)}/{len(planted)}"
+    )
 
 
 def main() -> None:
@@ -176,13 +194,17 @@ def main() -> None:
     started = time.perf_counter()
     planted = generate(folder, args.images, size, args.every)
     n = sum(1 for _ in folder.rglob("*.jpg"))
-    print(f"{n} JPEGs of {args.size} ({len(planted)} planted copies) in {folder} "
-          f"({folder_bytes(folder) / 2**20:.0f} MiB; ready in {time.perf_counter() - started:.0f} s); "
-          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"{n} JPEGs of {args.size} ({len(planted)} planted copies) in {folder} "
+        f"({folder_bytes(folder) / 2**20:.0f} MiB; ready in {time.perf_counter() - started:.0f} s); "
+        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
+    )
     for command in args.commands.split(","):
         label = f"{command}-{args.method}"
         store = work / f"{label}-store"
-        subprocess.run(["rm", "-rf", str(store), str(work / f"{label}-out"), str(work / f"{label}-rerun-out")], check=True)
+        subprocess.run(
+            ["rm", "-rf", str(store), str(work / f"{label}-out"), str(work / f"{label}-rerun-out")], check=True
+        )
         full = run_command(command, folder, work, args.method, label, store, [])
         report(f"{command} --method {args.method}", full, n, store, planted, None)
         if args.rerun:

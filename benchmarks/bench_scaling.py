@@ -71,6 +71,7 @@ def load() -> str:
 
 # --- data -----------------------------------------------------------------------
 
+
 def make_folder(workdir: Path, n_images: int, n_small: int) -> tuple[Path, Path]:
     from benchmarks.transforms import SIZE_PRESERVING, make_transformed_copies
 
@@ -80,7 +81,9 @@ def make_folder(workdir: Path, n_images: int, n_small: int) -> tuple[Path, Path]
         n_originals = math.ceil(n_images / per_original)
         print(f"generating {n_originals * per_original} JPEGs of 1632 x 1224 in {source} ...", flush=True)
         started = time.perf_counter()
-        make_transformed_copies(source, n_originals=n_originals, size=(1632, 1224), transforms=SIZE_PRESERVING, overwrite=True)
+        make_transformed_copies(
+            source, n_originals=n_originals, size=(1632, 1224), transforms=SIZE_PRESERVING, overwrite=True
+        )
         print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
     files = sorted(p for p in source.rglob("*.jpg"))
     if len(files) < n_images:
@@ -100,11 +103,12 @@ def make_folder(workdir: Path, n_images: int, n_small: int) -> tuple[Path, Path]
 
 # --- helpers ----------------------------------------------------------------------
 
+
 def plan(folder: Path, scratch: Path, name: str, chunk_size: int, method: str = "phash"):
     """A fresh store and out folder, planned by the pipeline's preprocess: (config, chunk paths)."""
     from imgdedup.config import load_config
-    from imgdedup.pipeline.stages import open_store, prepare_out_dir, preprocess
     from imgdedup.pipeline.plan import read_plan
+    from imgdedup.pipeline.stages import open_store, prepare_out_dir, preprocess
 
     config = load_config(method=method, store=str(scratch / f"store-{name}"), chunk_size=chunk_size)
     out = prepare_out_dir(scratch / f"out-{name}")
@@ -171,14 +175,16 @@ def serial_hash(config, chunk_paths) -> float:
 
 def in_subprocess(code: str) -> dict:
     """Run ``code`` (which fills the dict ``result``) in a fresh interpreter; add its peak RSS in MB."""
-    program = "\n".join([
-        "import json, resource, sys, time",
-        f"sys.path.insert(0, {str(ROOT)!r})",
-        "result = {}",
-        textwrap.dedent(code),
-        "result['peak_rss_mb'] = [int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]",
-        "print('RESULT ' + json.dumps(result))",
-    ])
+    program = "\n".join(
+        [
+            "import json, resource, sys, time",
+            f"sys.path.insert(0, {str(ROOT)!r})",
+            "result = {}",
+            textwrap.dedent(code),
+            "result['peak_rss_mb'] = [int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]",
+            "print('RESULT ' + json.dumps(result))",
+        ]
+    )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -187,6 +193,7 @@ def in_subprocess(code: str) -> dict:
 
 
 # --- 1. throughput ------------------------------------------------------------------
+
 
 def bench_throughput(library: Path, scratch: Path, chunk_size: int, n: int) -> dict[int, dict]:
     print(f"\n## 1. phash throughput, {n} JPEGs of ~2 MP, chunk size {chunk_size}, fresh store each (load {load()})")
@@ -204,18 +211,23 @@ def bench_throughput(library: Path, scratch: Path, chunk_size: int, n: int) -> d
             client.close()
             cluster.close()
         results[k] = {"wall": wall, "cpu": cpu, "rss": rss}
-    print("| workers | seconds | images/s | speed-up vs 1 | worker CPU ms/image | peak worker RSS MB | load (1/5/15 min) |")
+    print(
+        "| workers | seconds | images/s | speed-up vs 1 | worker CPU ms/image | peak worker RSS MB | load (1/5/15 min) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---|")
     base = results[1]["wall"]
     for k, r in results.items():
         label = "in-process (no Dask)" if k == 0 else str(k)
         rss = "" if r["rss"] is None else f"{r['rss']:.0f}"
-        print(f"| {label} | {r['wall']:.1f} | {n / r['wall']:.1f} | {base / r['wall']:.2f} | {1000 * r['cpu'] / n:.1f} | {rss} | {load()} |")
+        print(
+            f"| {label} | {r['wall']:.1f} | {n / r['wall']:.1f} | {base / r['wall']:.2f} | {1000 * r['cpu'] / n:.1f} | {rss} | {load()} |"
+        )
     print(f"(the machine has {os.cpu_count()} cores: 4 workers cannot beat 2)")
     return results
 
 
 # --- 2. overhead ------------------------------------------------------------------
+
 
 def bench_overhead(small: Path, scratch: Path, n_small: int, tiny: int, large: int) -> dict:
     print(f"\n## 2. per-task overhead: {n_small} JPEGs, chunk size {tiny} vs {large} (load {load()})")
@@ -253,8 +265,14 @@ def bench_overhead(small: Path, scratch: Path, n_small: int, tiny: int, large: i
 
         logging.getLogger("distributed").setLevel(logging.WARNING)
         started = time.perf_counter()
-        dedup_flow(path=str(small), method="phash", store=str(scratch / f"store-{name}"), out=str(scratch / f"out-{name}"),
-                   chunk_size=chunk_size, n_workers=k)
+        dedup_flow(
+            path=str(small),
+            method="phash",
+            store=str(scratch / f"store-{name}"),
+            out=str(scratch / f"out-{name}"),
+            chunk_size=chunk_size,
+            n_workers=k,
+        )
         return time.perf_counter() - started
 
     with prefect_test_harness(server_startup_timeout=60):
@@ -264,7 +282,9 @@ def bench_overhead(small: Path, scratch: Path, n_small: int, tiny: int, large: i
             f_tiny = flow(tiny, k, f"flow{k}-tiny")
             rows.append(("Prefect flow (DaskTaskRunner), whole flow", k, f_tiny, f_large))
 
-    print(f"| path | workers | s, {n_tiny} tasks | s, {n_large} tasks | added wall s/task | overhead per task, worker-s |")
+    print(
+        f"| path | workers | s, {n_tiny} tasks | s, {n_large} tasks | added wall s/task | overhead per task, worker-s |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     overhead = {}
     for name, k, tiny_s, large_s in rows:
@@ -276,13 +296,16 @@ def bench_overhead(small: Path, scratch: Path, n_small: int, tiny: int, large: i
         overhead[(name, k)] = added * k
         print(f"| {name} | {k} | {tiny_s:.1f} | {large_s:.1f} | {added * 1000:.1f} ms | {added * k * 1000:.1f} ms |")
     print(f"load after: {load()}")
-    return {"in_process": overhead[rows[0][0], 1],
-            "dask": max(v for (name, _), v in overhead.items() if name.startswith("Dask client.map")),
-            "prefect": max(v for (name, _), v in overhead.items() if name.startswith("Prefect")),
-            "prefect_1": overhead["Prefect flow (DaskTaskRunner), whole flow", 1]}
+    return {
+        "in_process": overhead[rows[0][0], 1],
+        "dask": max(v for (name, _), v in overhead.items() if name.startswith("Dask client.map")),
+        "prefect": max(v for (name, _), v in overhead.items() if name.startswith("Prefect")),
+        "prefect_1": overhead["Prefect flow (DaskTaskRunner), whole flow", 1],
+    }
 
 
 # --- 3. per-item costs for the plan -------------------------------------------------
+
 
 def bench_embed(library: Path, n: int) -> dict:
     """Seconds per image of the default embedder on one thread, in a fresh process (its memory is a worker's)."""
@@ -366,6 +389,7 @@ def bench_search_and_cluster() -> dict:
 
 # --- output ---------------------------------------------------------------------------
 
+
 def human_s(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -392,25 +416,37 @@ def recommend_chunk(w_hash: float, w_embed: float, overhead: dict, max_lost_s: f
     c_min_hybrid = 2 * worst / (target * (w_hash + w_embed))  # hybrid: two tasks per chunk (hash_chunk, embed_chunk)
     c_max = max_lost_s / (w_hash + w_embed)
     print("\n## 3. chunk size")
-    print(f"- per-task overhead through Prefect + Dask: {overhead['prefect_1'] * 1000:.0f} ms with 1 worker, {worst * 1000:.0f} worker-ms with 2 "
-          f"(added wall per task x 2; on 2 cores the flow, the API server and both workers share the cores, so the two cannot be told apart); "
-          f"plain Dask: {overhead['dask'] * 1000:.1f} ms; the pipeline's own per-chunk cost (store open, Zarr write, fsync): {overhead['in_process'] * 1000:.1f} ms")
-    print(f"- work per image: phash {w_hash * 1000:.1f} ms/core (the cheapest: decode at reduced scale), hybrid {1000 * (w_hash + w_embed):.1f} ms/core")
-    print(f"- overhead < {target:.0%} of the work: chunk >= {worst * 1000:.0f} ms / ({target:.0%} x {w_hash * 1000:.1f} ms) = {c_min:.0f} images for phash, "
-          f">= {c_min_hybrid:.0f} for hybrid (2 tasks per chunk)")
-    print(f"- a failed chunk loses <= {max_lost_s:.0f} s of one worker with hybrid: chunk <= {max_lost_s:.0f} s / {1000 * (w_hash + w_embed):.1f} ms = {c_max:.0f} images")
+    print(
+        f"- per-task overhead through Prefect + Dask: {overhead['prefect_1'] * 1000:.0f} ms with 1 worker, {worst * 1000:.0f} worker-ms with 2 "
+        f"(added wall per task x 2; on 2 cores the flow, the API server and both workers share the cores, so the two cannot be told apart); "
+        f"plain Dask: {overhead['dask'] * 1000:.1f} ms; the pipeline's own per-chunk cost (store open, Zarr write, fsync): {overhead['in_process'] * 1000:.1f} ms"
+    )
+    print(
+        f"- work per image: phash {w_hash * 1000:.1f} ms/core (the cheapest: decode at reduced scale), hybrid {1000 * (w_hash + w_embed):.1f} ms/core"
+    )
+    print(
+        f"- overhead < {target:.0%} of the work: chunk >= {worst * 1000:.0f} ms / ({target:.0%} x {w_hash * 1000:.1f} ms) = {c_min:.0f} images for phash, "
+        f">= {c_min_hybrid:.0f} for hybrid (2 tasks per chunk)"
+    )
+    print(
+        f"- a failed chunk loses <= {max_lost_s:.0f} s of one worker with hybrid: chunk <= {max_lost_s:.0f} s / {1000 * (w_hash + w_embed):.1f} ms = {c_max:.0f} images"
+    )
     fitting = [c for c in NICE_SIZES if c_min <= c <= c_max]
     choice = fitting[0] if fitting else max([c for c in NICE_SIZES if c <= c_max] or [NICE_SIZES[0]])
-    print(f"- balance: the last chunks leave workers idle for up to one chunk's time, ~ chunk x W / N of the run (W workers, N images): "
-          f"chunk {choice} on W = 64 is {100 * choice * 64 / 1e6:.0f} % at 1M images, {100 * choice * 64 / 1e7:.1f} % at 10M; on W = 2, "
-          f"{100 * choice * 2 / 1e4:.0f} % at 10k images. So no fixed size balances small libraries: cap it at ceil(N / (4 W)) "
-          f"(4 chunks per worker) when that is smaller, i.e. pick chunk = max(ceil(N / (4 W)), 1) capped at the default")
+    print(
+        f"- balance: the last chunks leave workers idle for up to one chunk's time, ~ chunk x W / N of the run (W workers, N images): "
+        f"chunk {choice} on W = 64 is {100 * choice * 64 / 1e6:.0f} % at 1M images, {100 * choice * 64 / 1e7:.1f} % at 10M; on W = 2, "
+        f"{100 * choice * 2 / 1e4:.0f} % at 10k images. So no fixed size balances small libraries: cap it at ceil(N / (4 W)) "
+        f"(4 chunks per worker) when that is smaller, i.e. pick chunk = max(ceil(N / (4 W)), 1) capped at the default"
+    )
     verdict = "meets both bounds" if fitting else "cannot meet both bounds: the largest size within the failure bound"
-    print(f"- recommendation: chunk_size = {choice} as the default ({verdict}; config.py has 1000, whose Prefect overhead is "
-          f"{100 * worst / (1000 * w_hash):.1f} % of phash work and {100 * 2 * worst / (1000 * (w_hash + w_embed)):.1f} % of hybrid work); "
-          f"at {choice}: {100 * worst / (choice * w_hash):.1f} % (phash), {100 * 2 * worst / (choice * (w_hash + w_embed)):.1f} % (hybrid); "
-          f"a lost chunk costs {choice * w_hash:.0f} s (phash) / {choice * (w_hash + w_embed):.0f} s (hybrid) of one worker; "
-          f"plus the cap at ceil(N / (4 W)) for small libraries")
+    print(
+        f"- recommendation: chunk_size = {choice} as the default ({verdict}; config.py has 1000, whose Prefect overhead is "
+        f"{100 * worst / (1000 * w_hash):.1f} % of phash work and {100 * 2 * worst / (1000 * (w_hash + w_embed)):.1f} % of hybrid work); "
+        f"at {choice}: {100 * worst / (choice * w_hash):.1f} % (phash), {100 * 2 * worst / (choice * (w_hash + w_embed)):.1f} % (hybrid); "
+        f"a lost chunk costs {choice * w_hash:.0f} s (phash) / {choice * (w_hash + w_embed):.0f} s (hybrid) of one worker; "
+        f"plus the cap at ceil(N / (4 W)) for small libraries"
+    )
     return choice
 
 
@@ -420,23 +456,41 @@ def paper_plan(args, w_hash: float, embed: dict, other: dict, overhead: float, c
     b = math.log10(HAMMING_10M_S / h["seconds"])  # time ~ N^b between 1M (measured) and 10M (published)
     cos_core_s = c["seconds"] * (os.cpu_count() or 1)  # BLAS used every core of this machine
     per_pair_flops = 2 * EMBED_DIM
-    print(f"\n## 4. paper plan: {cores} CPU cores, {gpus} GPUs (per-item costs measured on this machine, {os.cpu_count()} cores; load {load()})")
+    print(
+        f"\n## 4. paper plan: {cores} CPU cores, {gpus} GPUs (per-item costs measured on this machine, {os.cpu_count()} cores; load {load()})"
+    )
     print("Measured here:")
-    print(f"- hash (phash, ~2 MP JPEG, decode included): {w_hash * 1000:.1f} ms/image/core (1 Dask worker); worker peak RSS {hash_rss:.0f} MB")
-    print(f"- embed (efficientnet_lite0, {embed['runtime']}, 1 thread, {args.embed} files): {embed['total'] * 1000:.1f} ms/image/core "
-          f"= decode+resize {embed['decode'] * 1000:.1f} + network {embed['infer'] * 1000:.1f}; process peak RSS {embed['peak_rss_mb']:.0f} MB")
-    print(f"- hamming_pairs, 1M random hashes, radius 10: {h['seconds']:.1f} s, peak RSS {h['peak_rss_mb']:.0f} MB, {h['pairs']} pairs; "
-          f"10M: {HAMMING_10M_S} s (bench_search.py, published) -> time grows as N^{b:.2f}")
-    print(f"- cosine_pairs, 20k x {EMBED_DIM} float32: {c['seconds']:.1f} s on {os.cpu_count()} cores ({cos_core_s:.0f} core-s, "
-          f"{1e-9 * per_pair_flops * 20_000 ** 2 / 2 / cos_core_s:.0f} GFLOP/s/core), peak RSS {c['peak_rss_mb']:.0f} MB")
-    print(f"- clustering 1M images, {cl['pairs']} pairs ({cl['components']} components): networkx build + connected_components "
-          f"{cl['networkx_s']:.1f} s, imgdedup.search.cluster.cluster_pairs {cl['cluster_pairs_s']:.1f} s, peak RSS {cl['peak_rss_mb']:.0f} MB")
-    print(f"- manifest of 1M files: {human_b(man['bytes_on_disk'])} on disk, load {man['load_s']:.1f} s, save {man['save_s']:.1f} s, "
-          f"peak RSS {man['peak_rss_mb']:.0f} MB")
-    print(f"Assumed (not measured, no GPU here): {args.gpu_embed_rate:.0f} images/s of network per GPU (EfficientNet-Lite0 224 px, fp16), "
-          f"{args.gpu_tflops:.0f} TFLOP/s sustained fp16 matmul per GPU")
+    print(
+        f"- hash (phash, ~2 MP JPEG, decode included): {w_hash * 1000:.1f} ms/image/core (1 Dask worker); worker peak RSS {hash_rss:.0f} MB"
+    )
+    print(
+        f"- embed (efficientnet_lite0, {embed['runtime']}, 1 thread, {args.embed} files): {embed['total'] * 1000:.1f} ms/image/core "
+        f"= decode+resize {embed['decode'] * 1000:.1f} + network {embed['infer'] * 1000:.1f}; process peak RSS {embed['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"- hamming_pairs, 1M random hashes, radius 10: {h['seconds']:.1f} s, peak RSS {h['peak_rss_mb']:.0f} MB, {h['pairs']} pairs; "
+        f"10M: {HAMMING_10M_S} s (bench_search.py, published) -> time grows as N^{b:.2f}"
+    )
+    print(
+        f"- cosine_pairs, 20k x {EMBED_DIM} float32: {c['seconds']:.1f} s on {os.cpu_count()} cores ({cos_core_s:.0f} core-s, "
+        f"{1e-9 * per_pair_flops * 20_000**2 / 2 / cos_core_s:.0f} GFLOP/s/core), peak RSS {c['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"- clustering 1M images, {cl['pairs']} pairs ({cl['components']} components): networkx build + connected_components "
+        f"{cl['networkx_s']:.1f} s, imgdedup.search.cluster.cluster_pairs {cl['cluster_pairs_s']:.1f} s, peak RSS {cl['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"- manifest of 1M files: {human_b(man['bytes_on_disk'])} on disk, load {man['load_s']:.1f} s, save {man['save_s']:.1f} s, "
+        f"peak RSS {man['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"Assumed (not measured, no GPU here): {args.gpu_embed_rate:.0f} images/s of network per GPU (EfficientNet-Lite0 224 px, fp16), "
+        f"{args.gpu_tflops:.0f} TFLOP/s sustained fp16 matmul per GPU"
+    )
     print()
-    print("| stage | resource | per-item cost (source) | 10M: work | 10M: wall | 10M: memory | 100M: work | 100M: wall | 100M: memory |")
+    print(
+        "| stage | resource | per-item cost (source) | 10M: work | 10M: wall | 10M: memory | 100M: work | 100M: wall | 100M: memory |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     rows = []
 
@@ -448,55 +502,96 @@ def paper_plan(args, w_hash: float, embed: dict, other: dict, overhead: float, c
 
     # hash
     tasks = lambda n: n / chunk
-    row("hash (decode + phash)", "CPU cores (+ read I/O)", f"{w_hash * 1000:.1f} ms/image/core (measured) + {overhead * 1000:.0f} ms/chunk of {chunk}",
+    row(
+        "hash (decode + phash)",
+        "CPU cores (+ read I/O)",
+        f"{w_hash * 1000:.1f} ms/image/core (measured) + {overhead * 1000:.0f} ms/chunk of {chunk}",
         per_n(lambda n: f"{(n * w_hash + tasks(n) * overhead) / 3600:.0f} core-h"),
         per_n(lambda n: human_s((n * w_hash + tasks(n) * overhead) / cores)),
-        per_n(lambda n: f"{hash_rss:.0f} MB/worker; store {human_b(8 * n)}"))
+        per_n(lambda n: f"{hash_rss:.0f} MB/worker; store {human_b(8 * n)}"),
+    )
     # embed on CPU
-    row("embed on CPU", "CPU cores", f"{embed['total'] * 1000:.1f} ms/image/core (measured)",
+    row(
+        "embed on CPU",
+        "CPU cores",
+        f"{embed['total'] * 1000:.1f} ms/image/core (measured)",
         per_n(lambda n: f"{n * embed['total'] / 3600:.0f} core-h"),
         per_n(lambda n: human_s(n * embed["total"] / cores)),
-        per_n(lambda n: f"{embed['peak_rss_mb']:.0f} MB/worker; store {human_b(2 * EMBED_DIM * n)}"))
+        per_n(lambda n: f"{embed['peak_rss_mb']:.0f} MB/worker; store {human_b(2 * EMBED_DIM * n)}"),
+    )
     # embed on GPU: decode on CPU, network on GPU
-    row("embed on GPU", "GPUs + CPU cores to decode", f"decode {embed['decode'] * 1000:.1f} ms/core (measured) + 1/{args.gpu_embed_rate:.0f} s/GPU (assumed)",
+    row(
+        "embed on GPU",
+        "GPUs + CPU cores to decode",
+        f"decode {embed['decode'] * 1000:.1f} ms/core (measured) + 1/{args.gpu_embed_rate:.0f} s/GPU (assumed)",
         per_n(lambda n: f"{n * embed['decode'] / 3600:.0f} core-h + {n / args.gpu_embed_rate / 3600:.1f} GPU-h"),
         per_n(lambda n: human_s(max(n * embed["decode"] / cores, n / args.gpu_embed_rate / max(gpus, 1)))),
-        per_n(lambda n: f"store {human_b(2 * EMBED_DIM * n)}"))
+        per_n(lambda n: f"store {human_b(2 * EMBED_DIM * n)}"),
+    )
     # hamming search: one process (threads), 2 cores measured
-    row("search: hamming_pairs r10", "one machine: RAM, its cores (threads)",
+    row(
+        "search: hamming_pairs r10",
+        "one machine: RAM, its cores (threads)",
         f"1M {h['seconds']:.0f} s (measured), 10M {HAMMING_10M_S:.0f} s (published), 100M: 10M x 10^{b:.2f} (extrapolated)",
-        [f"{HAMMING_10M_S * 2 / 3600:.2f} core-h", f"{HAMMING_10M_S * 10 ** b * 2 / 3600:.1f} core-h"],
-        [f"{human_s(HAMMING_10M_S)} on 2 cores", f"{human_s(HAMMING_10M_S * 10 ** b)} on 2 cores"],
-        per_n(lambda n: human_b(h["peak_rss_mb"] * 1e6 * n / 1e6) + " (x N from 1M)"))
+        [f"{HAMMING_10M_S * 2 / 3600:.2f} core-h", f"{HAMMING_10M_S * 10**b * 2 / 3600:.1f} core-h"],
+        [f"{human_s(HAMMING_10M_S)} on 2 cores", f"{human_s(HAMMING_10M_S * 10**b)} on 2 cores"],
+        per_n(lambda n: human_b(h["peak_rss_mb"] * 1e6 * n / 1e6) + " (x N from 1M)"),
+    )
     # cosine search: N^2
-    row("search: cosine_pairs (cnn/hybrid)", "GPUs (or CPU cores); RAM for all vectors",
+    row(
+        "search: cosine_pairs (cnn/hybrid)",
+        "GPUs (or CPU cores); RAM for all vectors",
         f"{cos_core_s:.0f} core-s at 20k (measured) x (N/20k)^2 (extrapolated); GPU: {per_pair_flops} FLOP/pair at the assumed rate",
-        per_n(lambda n: f"{cos_core_s * (n / 2e4) ** 2 / 3600:,.0f} core-h or {per_pair_flops * n * n / 2 / (args.gpu_tflops * 1e12) / 3600:.1f} GPU-h"),
-        per_n(lambda n: f"{human_s(cos_core_s * (n / 2e4) ** 2 / cores)} CPU / {human_s(per_pair_flops * n * n / 2 / (args.gpu_tflops * 1e12) / max(gpus, 1))} GPU"),
-        per_n(lambda n: f"{human_b(4 * EMBED_DIM * n)} float32 vectors (computed)"))
+        per_n(
+            lambda n: (
+                f"{cos_core_s * (n / 2e4) ** 2 / 3600:,.0f} core-h or {per_pair_flops * n * n / 2 / (args.gpu_tflops * 1e12) / 3600:.1f} GPU-h"
+            )
+        ),
+        per_n(
+            lambda n: (
+                f"{human_s(cos_core_s * (n / 2e4) ** 2 / cores)} CPU / {human_s(per_pair_flops * n * n / 2 / (args.gpu_tflops * 1e12) / max(gpus, 1))} GPU"
+            )
+        ),
+        per_n(lambda n: f"{human_b(4 * EMBED_DIM * n)} float32 vectors (computed)"),
+    )
     # cluster
-    row("cluster (networkx, 1 pair/image)", "one process: RAM, 1 core",
+    row(
+        "cluster (networkx, 1 pair/image)",
+        "one process: RAM, 1 core",
         f"1M images + 1M pairs: {cl['cluster_pairs_s']:.0f} s, {cl['peak_rss_mb']:.0f} MB (measured), x N (extrapolated)",
         per_n(lambda n: f"{cl['cluster_pairs_s'] * n / 1e6 / 3600:.2f} core-h"),
         per_n(lambda n: human_s(cl["cluster_pairs_s"] * n / 1e6)),
-        per_n(lambda n: human_b(cl["peak_rss_mb"] * 1e6 * n / 1e6)))
+        per_n(lambda n: human_b(cl["peak_rss_mb"] * 1e6 * n / 1e6)),
+    )
     # orchestration: Prefect task runs (one per chunk for phash, two for hybrid)
-    row("orchestration (Prefect task runs, hybrid)", "flow process + Prefect API server",
+    row(
+        "orchestration (Prefect task runs, hybrid)",
+        "flow process + Prefect API server",
         f"{overhead * 1000:.0f} worker-ms/task (measured), 2 tasks per chunk of {chunk}",
         per_n(lambda n: f"{2 * n / chunk:,.0f} tasks, {2 * n / chunk * overhead / 3600:.1f} core-h"),
         per_n(lambda n: f"in the rows above if it runs on the workers; {human_s(2 * n / chunk * overhead)} if serial"),
-        per_n(lambda n: f"{2 * n / chunk:,.0f} task runs in the API database"))
+        per_n(lambda n: f"{2 * n / chunk:,.0f} task runs in the API database"),
+    )
     # manifest (preprocess / commit in the flow process)
-    row("manifest (preprocess, commit)", "flow process: RAM, disk",
+    row(
+        "manifest (preprocess, commit)",
+        "flow process: RAM, disk",
         f"1M files: load {man['load_s']:.1f} s, {man['peak_rss_mb']:.0f} MB peak (measured), x N (extrapolated)",
         per_n(lambda n: "-"),
         per_n(lambda n: human_s(man["load_s"] * n / 1e6) + " per load (several per run)"),
-        per_n(lambda n: f"{human_b(man['peak_rss_mb'] * 1e6 * n / 1e6)}; file {human_b(man['bytes_on_disk'] * n / 1e6)}"))
+        per_n(
+            lambda n: f"{human_b(man['peak_rss_mb'] * 1e6 * n / 1e6)}; file {human_b(man['bytes_on_disk'] * n / 1e6)}"
+        ),
+    )
     for stage, resource_, cost, work, wall, memory in rows:
-        print(f"| {stage} | {resource_} | {cost} | {work[0]} | {wall[0]} | {memory[0]} | {work[1]} | {wall[1]} | {memory[1]} |")
-    print("work = core-hours (or GPU-hours) summed over workers; wall = work spread over the cores/GPUs above, "
-          "except the hamming search and clustering, which run in one process (hamming: as on the 2 cores measured). "
-          "Not measured: discovering and stat-ing N files, reading them from network storage, writing the report.")
+        print(
+            f"| {stage} | {resource_} | {cost} | {work[0]} | {wall[0]} | {memory[0]} | {work[1]} | {wall[1]} | {memory[1]} |"
+        )
+    print(
+        "work = core-hours (or GPU-hours) summed over workers; wall = work spread over the cores/GPUs above, "
+        "except the hamming search and clustering, which run in one process (hamming: as on the 2 cores measured). "
+        "Not measured: discovering and stat-ing N files, reading them from network storage, writing the report."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -505,17 +600,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=200, help="JPEGs for the per-task overhead runs (200)")
     parser.add_argument("--embed", type=int, default=200, help="JPEGs embedded to time the embedder (200)")
     parser.add_argument("--chunk-size", type=int, default=50, help="chunk size of the throughput runs (50)")
-    parser.add_argument("--max-lost-s", type=float, default=60.0, help="work one failed chunk may lose, worker-seconds (60)")
+    parser.add_argument(
+        "--max-lost-s", type=float, default=60.0, help="work one failed chunk may lose, worker-seconds (60)"
+    )
     parser.add_argument("--cores", type=int, default=64, help="CPU cores of the paper plan (64)")
     parser.add_argument("--gpus", type=int, default=4, help="GPUs of the paper plan (4)")
     parser.add_argument("--gpu-embed-rate", type=float, default=4000.0, help="assumed network images/s per GPU (4000)")
-    parser.add_argument("--gpu-tflops", type=float, default=50.0, help="assumed sustained fp16 matmul TFLOP/s per GPU (50)")
-    parser.add_argument("--workdir", type=Path, help="where the JPEGs are kept (default: $TMPDIR/imgdedup-bench-scaling-N)")
+    parser.add_argument(
+        "--gpu-tflops", type=float, default=50.0, help="assumed sustained fp16 matmul TFLOP/s per GPU (50)"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where the JPEGs are kept (default: $TMPDIR/imgdedup-bench-scaling-N)"
+    )
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.gettempdir()) / f"imgdedup-bench-scaling-{args.images}"
     library, small = make_folder(workdir, args.images, args.small)
-    print(f"library: {library} ({args.images} JPEGs), small: {small} ({args.small}); load at start {load()}; {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"library: {library} ({args.images} JPEGs), small: {small} ({args.small}); load at start {load()}; {os.cpu_count()} CPUs",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="imgdedup-bench-scaling-") as tmp:
         scratch = Path(tmp)
         throughput = bench_throughput(library, scratch, args.chunk_size, args.images)

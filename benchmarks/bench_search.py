@@ -138,7 +138,9 @@ def worker(method: str, data: Path, radius: int, out: Path) -> None:
     started = time.perf_counter()
     pairs = search()
     seconds = time.perf_counter() - started
-    rss_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    rss_kb = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
     np.save(out.with_suffix(".npy"), pairs.astype(np.int64))
     out.write_text(json.dumps({"seconds": seconds, "peak_rss_mb": rss_kb / 1024}))
 
@@ -198,7 +200,15 @@ def main() -> None:
                     print(f"{label} {'skipped: N > --peer-max-n=' + str(args.peer_max_n):>48}", flush=True)
                     continue
                 out = Path(tmp) / f"{method}-{n}.json"
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, str(data), str(args.radius), str(out)]
+                cmd = [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--worker",
+                    method,
+                    str(data),
+                    str(args.radius),
+                    str(out),
+                ]
                 try:
                     subprocess.run(cmd, check=True, timeout=args.timeout)
                 except subprocess.TimeoutExpired:

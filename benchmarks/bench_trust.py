@@ -55,8 +55,11 @@ def score(pairs: set[frozenset], labels: dict[str, dict], clusters: list[list[st
         true = {p for p in truth if all(inside(x) for x in p)}
         hits = found & truth
         out["/".join(key)] = {
-            "precision": len(hits) / len(found) if found else 1.0, "recall": len(hits & true) / len(true) if true else 1.0,
-            "found": len(found), "false": len(found - truth), "true": len(true),
+            "precision": len(hits) / len(found) if found else 1.0,
+            "recall": len(hits & true) / len(true) if true else 1.0,
+            "found": len(found),
+            "false": len(found - truth),
+            "true": len(true),
         }
     variants: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for p in truth:
@@ -70,7 +73,8 @@ def score(pairs: set[frozenset], labels: dict[str, dict], clusters: list[list[st
     if clusters is not None:
         size = {key: len(members) for key, members in groups.items()}
         out["oversized_clusters"] = sum(
-            1 for c in clusters if len(c) > max(size[(labels[p]["category"], labels[p]["group"])] for p in c))
+            1 for c in clusters if len(c) > max(size[(labels[p]["category"], labels[p]["group"])] for p in c)
+        )
         out["largest_cluster"] = max((len(c) for c in clusters), default=0)
     return out
 
@@ -81,7 +85,11 @@ def run_method(folder: Path, work: Path, method: str, **settings) -> tuple[set[f
     summary = find_duplicates_in_folder(folder / "images", config, work / f"run-{method}")
     seconds = time.perf_counter() - started
     pairs, clusters = cluster_pairs_of(work / f"run-{method}")
-    return pairs, clusters, {"seconds": round(seconds, 1), "stages": {k: round(v, 2) for k, v in summary.seconds.items()}}
+    return (
+        pairs,
+        clusters,
+        {"seconds": round(seconds, 1), "stages": {k: round(v, 2) for k, v in summary.seconds.items()}},
+    )
 
 
 def imagededup_phash(folder: Path) -> set[frozenset]:
@@ -90,7 +98,9 @@ def imagededup_phash(folder: Path) -> set[frozenset]:
     from imagededup.methods import PHash
 
     logging.getLogger("imagededup").setLevel(logging.ERROR)
-    found = PHash(verbose=False).find_duplicates(image_dir=str(folder / "images"), max_distance_threshold=10, recursive=True)
+    found = PHash(verbose=False).find_duplicates(
+        image_dir=str(folder / "images"), max_distance_threshold=10, recursive=True
+    )
     return {frozenset((a, b)) for a, dups in found.items() for b in dups}
 
 
@@ -119,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--methods", default="hybrid,phash")
-    parser.add_argument("--no-verify", action="store_true", help="run the methods without verification (the old behaviour)")
+    parser.add_argument(
+        "--no-verify", action="store_true", help="run the methods without verification (the old behaviour)"
+    )
     parser.add_argument("--peer", action="store_true", help="also score imagededup's PHash")
     parser.add_argument("--sheet", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config setting (YAML value)")
@@ -132,7 +144,11 @@ def main(argv: list[str] | None = None) -> None:
         extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
         pairs, clusters, timing = run_method(args.folder, args.work, method, verify=not args.no_verify, **extra)
         name = f"imgdedup {method}{' (no verify)' if args.no_verify else ''}"
-        results[name] = {**score(pairs, labels, clusters), **timing, "images_per_s": round(len(labels) / timing["seconds"], 1)}
+        results[name] = {
+            **score(pairs, labels, clusters),
+            **timing,
+            "images_per_s": round(len(labels) / timing["seconds"], 1),
+        }
         if args.sheet:
             false = [p for p in pairs if len({(labels[x]["category"], labels[x]["group"]) for x in p}) > 1]
             contact_sheet(false, args.folder / "images", args.work / f"false-{method}.png")
@@ -140,12 +156,19 @@ def main(argv: list[str] | None = None) -> None:
         results["imagededup PHash"] = score(imagededup_phash(args.folder), labels)
     (args.work / "bench_trust.json").write_text(json.dumps(results, indent=1))
     for name, result in results.items():
-        print(f"== {name}" + (f"  ({result['seconds']} s, {result['images_per_s']} images/s)" if "seconds" in result else ""))
+        print(
+            f"== {name}"
+            + (f"  ({result['seconds']} s, {result['images_per_s']} images/s)" if "seconds" in result else "")
+        )
         for key, value in result.items():
             if isinstance(value, dict) and "precision" in value:
-                print(f"  {key:22s} P {value['precision']:.3f}  R {value['recall']:.3f}  found {value['found']:5d}  false {value['false']:4d}")
+                print(
+                    f"  {key:22s} P {value['precision']:.3f}  R {value['recall']:.3f}  found {value['found']:5d}  false {value['false']:4d}"
+                )
         if "largest_cluster" in result:
-            print(f"  largest cluster {result['largest_cluster']}, clusters larger than their true group {result['oversized_clusters']}")
+            print(
+                f"  largest cluster {result['largest_cluster']}, clusters larger than their true group {result['oversized_clusters']}"
+            )
         print("  held recall by variant:", ", ".join(f"{k} {v}" for k, v in result["held_recall_by_variant"].items()))
 
 

@@ -35,7 +35,6 @@ try:
 except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imgdedup.compat.evaluation import format_score_table, score_run  # noqa: E402
 from benchmarks.transforms import (
     SIBLING_LABEL,
     SIZE_PRESERVING,
@@ -43,6 +42,7 @@ from benchmarks.transforms import (
     available_photos,
     make_transformed_copies,
 )
+from imgdedup.compat.evaluation import format_score_table, score_run  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,17 +54,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("out_dir", nargs="?", type=Path, help="folder to write")
     parser.add_argument("--originals", type=int, default=100, help="number of originals (100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the crop layout (0)")
-    parser.add_argument("--size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
-                        help="resize every original to this size (default: native crop size)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("WIDTH", "HEIGHT"),
+        help="resize every original to this size (default: native crop size)",
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--transforms", help="comma-separated transform names (default: all)")
-    group.add_argument("--size-preserving", action="store_true",
-                       help=f"only the transforms that keep the size: {', '.join(SIZE_PRESERVING)}")
+    group.add_argument(
+        "--size-preserving",
+        action="store_true",
+        help=f"only the transforms that keep the size: {', '.join(SIZE_PRESERVING)}",
+    )
     parser.add_argument("--photos", help="comma-separated photograph names (default: all available)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a benchmark already in OUT_DIR")
-    parser.add_argument("--score", nargs=2, type=Path, metavar=("OUT_DIR", "DUPLICATES_JSON"),
-                        help="score a run's duplicates.json against the benchmark in OUT_DIR")
+    parser.add_argument("--overwrite", action="store_true", help="replace a benchmark already in OUT_DIR")
+    parser.add_argument(
+        "--score",
+        nargs=2,
+        type=Path,
+        metavar=("OUT_DIR", "DUPLICATES_JSON"),
+        help="score a run's duplicates.json against the benchmark in OUT_DIR",
+    )
     parser.add_argument("--json", action="store_true", help="with --score: print JSON instead")
     return parser
 

@@ -273,8 +273,16 @@ TRANSFORMS: dict[str, Transform] = {
 
 #: Transforms whose output has the input's width and height.
 SIZE_PRESERVING: tuple[str, ...] = (
-    "jpeg_q25", "brightness_130", "contrast_130", "saturation_150", "grayscale",
-    "blur_r2", "noise_s8", "rotate_5", "mirror", "caption_bar",
+    "jpeg_q25",
+    "brightness_130",
+    "contrast_130",
+    "saturation_150",
+    "grayscale",
+    "blur_r2",
+    "noise_s8",
+    "rotate_5",
+    "mirror",
+    "caption_bar",
 )
 
 # Copies made by these functions are written as the original encoded at this
@@ -353,9 +361,7 @@ def load_photo(name: str) -> Image.Image:
     photo = PHOTOS[name]
     path = photo.path()
     if path is None:
-        raise FileNotFoundError(
-            f"photo {name!r} needs the {photo.package} package (pip install {photo.package})"
-        )
+        raise FileNotFoundError(f"photo {name!r} needs the {photo.package} package (pip install {photo.package})")
     with Image.open(path) as image:
         return image.convert("RGB")
 
@@ -407,8 +413,9 @@ def _partition(width: int, height: int, n_regions: int, rng: np.random.Generator
         candidates = [i for i, box in enumerate(regions) if splittable(box)]
         if not candidates:
             raise ValueError(f"cannot cut {n_regions} regions")
-        areas = np.array([(regions[i][2] - regions[i][0]) * (regions[i][3] - regions[i][1])
-                          for i in candidates], dtype=np.float64)
+        areas = np.array(
+            [(regions[i][2] - regions[i][0]) * (regions[i][3] - regions[i][1]) for i in candidates], dtype=np.float64
+        )
         l, t, r, b = regions.pop(candidates[rng.choice(len(candidates), p=areas / areas.sum())])
         if r - l >= b - t:
             cut = l + int(rng.integers(*_cut_range(r - l, min_region), endpoint=True))
@@ -438,9 +445,7 @@ def _detail(image: Image.Image) -> float:
     return float(np.asarray(small, dtype=np.float64).std())
 
 
-def plan_crops(
-    photos: Sequence[str], n_originals: int, seed: int, size: tuple[int, int] | None
-) -> list[CropSource]:
+def plan_crops(photos: Sequence[str], n_originals: int, seed: int, size: tuple[int, int] | None) -> list[CropSource]:
     """Choose the crops that become the originals (see the module docstring).
 
     Parameters
@@ -490,8 +495,7 @@ def plan_crops(
     kept = sorted(candidates)[:n_originals]
     sources: list[CropSource] = []
     for name in images:
-        boxes = sorted((box for _, _, photo, box in kept if photo == name),
-                       key=lambda box: (box[1], box[0]))
+        boxes = sorted((box for _, _, photo, box in kept if photo == name), key=lambda box: (box[1], box[0]))
         sources += [CropSource(f"{name}-{j:03d}", name, box) for j, box in enumerate(boxes)]
     return sources
 
@@ -547,13 +551,16 @@ def _check_transforms(
             raise ValueError(f"transforms must be a list of names, got the string {transforms!r}")
         unknown = [t for t in transforms if t not in TRANSFORMS]
         if unknown:
-            raise ValueError(
-                f"transforms has unknown name(s) {unknown}; known: {', '.join(TRANSFORMS)}"
-            )
+            raise ValueError(f"transforms has unknown name(s) {unknown}; known: {', '.join(TRANSFORMS)}")
         chosen = {t: TRANSFORMS[t] for t in transforms}
     for name, func in chosen.items():
-        if (not isinstance(name, str) or not name or COPY_SEPARATOR in name
-                or not all(c.isalnum() or c in "_-" for c in name) or name == SIBLING_LABEL):
+        if (
+            not isinstance(name, str)
+            or not name
+            or COPY_SEPARATOR in name
+            or not all(c.isalnum() or c in "_-" for c in name)
+            or name == SIBLING_LABEL
+        ):
             raise ValueError(
                 f"transform name {name!r} must be letters, digits, '_' or '-', without "
                 f"{COPY_SEPARATOR!r}, and not {SIBLING_LABEL!r}"
@@ -569,7 +576,8 @@ def _check_args(n_originals: object, seed: object, size: object) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if size is not None and not (
-        isinstance(size, (tuple, list)) and len(size) == 2
+        isinstance(size, (tuple, list))
+        and len(size) == 2
         and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
     ):
         raise ValueError(f"size must be None or (width, height) of positive integers, got {size!r}")
@@ -669,16 +677,12 @@ def make_transformed_copies(
                 func(original).save(root / copy_id, format="JPEG", quality=JPEG_QUALITY)
             copy_ids.append(copy_id)
             pairs.append((original_id, copy_id, transform_name))
-        pairs += [
-            (a, b, SIBLING_LABEL) for i, a in enumerate(copy_ids) for b in copy_ids[i + 1:]
-        ]
+        pairs += [(a, b, SIBLING_LABEL) for i, a in enumerate(copy_ids) for b in copy_ids[i + 1 :]]
         group = [original_id, *copy_ids]
         for file_id in group:
             duplicates[file_id] = sorted(other for other in group if other != file_id)
 
-    (root / GROUND_TRUTH_FILE).write_text(
-        json.dumps(duplicates, indent=1, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    (root / GROUND_TRUTH_FILE).write_text(json.dumps(duplicates, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     with open(root / PAIRS_FILE, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["a", "b", "transform"])
@@ -686,8 +690,5 @@ def make_transformed_copies(
     with open(root / SOURCES_FILE, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["original", "photo", "package", "left", "top", "right", "bottom"])
-        writer.writerows(
-            [f"{ORIGINALS_DIR}/{s.name}.jpg", s.photo, PHOTOS[s.photo].package, *s.box]
-            for s in sources
-        )
+        writer.writerows([f"{ORIGINALS_DIR}/{s.name}.jpg", s.photo, PHOTOS[s.photo].package, *s.box] for s in sources)
     return GroundTruth(root, dict(sorted(duplicates.items())), pairs)

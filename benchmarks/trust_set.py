@@ -49,15 +49,50 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.transforms import TRANSFORMS  # noqa: E402
 
-PACKAGES = ("desktop-base", "gnome-backgrounds", "sway-backgrounds", "ukui-wallpapers", "lomiri-wallpapers",
-            "pingus-data", "tuxpaint-stamps-default")
-SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "horse",
-                  "hubble_deep_field", "moon", "motorcycle_left", "retina", "rocket", "page", "text", "color", "logo")
+PACKAGES = (
+    "desktop-base",
+    "gnome-backgrounds",
+    "sway-backgrounds",
+    "ukui-wallpapers",
+    "lomiri-wallpapers",
+    "pingus-data",
+    "tuxpaint-stamps-default",
+)
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "horse",
+    "hubble_deep_field",
+    "moon",
+    "motorcycle_left",
+    "retina",
+    "rocket",
+    "page",
+    "text",
+    "color",
+    "logo",
+)
 #: Screens a wallpaper is written for (width, height): landscape, square-ish and portrait.
 SCREENS = ((1920, 1080), (1280, 1024), (1024, 768), (800, 600), (2560, 1080), (1080, 1920))
 REAL_TRANSFORMS = tuple(t for t in TRANSFORMS if t != "upscale_200")  # upscaled large PNGs cost disk, not insight
-PALETTE = ((230, 57, 70), (29, 53, 87), (69, 123, 157), (168, 218, 220), (241, 250, 238), (255, 183, 3),
-           (42, 157, 143), (38, 70, 83), (0, 0, 0), (255, 255, 255))
+PALETTE = (
+    (230, 57, 70),
+    (29, 53, 87),
+    (69, 123, 157),
+    (168, 218, 220),
+    (241, 250, 238),
+    (255, 183, 3),
+    (42, 157, 143),
+    (38, 70, 83),
+    (0, 0, 0),
+    (255, 255, 255),
+)
 
 
 def fetch_packages(cache: Path) -> Path:
@@ -82,7 +117,11 @@ def _load(path: Path) -> Image.Image | None:
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGBA") if ("A" in image.getbands() or "transparency" in image.info) else image.convert("RGB")
+            return (
+                image.convert("RGBA")
+                if ("A" in image.getbands() or "transparency" in image.info)
+                else image.convert("RGB")
+            )
     except Exception:
         return None
 
@@ -113,8 +152,10 @@ class Distinct:
         key = _fingerprint(image)
         mirrored = _fingerprint(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
         for other in self.seen:
-            if max(float(key[:256] @ other[:256]), float(mirrored[:256] @ other[:256])) > 0.9 \
-                    and float(np.abs(key[256:] - other[256:]).max()) < 0.12:
+            if (
+                max(float(key[:256] @ other[:256]), float(mirrored[:256] @ other[:256])) > 0.9
+                and float(np.abs(key[256:] - other[256:]).max()) < 0.12
+            ):
                 return False
         self.seen.append(key)
         return True
@@ -192,12 +233,21 @@ def real_originals(unpacked: Path, n_stamps: int, n_sprites: int) -> list[tuple[
 
 
 def wallpapers(unpacked: Path) -> list[tuple[str, Image.Image]]:
-    paths = [p for name in ("desktop-base", "gnome-backgrounds", "sway-backgrounds", "ukui-wallpapers", "lomiri-wallpapers")
-             for p in sorted((unpacked / name).rglob("*")) if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")]
+    paths = [
+        p
+        for name in ("desktop-base", "gnome-backgrounds", "sway-backgrounds", "ukui-wallpapers", "lomiri-wallpapers")
+        for p in sorted((unpacked / name).rglob("*"))
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
+    ]
     out, seen, names = [], Distinct(), set()
     for path in paths:
         # one artwork shipped for several screens (Sway_Wallpaper_Blue_1366x768, ..._Portrait, -nologo): one original
-        name = re.sub(r"([_-]\d+x\d+)?([_-]portrait)?([_-]nologo)?$", "", f"wall-{path.parent.parent.name}-{path.stem}", flags=re.I)[:80]
+        name = re.sub(
+            r"([_-]\d+x\d+)?([_-]portrait)?([_-]nologo)?$",
+            "",
+            f"wall-{path.parent.parent.name}-{path.stem}",
+            flags=re.I,
+        )[:80]
         image = _load(path)
         if name in names or image is None or min(image.size) < 500 or not seen.add(image):
             continue
@@ -234,7 +284,9 @@ def graphic_picture(kind: str, rng: np.random.Generator) -> Image.Image:
     if kind == "rectangle":
         image = Image.new("RGB", (w, h), colour())
         x0, y0 = rng.uniform(0, 0.6) * w, rng.uniform(0, 0.6) * h
-        ImageDraw.Draw(image).rectangle((x0, y0, x0 + rng.uniform(0.1, 0.4) * w, y0 + rng.uniform(0.1, 0.4) * h), fill=colour())
+        ImageDraw.Draw(image).rectangle(
+            (x0, y0, x0 + rng.uniform(0.1, 0.4) * w, y0 + rng.uniform(0.1, 0.4) * h), fill=colour()
+        )
         return image
     if kind == "gradient":
         a, b = np.array(colour(), float), np.array(colour(), float)
@@ -252,7 +304,9 @@ def graphic_picture(kind: str, rng: np.random.Generator) -> Image.Image:
         for _ in range(int(rng.integers(2, 6))):
             x, y = rng.uniform(0, w), rng.uniform(0, h)
             r = rng.uniform(20, 150)
-            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x - r, y - r, x + r, y + r), fill=int(rng.integers(120, 256)))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(
+                (x - r, y - r, x + r, y + r), fill=int(rng.integers(120, 256))
+            )
         image = Image.new("RGBA", (w, h), rgb + (0,))
         image.putalpha(alpha)
         return image
@@ -269,11 +323,15 @@ def lookalike_object(shape: int, colour: tuple[int, int, int], rng: np.random.Ge
     if shape == 0:
         draw.ellipse((c[0] - r, c[1] - r, c[0] + r, c[1] + r), fill=colour, outline=outline, width=6)
     elif shape == 1:
-        points = [(c[0] + r * np.cos(a) * (1 if k % 2 == 0 else 0.45), c[1] + r * np.sin(a) * (1 if k % 2 == 0 else 0.45))
-                  for k, a in enumerate(np.linspace(-np.pi / 2, 1.5 * np.pi, 11)[:-1])]
+        points = [
+            (c[0] + r * np.cos(a) * (1 if k % 2 == 0 else 0.45), c[1] + r * np.sin(a) * (1 if k % 2 == 0 else 0.45))
+            for k, a in enumerate(np.linspace(-np.pi / 2, 1.5 * np.pi, 11)[:-1])
+        ]
         draw.polygon(points, fill=colour, outline=outline, width=6)
     else:
-        draw.rounded_rectangle((c[0] - r, c[1] - r * 0.6, c[0] + r, c[1] + r * 0.6), radius=40, fill=colour, outline=outline, width=6)
+        draw.rounded_rectangle(
+            (c[0] - r, c[1] - r * 0.6, c[0] + r, c[1] + r * 0.6), radius=40, fill=colour, outline=outline, width=6
+        )
     draw.ellipse((c[0] - 20, c[1] - r * 0.3 - 20, c[0] + 20, c[1] - r * 0.3 + 20), fill=(255, 255, 255))  # a highlight
     return image
 
@@ -282,7 +340,9 @@ def copy_transforms(rng: np.random.Generator, count: int) -> list[str]:
     return [REAL_TRANSFORMS[k] for k in rng.choice(len(REAL_TRANSFORMS), size=count, replace=False)]
 
 
-def build(folder: Path, cache: Path, n_stamps: int = 330, n_sprites: int = 170, n_ellipses: int = 240, n_graphics: int = 200) -> Path:
+def build(
+    folder: Path, cache: Path, n_stamps: int = 330, n_sprites: int = 170, n_ellipses: int = 240, n_graphics: int = 200
+) -> Path:
     """Write the set into ``folder``; return the labels file."""
     unpacked = fetch_packages(cache)
     writer = Writer(folder)
@@ -295,7 +355,12 @@ def build(folder: Path, cache: Path, n_stamps: int = 330, n_sprites: int = 170, 
         if rng.random() < 1 / 3:
             writer.add(crop_area(flat, rng), "real", name, "crop_50_70", "jpg")
         if image.mode == "RGBA" and rng.random() < 0.25:
-            writer.add(image.resize((max(1, image.width * 3 // 4), max(1, image.height * 3 // 4)), Image.LANCZOS), "real", name, "alpha_resize_75")
+            writer.add(
+                image.resize((max(1, image.width * 3 // 4), max(1, image.height * 3 // 4)), Image.LANCZOS),
+                "real",
+                name,
+                "alpha_resize_75",
+            )
     for name, image in wallpapers(unpacked):
         rng = _rng("wall", name)
         screens = [SCREENS[k] for k in sorted(rng.choice(len(SCREENS), size=4, replace=False))]
@@ -323,7 +388,9 @@ def build(folder: Path, cache: Path, n_stamps: int = 330, n_sprites: int = 170, 
             if image.mode == "RGBA":
                 writer.add(image.resize(size, Image.LANCZOS), "graphics", group, "downscale_50")
             else:
-                writer.add(TRANSFORMS["jpeg_q25" if k % 16 else "downscale_50"](image), "graphics", group, "copy", "jpg")
+                writer.add(
+                    TRANSFORMS["jpeg_q25" if k % 16 else "downscale_50"](image), "graphics", group, "copy", "jpg"
+                )
     rng = _rng("split")
     groups = sorted({(r["category"], r["group"]) for r in writer.rows})
     split = {g: ("tune" if rng.random() < 0.5 else "held") for g in groups}

@@ -26,7 +26,26 @@ from imgdedup.imaging.describe import describe_image  # noqa: E402
 from imgdedup.search import verify as v  # noqa: E402
 from imgdedup.storage.store import STATUS_OK, Store  # noqa: E402
 
-FIELDS = ("cosine", "near", "low", "pixdiff", "aligned", "colour", "mean_colour", "grey", "inliers", "registered", "overlap", "registered_colour", "fine", "blocks", "contrast_ratio", "chroma_ratio", "contained", "rblocks")
+FIELDS = (
+    "cosine",
+    "near",
+    "low",
+    "pixdiff",
+    "aligned",
+    "colour",
+    "mean_colour",
+    "grey",
+    "inliers",
+    "registered",
+    "overlap",
+    "registered_colour",
+    "fine",
+    "blocks",
+    "contrast_ratio",
+    "chroma_ratio",
+    "contained",
+    "rblocks",
+)
 
 
 def all_scores(a, b) -> list[float]:
@@ -38,15 +57,35 @@ def all_scores(a, b) -> list[float]:
     colour = v._cosine(a.chroma, b.chroma[:, :, ::-1] if flip else b.chroma)
     mean_colour = v._cosine(a.chroma.mean(axis=(1, 2)), b.chroma.mean(axis=(1, 2)))
     transform, inliers = v.keypoint_transform(a.points, a.descriptors, b.points, b.descriptors)
-    registered, overlap, share_b, rcolour, rblocks, _ = v.registered_correlation(a, b, transform) if transform is not None and inliers >= 6 else (0.0, 0.0, 0.0, 0.0, 99.0, 99.0)
+    registered, overlap, share_b, rcolour, rblocks, _ = (
+        v.registered_correlation(a, b, transform)
+        if transform is not None and inliers >= 6
+        else (0.0, 0.0, 0.0, 0.0, 99.0, 99.0)
+    )
     fine = float(a.fine.ravel() @ (b.fine[:, ::-1] if flip else b.fine).ravel())
     pixmax = float(np.abs(a.pixels.astype(np.int16) - b.pixels.astype(np.int16)).max())
     pixdiff = pixdiff if pixmax <= v.MAX_PIXEL_DELTA else 99.0
     blocks = v.worst_block(a.fine, b.fine[:, ::-1] if flip else b.fine, block=6)
     contrast = max(a.contrast, b.contrast) / max(min(a.contrast, b.contrast), 1e-6)
     chroma_ratio = max(a.chroma_level, b.chroma_level) / max(min(a.chroma_level, b.chroma_level), 1e-6)
-    return [low, pixdiff, max(direct, mirrored), colour, mean_colour, grey, inliers, registered, overlap, rcolour, fine,
-            blocks, contrast, chroma_ratio, max(overlap, share_b), min(rblocks, 99.0)]
+    return [
+        low,
+        pixdiff,
+        max(direct, mirrored),
+        colour,
+        mean_colour,
+        grey,
+        inliers,
+        registered,
+        overlap,
+        rcolour,
+        fine,
+        blocks,
+        contrast,
+        chroma_ratio,
+        max(overlap, share_b),
+        min(rblocks, 99.0),
+    ]
 
 
 def compute(folder: Path, work: Path) -> dict:
@@ -66,9 +105,17 @@ def compute(folder: Path, work: Path) -> dict:
     evidence = {}
     for k in np.unique(np.concatenate([i, j])).tolist():
         evidence[k] = describe_image((folder / "images" / ids[k]).read_bytes())
-    scores = np.asarray([all_scores(evidence[a], evidence[b]) for a, b in zip(i.tolist(), j.tolist())], dtype=np.float32)
-    result = {"ids": np.asarray(ids), "i": i, "j": j, "cosine": cos[i, j], "near": near[i, j].astype(np.float32),
-              **{name: scores[:, k] for k, name in enumerate(FIELDS[2:])}}
+    scores = np.asarray(
+        [all_scores(evidence[a], evidence[b]) for a, b in zip(i.tolist(), j.tolist())], dtype=np.float32
+    )
+    result = {
+        "ids": np.asarray(ids),
+        "i": i,
+        "j": j,
+        "cosine": cos[i, j],
+        "near": near[i, j].astype(np.float32),
+        **{name: scores[:, k] for k, name in enumerate(FIELDS[2:])},
+    }
     np.savez(cache, **result)
     return result
 
@@ -105,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
             sizes[g] = sizes.get(g, 0) + 1
         total[c] = sum(n * (n - 1) // 2 for n in sizes.values())
     print(f"{args.split}: true pairs per category {total}; within reach {int((true & in_split).sum())}")
-    grid = itertools.product((0.975,), (0.80, 0.85, 0.875), (15, 20), (0.80, 0.85, 0.9, 0.93), (0.5, 0.7), (10, 15, 25), (0.7, 0.8))
+    grid = itertools.product(
+        (0.975,), (0.80, 0.85, 0.875), (15, 20), (0.80, 0.85, 0.9, 0.93), (0.5, 0.7), (10, 15, 25), (0.7, 0.8)
+    )
     rows = []
     for min_sim, floor, threshold, aligned, colour, inliers, registered in grid:
         candidate = (d["cosine"] >= min_sim) | ((d["near"] <= threshold) & (d["cosine"] >= floor))

@@ -21,9 +21,17 @@ def prefect_command(*args: str) -> list[str]:
 
 def ensure_work_pool(env: dict[str, str] | None = None) -> None:
     """Create the process work pool unless it exists."""
-    inspect = subprocess.run(prefect_command("work-pool", "inspect", WORK_POOL), env=env, capture_output=True, text=True)
+    inspect = subprocess.run(
+        prefect_command("work-pool", "inspect", WORK_POOL), env=env, capture_output=True, text=True
+    )
     if inspect.returncode != 0:
-        subprocess.run(prefect_command("work-pool", "create", WORK_POOL, "--type", "process"), env=env, check=True, capture_output=True, text=True)
+        subprocess.run(
+            prefect_command("work-pool", "create", WORK_POOL, "--type", "process"),
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
 
 def deploy_all(env: dict[str, str] | None = None) -> str:
@@ -32,7 +40,12 @@ def deploy_all(env: dict[str, str] | None = None) -> str:
     # {{ $PWD }} in prefect.yaml's pull step must name this checkout.
     run_env = dict(env or os.environ, PWD=str(REPO))
     result = subprocess.run(
-        prefect_command("--no-prompt", "deploy", "--all"), cwd=REPO, env=run_env, check=True, capture_output=True, text=True
+        prefect_command("--no-prompt", "deploy", "--all"),
+        cwd=REPO,
+        env=run_env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return result.stdout
 

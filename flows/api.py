@@ -76,7 +76,10 @@ def prefect_api() -> Iterator[str]:
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = server.api_url  # inherited by a LocalCluster's worker processes
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}), _lost_api_is_an_error(server.api_url, httpx):
+        with (
+            temporary_settings(updates={PREFECT_API_URL: server.api_url}),
+            _lost_api_is_an_error(server.api_url, httpx),
+        ):
             yield server.api_url
             _send_queued_logs_and_events()
     finally:

@@ -17,20 +17,37 @@ from typing import Any, Mapping, Optional
 
 import dask
 from prefect import allow_failure, flow, get_run_logger, unmapped
-from prefect.futures import PrefectFuture
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import PrefectFuture
 from prefect_dask import DaskTaskRunner
 
 from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, PositiveNumber, Threshold, load_config
-from imgdedup.storage.locations import join
-from imgdedup.storage.locations import is_url
 from imgdedup.errors import ImgdedupError
-from imgdedup.pipeline.stages import Progress, RunSummary, StageClock, count_tiles, default_out_dir, open_store, prepare_out_dir
-from imgdedup.review.report import human_bytes
-from imgdedup.pipeline.results import read_json
 from imgdedup.flows.placement import Placement, place_tasks, scheduler_worker_resources
 from imgdedup.pipeline.plan import read_chunk_work, read_plan
-from imgdedup.tasks.dedup import cluster, commit, embed_chunk, hash_chunk, index_tile, merge_index, plan_index, preprocess, report
+from imgdedup.pipeline.results import read_json
+from imgdedup.pipeline.stages import (
+    Progress,
+    RunSummary,
+    StageClock,
+    count_tiles,
+    default_out_dir,
+    open_store,
+    prepare_out_dir,
+)
+from imgdedup.review.report import human_bytes
+from imgdedup.storage.locations import is_url, join
+from imgdedup.tasks.dedup import (
+    cluster,
+    commit,
+    embed_chunk,
+    hash_chunk,
+    index_tile,
+    merge_index,
+    plan_index,
+    preprocess,
+    report,
+)
 
 ARTIFACT_ROWS = 20
 
@@ -94,7 +111,10 @@ def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> Ru
         search_path = plan_index(plan_path, config, out_dir)
         # One task per tile of the search: Dask spreads them over the workers, each reads only its rows.
         tiles = index_tile.map(
-            list(range(count_tiles(search_path))), plan_path=unmapped(plan_path), search_path=unmapped(search_path), out_dir=unmapped(out_dir),
+            list(range(count_tiles(search_path))),
+            plan_path=unmapped(plan_path),
+            search_path=unmapped(search_path),
+            out_dir=unmapped(out_dir),
         )
         pairs_path = merge_index(plan_path, search_path, [f.result() for f in tiles], config, out_dir)
     tell("cluster", 0, None)
@@ -114,8 +134,13 @@ def wait_logging(futures: list[PrefectFuture], sizes: list[int]) -> None:
         future.wait()
         done += size
         tell("read", done, total)
-        logger.info("chunk %d/%d %s (%.0f s into reading)", number, len(futures),
-                    "done" if future.state.is_completed() else "FAILED", time.perf_counter() - started)
+        logger.info(
+            "chunk %d/%d %s (%.0f s into reading)",
+            number,
+            len(futures),
+            "done" if future.state.is_completed() else "FAILED",
+            time.perf_counter() - started,
+        )
 
 
 def chunk_tasks(chunk_paths: list[str], config: Config) -> list[PrefectFuture]:
@@ -150,7 +175,9 @@ def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
         }
         for c in clusters[:ARTIFACT_ROWS]
     ]
-    create_table_artifact(key=artifact_key("dedup-largest-clusters"), table=rows, description=f"Largest of {len(clusters)} clusters")
+    create_table_artifact(
+        key=artifact_key("dedup-largest-clusters"), table=rows, description=f"Largest of {len(clusters)} clusters"
+    )
     report_uri = summary.report if is_url(summary.report) else Path(summary.report).resolve().as_uri()
     create_markdown_artifact(
         key=artifact_key("dedup-summary"),
@@ -179,8 +206,20 @@ def publish_artifacts(summary: RunSummary, clusters_path: str) -> None:
 
 #: Flow parameters that override the configuration's values.
 OVERRIDES = (
-    "method", "threshold", "min_similarity", "model", "store", "address", "compat", "recursive", "chunk_size", "n_workers",
-    "rule_folders", "rule_ignore", "rule_max_resolution_ratio", "rule_max_aspect_difference",
+    "method",
+    "threshold",
+    "min_similarity",
+    "model",
+    "store",
+    "address",
+    "compat",
+    "recursive",
+    "chunk_size",
+    "n_workers",
+    "rule_folders",
+    "rule_ignore",
+    "rule_max_resolution_ratio",
+    "rule_max_aspect_difference",
 )
 
 

@@ -70,7 +70,9 @@ class Config(BaseModel):
     min_similarity: Cosine = None  # None: the method's default (METHOD_DEFAULTS)
     hybrid_floor: Cosine = 0.875
     model: Annotated[
-        str, Field(strict=True, pattern=r"\S"), Rule("a model name such as 'efficientnet_lite0' or 'torchvision:resnet50'")
+        str,
+        Field(strict=True, pattern=r"\S"),
+        Rule("a model name such as 'efficientnet_lite0' or 'torchvision:resnet50'"),
     ] = "efficientnet_lite0"
     layer: Literal[LAYERS] = "auto"
     pooling: Literal[POOLINGS] = "gem"
@@ -171,15 +173,22 @@ class Config(BaseModel):
     def pair_rules(self):
         from imgdedup.search.rules import PairRules
 
-        return PairRules(self.rule_max_resolution_ratio, self.rule_max_aspect_difference, self.rule_folders, self.rule_ignore)
+        return PairRules(
+            self.rule_max_resolution_ratio, self.rule_max_aspect_difference, self.rule_folders, self.rule_ignore
+        )
 
     @property
     def verify_settings(self):
         from imgdedup.search.verify import VerifySettings
 
-        return VerifySettings(aligned=self.verify_aligned, fine=self.verify_fine, colour=self.verify_colour,
-                              inliers=self.verify_inliers, registered=self.verify_registered,
-                              blocks=self.verify_blocks)
+        return VerifySettings(
+            aligned=self.verify_aligned,
+            fine=self.verify_fine,
+            colour=self.verify_colour,
+            inliers=self.verify_inliers,
+            registered=self.verify_registered,
+            blocks=self.verify_blocks,
+        )
 
     @property
     def uses_embeddings(self) -> bool:

@@ -15,4 +15,13 @@ from imgdedup.compat.evaluation import (  # noqa: F401
     score_run,
 )
 
-__all__ = ["METRICS", "Evaluation", "evaluate", "format_score_table", "load_duplicates_json", "pairwise_scores", "recall_by_label", "score_run"]
+__all__ = [
+    "METRICS",
+    "Evaluation",
+    "evaluate",
+    "format_score_table",
+    "load_duplicates_json",
+    "pairwise_scores",
+    "recall_by_label",
+    "score_run",
+]

@@ -16,4 +16,15 @@ from imgdedup.imaging.hashing import (  # noqa: F401
     whash,
 )
 
-__all__ = ["HASH_FUNCTIONS", "ahash", "bits_to_uint64", "dhash", "hash_pixels", "hash_to_hex", "hex_to_hash", "phash", "uint64_to_bits", "whash"]
+__all__ = [
+    "HASH_FUNCTIONS",
+    "ahash",
+    "bits_to_uint64",
+    "dhash",
+    "hash_pixels",
+    "hash_to_hex",
+    "hex_to_hash",
+    "phash",
+    "uint64_to_bits",
+    "whash",
+]

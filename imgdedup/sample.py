@@ -24,7 +24,7 @@ def random_scene(rng: np.random.Generator, size: tuple[int, int] = (640, 480)) -
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     angle = rng.uniform(0, 2 * np.pi)
-    t = (np.cos(angle) * x / width + np.sin(angle) * y / height)
+    t = np.cos(angle) * x / width + np.sin(angle) * y / height
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     background = (c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]).astype(np.uint8)
     image = Image.fromarray(background, "RGB")
@@ -65,7 +65,9 @@ def make_copy(original: Image.Image, kind: str, source: Path, target_stem: Path)
     return path
 
 
-def make_sample_folder(root: str | os.PathLike, n_with_copies: int = 6, n_distinct: int = 6, seed: int = 0) -> dict[str, list[str]]:
+def make_sample_folder(
+    root: str | os.PathLike, n_with_copies: int = 6, n_distinct: int = 6, seed: int = 0
+) -> dict[str, list[str]]:
     """Write a sample folder and return its ground truth in imagededup's format.
 
     ``n_with_copies`` originals get one copy of each kind in :data:`COPY_KINDS`
@@ -88,5 +90,7 @@ def make_sample_folder(root: str | os.PathLike, n_with_copies: int = 6, n_distin
                 group.append(path.relative_to(root).as_posix())
         groups.append(group)
     truth = {name: sorted(set(group) - {name}) for group in groups for name in group}
-    (root.parent / f"{root.name}_ground_truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (root.parent / f"{root.name}_ground_truth.json").write_text(
+        json.dumps(truth, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     return truth

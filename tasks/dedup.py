@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from imgdedup.pipeline import stages as pipeline
 from imgdedup.config import Config
+from imgdedup.pipeline import stages as pipeline
 from imgdedup.storage.store import Store
 
 

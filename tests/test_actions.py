@@ -24,8 +24,9 @@ cli.add_command(undo)
 T0 = 1_600_000_000_000_000_000  # a fixed mtime (ns) so tests can tell files apart by age
 
 
-def make_run(tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes] | None = None,
-             digest=content_digest) -> tuple[Path, Path]:
+def make_run(
+    tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes] | None = None, digest=content_digest
+) -> tuple[Path, Path]:
     """Write files and a run folder for them.
 
     ``clusters``: lists of ``(id, bytes, width, height)`` or ``(id, bytes, width, height, mtime_ns)``;
@@ -49,22 +50,53 @@ def make_run(tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes
             path.write_bytes(data)
             os.utime(path, ns=(mtime, mtime))
             files.append([file_id, len(data), mtime])
-            rows.append({"path": file_id, "width": width, "height": height, "bytes": len(data), "format": "PNG",
-                         "digest": digest(data), "position": position})
+            rows.append(
+                {
+                    "path": file_id,
+                    "width": width,
+                    "height": height,
+                    "bytes": len(data),
+                    "format": "PNG",
+                    "digest": digest(data),
+                    "position": position,
+                }
+            )
             position += 1
         best = min(rows, key=lambda r: (-r["width"] * r["height"], -r["bytes"], r["position"]))
         members_doc = [
-            {"path": r["path"], "keeper": r is best, "distance": 0 if r is best else 3, "width": r["width"], "height": r["height"],
-             "bytes": r["bytes"], "format": r["format"], "digest": r["digest"]}
+            {
+                "path": r["path"],
+                "keeper": r is best,
+                "distance": 0 if r is best else 3,
+                "width": r["width"],
+                "height": r["height"],
+                "bytes": r["bytes"],
+                "format": r["format"],
+                "digest": r["digest"],
+            }
             for r in [best] + [r for r in rows if r is not best]
         ]
-        docs.append({"cluster": number, "keeper": best["path"], "reclaimable_bytes": sum(m["bytes"] for m in members_doc[1:]),
-                     "members": members_doc})
+        docs.append(
+            {
+                "cluster": number,
+                "keeper": best["path"],
+                "reclaimable_bytes": sum(m["bytes"] for m in members_doc[1:]),
+                "members": members_doc,
+            }
+        )
     for file_id, data in (extra or {}).items():
         path = root / file_id
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    document = {"root": str(root), "method": "phash", "threshold": 10, "clusters": docs, "files": len(files), "images": len(files), "errors": []}
+    document = {
+        "root": str(root),
+        "method": "phash",
+        "threshold": 10,
+        "clusters": docs,
+        "files": len(files),
+        "images": len(files),
+        "errors": [],
+    }
     (run / "clusters.json").write_text(json.dumps(document, ensure_ascii=True))
     (run / "work" / "discovered.json").write_text(json.dumps(files))
     return root, run
@@ -72,11 +104,19 @@ def make_run(tmp_path: Path, clusters: list[list[tuple]], extra: dict[str, bytes
 
 def standard(tmp_path: Path):
     """Three clusters: a plain one, one across folders, one with a near-duplicate (other bytes)."""
-    return make_run(tmp_path, [
-        [("a.png", b"A" * 300, 64, 64), ("a copy.png", b"A" * 300, 64, 64), ("sub/a small.png", b"a" * 100, 32, 32)],
-        [("sub/b.png", b"B" * 500, 100, 80), ("other/b.png", b"B" * 500, 100, 80)],
-        [("c.png", b"C" * 200, 50, 50), ("deep/er/c.png", b"c" * 150, 40, 40)],
-    ], extra={"unrelated.txt": b"not part of any cluster"})
+    return make_run(
+        tmp_path,
+        [
+            [
+                ("a.png", b"A" * 300, 64, 64),
+                ("a copy.png", b"A" * 300, 64, 64),
+                ("sub/a small.png", b"a" * 100, 32, 32),
+            ],
+            [("sub/b.png", b"B" * 500, 100, 80), ("other/b.png", b"B" * 500, 100, 80)],
+            [("c.png", b"C" * 200, 50, 50), ("deep/er/c.png", b"c" * 150, 40, 40)],
+        ],
+        extra={"unrelated.txt": b"not part of any cluster"},
+    )
 
 
 def invoke(*args):
@@ -93,7 +133,10 @@ def test_dry_run_changes_nothing_and_prints_the_plan(tmp_path):
         assert "would be: 4 files" in result.output
         for dup in ("a copy.png", "sub/a small.png", "other/b.png", "deep/er/c.png"):
             assert dup in result.output
-    assert "move     a copy.png -> " + str(tmp_path / "moved" / "a copy.png") in invoke("apply", run, "--action", "move", "--to", tmp_path / "moved").output
+    assert (
+        "move     a copy.png -> " + str(tmp_path / "moved" / "a copy.png")
+        in invoke("apply", run, "--action", "move", "--to", tmp_path / "moved").output
+    )
     assert snapshot(root) == before and snapshot(run) == run_before  # no journal, no trash
     assert not (tmp_path / "moved").exists()
 
@@ -151,7 +194,10 @@ def test_delete_goes_to_the_run_trash_by_default(tmp_path):
     stat_before = {k: v for k, v in before.items() if v[0] == "file"}
     for path in trash:  # same bytes and mtime as before
         rel = os.fsencode(path.relative_to(next((run / "trash").iterdir())))
-        assert (content_digest(path.read_bytes()), path.stat().st_mtime_ns) == (stat_before[rel][1], stat_before[rel][3])
+        assert (content_digest(path.read_bytes()), path.stat().st_mtime_ns) == (
+            stat_before[rel][1],
+            stat_before[rel][3],
+        )
     assert invoke("undo", next(run.glob("journal-*.jsonl"))).exit_code == 0
     assert snapshot(root) == before
     assert not (run / "trash").exists()  # the folders undo emptied are removed
@@ -186,7 +232,9 @@ def test_changed_files_are_skipped_with_the_reason(tmp_path):
     assert "skip     a copy.png: changed since the scan (size 300 -> 301 bytes)" in result.output
     assert "skip     other/b.png: changed since the scan (modification time differs)" in result.output
     assert "skip     sub/a small.png: changed since the scan (content digest differs)" in result.output
-    assert "skip     deep/er/c.png: its keeper c.png: changed since the scan (modification time differs)" in result.output
+    assert (
+        "skip     deep/er/c.png: its keeper c.png: changed since the scan (modification time differs)" in result.output
+    )
     assert "done:     0 files" in result.output and "4 skipped" in result.output
     for name in ("a copy.png", "other/b.png", "sub/a small.png", "deep/er/c.png"):
         assert (root / name).exists()
@@ -213,8 +261,25 @@ def test_paths_outside_the_root_are_refused(tmp_path):
     document = json.loads((run / "clusters.json").read_text())
     members = document["clusters"][0]["members"]
     digest = content_digest(b"A" * 300)
-    for bad in ("../outside/victim.png", "/etc/hostname", "sub/../../outside/victim.png", "link.png", "linked-dir/x.png"):
-        members.append({"path": bad, "keeper": False, "distance": 1, "width": 8, "height": 8, "bytes": 300, "format": "PNG", "digest": digest})
+    for bad in (
+        "../outside/victim.png",
+        "/etc/hostname",
+        "sub/../../outside/victim.png",
+        "link.png",
+        "linked-dir/x.png",
+    ):
+        members.append(
+            {
+                "path": bad,
+                "keeper": False,
+                "distance": 1,
+                "width": 8,
+                "height": 8,
+                "bytes": 300,
+                "format": "PNG",
+                "digest": digest,
+            }
+        )
     (run / "clusters.json").write_text(json.dumps(document))
     before_outside = snapshot(outside)
     result = invoke("apply", run, "--action", "delete", "--yes")
@@ -232,12 +297,23 @@ def test_paths_outside_the_root_are_refused(tmp_path):
 
 def test_keep_policies_and_reference_folders(tmp_path):
     day = 86_400 * 10**9
-    root, run = make_run(tmp_path, [
-        [("big.png", b"1" * 100, 200, 200, T0 + 2 * day), ("heavy.png", b"2" * 900, 100, 100, T0 + 3 * day),
-         ("old.png", b"3" * 50, 50, 50, T0), ("new.png", b"4" * 60, 60, 60, T0 + 9 * day)],
-        [("ref/one.png", b"5" * 10, 10, 10), ("ref/deeper/two.png", b"6" * 10, 10, 10), ("x/best.png", b"7" * 999, 999, 999)],
-        [("x/p.png", b"8" * 40, 40, 40), ("x/q.png", b"9" * 30, 30, 30)],
-    ])
+    root, run = make_run(
+        tmp_path,
+        [
+            [
+                ("big.png", b"1" * 100, 200, 200, T0 + 2 * day),
+                ("heavy.png", b"2" * 900, 100, 100, T0 + 3 * day),
+                ("old.png", b"3" * 50, 50, 50, T0),
+                ("new.png", b"4" * 60, 60, 60, T0 + 9 * day),
+            ],
+            [
+                ("ref/one.png", b"5" * 10, 10, 10),
+                ("ref/deeper/two.png", b"6" * 10, 10, 10),
+                ("x/best.png", b"7" * 999, 999, 999),
+            ],
+            [("x/p.png", b"8" * 40, 40, 40), ("x/q.png", b"9" * 30, 30, 30)],
+        ],
+    )
     run_ = load_run(run)
 
     def keepers(keep, references=()):
@@ -265,8 +341,12 @@ def test_keep_policies_and_reference_folders(tmp_path):
     result = invoke("apply", run, "--action", "hardlink", "--reference", "ref", "--keep", "largest", "--yes")
     assert result.exit_code == 0, result.output
     assert "reference folders: ref/" in result.output
-    assert (root / "ref/one.png").read_bytes() == b"5" * 10 and os.path.samefile(root / "x/best.png", root / "ref/one.png")
-    assert os.stat(root / "ref/deeper/two.png").st_nlink == 1 and (root / "ref/deeper/two.png").read_bytes() == b"6" * 10
+    assert (root / "ref/one.png").read_bytes() == b"5" * 10 and os.path.samefile(
+        root / "x/best.png", root / "ref/one.png"
+    )
+    assert (
+        os.stat(root / "ref/deeper/two.png").st_nlink == 1 and (root / "ref/deeper/two.png").read_bytes() == b"6" * 10
+    )
     assert invoke("undo", next(run.glob("journal-*.jsonl"))).exit_code == 0
     assert snapshot(root) == before
 
@@ -338,6 +418,7 @@ def test_trash_on_another_file_system_is_copied_with_times(tmp_path, monkeypatch
             if crosses(src, dst):
                 raise OSError(errno.EXDEV, "Invalid cross-device link")
             return real(src, dst, *args, **kwargs)
+
         return call
 
     monkeypatch.setattr(os, "rename", guard(real_rename))
@@ -381,10 +462,14 @@ def _blake2b(data: bytes) -> str:
 
 
 def test_a_run_of_an_earlier_version_with_blake2b_digests_is_still_checked_and_undone(tmp_path):
-    root, run = make_run(tmp_path, [
-        [("a.png", b"A" * 300, 64, 64), ("a copy.png", b"A" * 300, 64, 64)],
-        [("b.png", b"B" * 200, 50, 50), ("b copy.png", b"B" * 200, 50, 50)],
-    ], digest=_blake2b)
+    root, run = make_run(
+        tmp_path,
+        [
+            [("a.png", b"A" * 300, 64, 64), ("a copy.png", b"A" * 300, 64, 64)],
+            [("b.png", b"B" * 200, 50, 50), ("b copy.png", b"B" * 200, 50, 50)],
+        ],
+        digest=_blake2b,
+    )
     before = snapshot(root)
     st = os.stat(root / "b copy.png")
     (root / "b copy.png").write_bytes(b"X" * 200)  # same size and mtime: only the digest tells

@@ -45,11 +45,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.config import load_config
 from imgdedup.errors import ImageLoadError
-from imgdedup.imaging.discover import FileRecord, discover_images
 from imgdedup.imaging.decode import open_image
+from imgdedup.imaging.discover import FileRecord, discover_images
+from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.sample import make_sample_folder, random_scene
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def jpeg_header_bomb(width: int, height: int) -> bytes:
     """A small JPEG whose SOF0 claims ``width`` x ``height``."""
     data = bytearray(jpeg_bytes(Image.new("RGB", (16, 16), (90, 20, 200))))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
@@ -117,6 +117,7 @@ def reason_of(folder: Path, name: str, **kwargs) -> str:
 
 
 # --- single files ------------------------------------------------------------------
+
 
 def test_empty_text_random_and_truncated_files(tmp_path):
     image = random_scene(np.random.default_rng(0), (320, 240))
@@ -276,7 +277,14 @@ def test_unusual_names_in_a_run(tmp_path):
     folder = tmp_path / "names"
     folder.mkdir()
     image = random_scene(np.random.default_rng(8), (160, 120))
-    raw_names = [b"with space.png", b"new\nline.png", b"caf\xe9.png", "\u202egnp.txt".encode(), "日本語.png".encode(), b"tab\there.png"]
+    raw_names = [
+        b"with space.png",
+        b"new\nline.png",
+        b"caf\xe9.png",
+        "\u202egnp.txt".encode(),
+        "日本語.png".encode(),
+        b"tab\there.png",
+    ]
     for raw in raw_names:
         image.save(os.fsdecode(os.fsencode(folder) + b"/" + raw), "PNG")
     (folder / "\u202ebroken\nname.jpg").write_bytes(b"not an image")
@@ -288,6 +296,7 @@ def test_unusual_names_in_a_run(tmp_path):
 
 
 # --- permissions ----------------------------------------------------------------------
+
 
 def _unprivileged(argv: list[str]) -> list[str] | None:
     """A command line that runs ``argv`` where a mode-000 file really cannot be read, or None."""
@@ -312,12 +321,15 @@ def run_unprivileged(code: str, *args: str, env: dict | None = None) -> subproce
         probe.chmod(0)
         check = subprocess.run(
             _unprivileged([sys.executable, "-c", "import sys; open(sys.argv[1], 'rb')", str(probe)]),
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         probe.unlink()
         if check.returncode == 0 or "PermissionError" not in check.stderr:
             pytest.skip(f"cannot drop the capability to read any file here: {check.stderr.strip()[-200:]}")
-    return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        argv, capture_output=True, text=True, cwd=REPO, env={**os.environ, **(env or {})}, timeout=300
+    )
 
 
 _HASH_CHILD = """
@@ -350,10 +362,14 @@ def test_permission_denied_file_and_folder(tmp_path):
     report = json.loads(result.stdout)
     assert report["ids"] == ["closed", "locked.png", "ok.png"]
     assert report["hashed"] == ["ok.png"]
-    assert report["errors"] == {"closed": "folder cannot be listed: permission denied", "locked.png": "permission denied"}
+    assert report["errors"] == {
+        "closed": "folder cannot be listed: permission denied",
+        "locked.png": "permission denied",
+    }
 
 
 # --- the torture folder -----------------------------------------------------------------
+
 
 def tree_digest(root: Path) -> str:
     """Names, types, modes, sizes, mtimes, contents and link targets of everything under ``root``."""
@@ -389,7 +405,14 @@ def make_torture_folder(root: Path) -> dict[str, list[str]]:
     source = root / "dups" / "photo_000.jpg"
     weird = root / "weird names"
     weird.mkdir()
-    for raw in [b"with space.jpg", b"new\nline.jpg", b"caf\xe9.jpg", "\u202egpj.jpg".encode(), "\u05e9\u05dc\u05d5\u05dd.jpg".encode(), b"semi;colon,comma\".jpg"]:
+    for raw in [
+        b"with space.jpg",
+        b"new\nline.jpg",
+        b"caf\xe9.jpg",
+        "\u202egpj.jpg".encode(),
+        "\u05e9\u05dc\u05d5\u05dd.jpg".encode(),
+        b'semi;colon,comma".jpg',
+    ]:
         target = os.fsencode(weird) + b"/" + raw
         shutil.copyfile(source, os.fsdecode(target))
         truth_key = "weird names/" + os.fsdecode(raw)
@@ -460,8 +483,14 @@ def test_torture_folder(tmp_path):
     assert (report["files"], report["images"], report["unreadable"]) == (len(ids), len(duplicates), len(errors))
     # What each kind of bad input is reported as.
     expected_prefix = {
-        "empty_": "empty file", "text_": "not an image", "random_": "not an image", "broken_": "broken symlink", "loop_": "symlink loop",
-        "bomb_": "decompression bomb", "locked_": "permission denied", "fifo": "not a regular file",
+        "empty_": "empty file",
+        "text_": "not an image",
+        "random_": "not an image",
+        "broken_": "broken symlink",
+        "loop_": "symlink loop",
+        "bomb_": "decompression bomb",
+        "locked_": "permission denied",
+        "fifo": "not a regular file",
         "closed": "folder cannot be listed: permission denied",
     }
     for file_id, reason in errors.items():

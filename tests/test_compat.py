@@ -68,7 +68,9 @@ def test_every_imagededup_search_method_name_gives_the_same_result(sample_folder
     folder, _ = sample_folder
     encodings = methods.PHash(verbose=False).encode_images(folder, recursive=True)
     results = [
-        methods.PHash(verbose=False).find_duplicates(encoding_map=encodings, max_distance_threshold=10, search_method=name, scores=True)
+        methods.PHash(verbose=False).find_duplicates(
+            encoding_map=encodings, max_distance_threshold=10, search_method=name, scores=True
+        )
         for name in ("brute_force", "bktree", "brute_force_cython")
     ]
     assert results[0] == results[1] == results[2]

@@ -59,7 +59,9 @@ def test_threshold_and_similarity_defaults_follow_the_method(tmp_path):
     assert load_config(path).threshold == 15 and load_config(path, method="phash").threshold == 10
     assert load_config(path, threshold=12).threshold == 12
     assert Config(method="hybrid", min_similarity=0.9).min_similarity == 0.9
-    assert load_config(method="phash").replace(method="hybrid").threshold == 15  # the old method's default follows the method
+    assert (
+        load_config(method="phash").replace(method="hybrid").threshold == 15
+    )  # the old method's default follows the method
     assert load_config(method="phash", threshold=12).replace(method="hybrid").threshold == 12
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
-from imgdedup.flows.dedup import dedup_flow
 from imgdedup.config import load_config
+from imgdedup.flows.dedup import dedup_flow
 from imgdedup.pipeline.stages import find_duplicates_in_folder
 from imgdedup.sample import make_sample_folder
 from tests.dask_plugins import PlacementRecorder
@@ -40,15 +40,32 @@ class Cluster:
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
         log = open(self.tmp_path / f"{name}.log", "w")
-        process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.processes[name] = process
         return process
 
     def add_worker(self, name: str, resources: str) -> subprocess.Popen:
-        return self.start(name, dask_command(
-            "worker", self.address, "--name", name, "--nthreads", "1", "--nworkers", "1", "--no-nanny",
-            "--resources", resources, "--no-dashboard", "--local-directory", str(self.tmp_path / f"{name}-space"),
-        ))
+        return self.start(
+            name,
+            dask_command(
+                "worker",
+                self.address,
+                "--name",
+                name,
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--no-nanny",
+                "--resources",
+                resources,
+                "--no-dashboard",
+                "--local-directory",
+                str(self.tmp_path / f"{name}-space"),
+            ),
+        )
 
     def stop(self) -> None:
         stop(list(self.processes.values()))
@@ -84,8 +101,14 @@ def test_hybrid_run_places_embedding_on_the_gpu_worker(cluster, library, tmp_pat
     with Client(cluster.address) as client:
         client.wait_for_workers(3, timeout=60)
         client.register_plugin(PlacementRecorder())
-        dedup_flow(path=str(library), method="hybrid", address=cluster.address, chunk_size=6,
-                   store=str(tmp_path / "store"), out=str(tmp_path / "run"))
+        dedup_flow(
+            path=str(library),
+            method="hybrid",
+            address=cluster.address,
+            chunk_size=6,
+            store=str(tmp_path / "store"),
+            out=str(tmp_path / "run"),
+        )
         names = {address: info["name"] for address, info in client.scheduler_info()["workers"].items()}
         records = [(key, names.get(worker, worker)) for key, worker in placements(client)]
     hashed = [w for key, w in records if key.startswith("hash_chunk")]
@@ -93,7 +116,9 @@ def test_hybrid_run_places_embedding_on_the_gpu_worker(cluster, library, tmp_pat
     assert len(hashed) == len(embedded) == 6  # 36 images in chunks of 6
     assert set(hashed) <= {"cpu-1", "cpu-2"}
     assert set(embedded) == {"gpu-1"}
-    find_duplicates_in_folder(library, load_config(method="hybrid", store=str(tmp_path / "local-store")), tmp_path / "local")
+    find_duplicates_in_folder(
+        library, load_config(method="hybrid", store=str(tmp_path / "local-store")), tmp_path / "local"
+    )
     assert (tmp_path / "run" / "duplicates.json").read_text() == (tmp_path / "local" / "duplicates.json").read_text()
 
 
@@ -116,12 +141,15 @@ def test_killed_worker_gives_the_same_result(cluster, library, tmp_path):
 
         killer = threading.Thread(target=kill_when_hashing_starts, daemon=True)
         killer.start()
-        summary = dedup_flow(path=str(library), address=cluster.address, chunk_size=2, store=str(store),
-                             out=str(tmp_path / "run"))
+        summary = dedup_flow(
+            path=str(library), address=cluster.address, chunk_size=2, store=str(store), out=str(tmp_path / "run")
+        )
         killer.join(timeout=5)
     assert victim.poll() is not None, "the worker was not killed during the run"
     assert summary.unreadable == 0
     find_duplicates_in_folder(library, load_config(store=str(tmp_path / "local-store")), tmp_path / "local")
     assert (tmp_path / "run" / "duplicates.json").read_text() == (tmp_path / "local" / "duplicates.json").read_text()
-    assert json.loads((tmp_path / "run" / "clusters.json").read_text())["clusters"] == \
-        json.loads((tmp_path / "local" / "clusters.json").read_text())["clusters"]
+    assert (
+        json.loads((tmp_path / "run" / "clusters.json").read_text())["clusters"]
+        == json.loads((tmp_path / "local" / "clusters.json").read_text())["clusters"]
+    )

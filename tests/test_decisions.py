@@ -15,11 +15,15 @@ def _file(name: str, keeper: bool = False) -> RunFile:
     return RunFile(id=name, size=10, mtime_ns=1, width=10, height=10, digest=name, position=0, run_keeper=keeper)
 
 
-RUN = Run(run_dir=Path("/nowhere"), root="/nowhere", clusters=[
-    [_file("a", True), _file("b"), _file("c")],
-    [_file("d", True), _file("e")],
-    [_file("f", True), _file("g")],
-])
+RUN = Run(
+    run_dir=Path("/nowhere"),
+    root="/nowhere",
+    clusters=[
+        [_file("a", True), _file("b"), _file("c")],
+        [_file("d", True), _file("e")],
+        [_file("f", True), _file("g")],
+    ],
+)
 
 
 def test_save_load_and_undo(tmp_path):
@@ -50,6 +54,8 @@ def test_decided_run_keeps_the_persons_choices():
     dec.decide(d, 1, keeper="c", apart=["b"])
     dec.decide(d, 3, done=True)
     run = dec.decided_run(RUN, [1, 2, 3], d)
-    assert [[(m.id, m.run_keeper) for m in c] for c in run.clusters] == [[("a", False), ("c", True)]] + [[("f", True), ("g", False)]]
+    assert [[(m.id, m.run_keeper) for m in c] for c in run.clusters] == [[("a", False), ("c", True)]] + [
+        [("f", True), ("g", False)]
+    ]
     with pytest.raises(ValueError, match="`numbers` has 2 entries"):
         dec.decided_run(RUN, [1, 2], d)

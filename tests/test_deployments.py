@@ -20,12 +20,14 @@ from tests.processes import free_port, stop
 
 def api(url: str, body: dict | None = None, method: str | None = None):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method or ("POST" if body is not None else "GET"),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method or ("POST" if body is not None else "GET"),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read() or b"null")
-
-
 
 
 @pytest.fixture
@@ -42,7 +44,10 @@ def prefect_server(tmp_path):
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen(
         prefect_command("server", "start", "--host", "127.0.0.1", "--port", str(port)),
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + 90
@@ -81,27 +86,60 @@ def test_deployments_run_from_the_api_and_the_cli(prefect_server, sample_folder,
     assert nightly["parameters"] == {"path": str(folder), "method": "hybrid"}
     assert [s["active"] for s in nightly["schedules"]] == [False]  # paused until resumed
     adhoc = api(f"{api_url}/deployments/name/dedup/adhoc")
-    assert adhoc["parameter_openapi_schema"]["properties"]["threshold"]["anyOf"][0] == {"maximum": 64, "minimum": 0, "type": "integer"}
+    assert adhoc["parameter_openapi_schema"]["properties"]["threshold"]["anyOf"][0] == {
+        "maximum": 64,
+        "minimum": 0,
+        "type": "integer",
+    }
 
     # The server rejects parameters that break the schema, as the UI's form would.
     with pytest.raises(urllib.error.HTTPError) as rejected:
-        api(f"{api_url}/deployments/{adhoc['id']}/create_flow_run", {"parameters": {"path": str(folder), "threshold": 99}})
+        api(
+            f"{api_url}/deployments/{adhoc['id']}/create_flow_run",
+            {"parameters": {"path": str(folder), "threshold": 99}},
+        )
     assert rejected.value.code in (409, 422)
 
     worker_log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen(worker_command(), env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = subprocess.Popen(
+        worker_command(), env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         # 1. as the UI does: POST /deployments/{id}/create_flow_run
         ui_out = tmp_path / "from-ui"
-        ui_run = api(f"{api_url}/deployments/{adhoc['id']}/create_flow_run", {
-            "parameters": {"path": str(folder), "out": str(ui_out), "store": str(tmp_path / "ui-store"), "n_workers": 1},
-        })
+        ui_run = api(
+            f"{api_url}/deployments/{adhoc['id']}/create_flow_run",
+            {
+                "parameters": {
+                    "path": str(folder),
+                    "out": str(ui_out),
+                    "store": str(tmp_path / "ui-store"),
+                    "n_workers": 1,
+                },
+            },
+        )
         # 2. from the CLI, with another threshold
         cli_out = tmp_path / "from-cli"
         result = subprocess.run(
-            prefect_command("deployment", "run", "dedup/adhoc", "--param", f"path={folder}", "--param", "threshold=8",
-                            "--param", f"out={cli_out}", "--param", f"store={tmp_path / 'cli-store'}", "--param", "n_workers=1"),
-            env=env, capture_output=True, text=True, check=True,
+            prefect_command(
+                "deployment",
+                "run",
+                "dedup/adhoc",
+                "--param",
+                f"path={folder}",
+                "--param",
+                "threshold=8",
+                "--param",
+                f"out={cli_out}",
+                "--param",
+                f"store={tmp_path / 'cli-store'}",
+                "--param",
+                "n_workers=1",
+            ),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         cli_run_id = next(line.split("UUID:")[1].strip() for line in result.stdout.splitlines() if "UUID:" in line)
         for run_id in (ui_run["id"], cli_run_id):
@@ -120,8 +158,14 @@ def test_deployments_run_from_the_api_and_the_cli(prefect_server, sample_folder,
     # named after the effective settings: the config's method and similarity, the threshold given or the default
     default = load_config()
     similarity = f"s{default.min_similarity}"
-    assert api(f"{api_url}/flow_runs/{cli_run_id}")["name"] == f"dedup-{Path(folder).name}-{default.method}-t8-{similarity}"
-    assert api(f"{api_url}/flow_runs/{ui_run['id']}")["name"] == f"dedup-{Path(folder).name}-{default.method}-t{default.threshold}-{similarity}"
+    assert (
+        api(f"{api_url}/flow_runs/{cli_run_id}")["name"]
+        == f"dedup-{Path(folder).name}-{default.method}-t8-{similarity}"
+    )
+    assert (
+        api(f"{api_url}/flow_runs/{ui_run['id']}")["name"]
+        == f"dedup-{Path(folder).name}-{default.method}-t{default.threshold}-{similarity}"
+    )
     # each deployment keeps its own artifact history, one version per run
     artifacts = api(f"{api_url}/artifacts/filter", {"artifacts": {"key": {"any_": ["dedup-summary-adhoc"]}}})
     assert {a["flow_run_id"] for a in artifacts} == {ui_run["id"], cli_run_id}

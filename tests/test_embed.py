@@ -25,8 +25,16 @@ from imgdedup.errors import ConfigError
 
 # ImageNet indices, checked against torchvision's category names in test_imagenet_indices_are_what_we_assert.
 DAISY = 985
-ARCHITECTURE = {442: "bell cote", 483: "castle", 497: "church", 538: "dome", 663: "monastery",
-                698: "palace", 832: "stupa", 449: "boathouse"}
+ARCHITECTURE = {
+    442: "bell cote",
+    483: "castle",
+    497: "church",
+    538: "dome",
+    663: "monastery",
+    698: "palace",
+    832: "stupa",
+    449: "boathouse",
+}
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +85,12 @@ def test_logits_identical_to_reference_implementation(photos):
     ours = models.efficientnet_lite0()
     fused = models.fuse_batchnorm(models.efficientnet_lite0())
     rng = np.random.default_rng(0)
-    x = np.concatenate([
-        rng.uniform(-1, 1, (2, 3, 224, 224)).astype(np.float32),
-        np.stack([preprocess_for_model(im) for im in photos.values()]),
-    ])
+    x = np.concatenate(
+        [
+            rng.uniform(-1, 1, (2, 3, 224, 224)).astype(np.float32),
+            np.stack([preprocess_for_model(im) for im in photos.values()]),
+        ]
+    )
     with torch.inference_mode():
         want = ref(torch.from_numpy(x)).numpy()
         got = ours(torch.from_numpy(x)).numpy()
@@ -189,8 +199,16 @@ def block_cache_dir(tmp_path_factory):
 
 def test_duplicate_tuned_embedding_matches_bordered_grey_and_mirrored_copies(block_cache_dir, photos):
     """The pipeline's embedding (last block, GeM, mirror, grey, trimmed) scores such copies as the original."""
-    emb = Embedder(layer="block", pooling="gem", mirror=True, grayscale=True, trim=True, runtime="onnx",
-                   threads=2, cache_dir=block_cache_dir)
+    emb = Embedder(
+        layer="block",
+        pooling="gem",
+        mirror=True,
+        grayscale=True,
+        trim=True,
+        runtime="onnx",
+        threads=2,
+        cache_dir=block_cache_dir,
+    )
     china, flower = photos["china.jpg"], photos["flower.jpg"]
     copies = [bordered(china), bordered(china, 0.15, (0, 0, 0)), china.convert("L"), ImageOps.mirror(china)]
     datas = []
@@ -230,7 +248,7 @@ def test_onnx_matches_torch(onnx_embedder, torch_embedder, photos):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
     assert np.min(np.sum(a * b, axis=1)) > 0.99999
     # The batch dimension is dynamic: one image at a time gives the same vectors.
-    one_by_one = np.concatenate([onnx_embedder.embed_arrays(x[i:i + 1]) for i in range(3)])
+    one_by_one = np.concatenate([onnx_embedder.embed_arrays(x[i : i + 1]) for i in range(3)])
     np.testing.assert_allclose(one_by_one, a, rtol=0, atol=1e-5)
     assert onnx_embedder.identity == torch_embedder.identity
 
@@ -424,7 +442,10 @@ def test_cuda_request_without_cuda_falls_back_to_cpu(caplog):
         ({"layer": "side"}, r"layer must be one of 'head', 'block'; got 'side'"),
         ({"grayscale": 1}, r"grayscale must be True or False; got 1"),
         ({"trim": "no"}, r"trim must be True or False; got 'no'"),
-        ({"model": "torchvision:resnet18", "layer": "block"}, r"layer='block' is only defined for 'efficientnet_lite0'"),
+        (
+            {"model": "torchvision:resnet18", "layer": "block"},
+            r"layer='block' is only defined for 'efficientnet_lite0'",
+        ),
         ({"transform": lambda im: np.zeros((3, 8, 8)), "trim": True}, r"a custom transform must do them itself"),
     ],
 )

@@ -74,14 +74,22 @@ CASES = [
     # nothing retrieved
     (GT, {k: [] for k in GT}),
     # wrong order, one miss, one false pair
-    (GT, {"1.jpg": ["6.jpg", "3.jpg"], "2.jpg": ["3.jpg"], "3.jpg": ["2.jpg", "1.jpg"],
-          "4.jpg": [], "5.jpg": [], "6.jpg": ["1.jpg"]}),
+    (
+        GT,
+        {
+            "1.jpg": ["6.jpg", "3.jpg"],
+            "2.jpg": ["3.jpg"],
+            "3.jpg": ["2.jpg", "1.jpg"],
+            "4.jpg": [],
+            "5.jpg": [],
+            "6.jpg": ["1.jpg"],
+        },
+    ),
     # everything is a duplicate of everything
     (GT, {k: [o for o in GT if o != k] for k in GT}),
     # no duplicates at all in the ground truth: only class 0 in y_true
     ({k: [] for k in GT}, {k: [] for k in GT}),
-    ({k: [] for k in GT}, {"1.jpg": ["2.jpg"], "2.jpg": ["1.jpg"], "3.jpg": [], "4.jpg": [],
-                           "5.jpg": [], "6.jpg": []}),
+    ({k: [] for k in GT}, {"1.jpg": ["2.jpg"], "2.jpg": ["1.jpg"], "3.jpg": [], "4.jpg": [], "5.jpg": [], "6.jpg": []}),
     # two files, one pair: only class 1 present
     ({"a": ["b"], "b": ["a"]}, {"a": ["b"], "b": ["a"]}),
     ({"a": ["b"], "b": ["a"]}, {"a": [], "b": []}),
@@ -151,18 +159,33 @@ def test_matches_imagededup_on_grouped_maps(seed):
 ERRORS = [
     # (ground truth, retrieved, metric, our message)
     (GT, GT, "precision", r"metric must be one of map, ndcg, jaccard, classification, all; got 'precision'"),
-    (GT, {k: v for k, v in GT.items() if k != "6.jpg"}, "all",
-     r"ground_truth_map and retrieved_map must have the same keys; "
-     r"1 key\(s\) are in only one of them, e.g. \['6.jpg'\]"),
-    ({"a": ["b"], "b": ["a", "c"]}, {"a": [], "b": []}, "map",
-     r"ground_truth_map\['b'\] lists 'c', which is not a key of ground_truth_map"),
-    ({"a": [], "b": []}, {"a": ["x"], "b": []}, "map",
-     r"retrieved_map\['a'\] lists 'x', which is not a key of retrieved_map"),
-    ({"a": ["b"], "b": []}, {"a": [], "b": []}, "jaccard",
-     r"ground_truth_map is not symmetric: 'a' lists 'b' as a duplicate "
-     r"but ground_truth_map\['b'\] does not list 'a'"),
-    ({"a": [], "b": []}, {"a": [], "b": ["a"]}, "ndcg",
-     r"retrieved_map is not symmetric: 'b' lists 'a'"),
+    (
+        GT,
+        {k: v for k, v in GT.items() if k != "6.jpg"},
+        "all",
+        r"ground_truth_map and retrieved_map must have the same keys; "
+        r"1 key\(s\) are in only one of them, e.g. \['6.jpg'\]",
+    ),
+    (
+        {"a": ["b"], "b": ["a", "c"]},
+        {"a": [], "b": []},
+        "map",
+        r"ground_truth_map\['b'\] lists 'c', which is not a key of ground_truth_map",
+    ),
+    (
+        {"a": [], "b": []},
+        {"a": ["x"], "b": []},
+        "map",
+        r"retrieved_map\['a'\] lists 'x', which is not a key of retrieved_map",
+    ),
+    (
+        {"a": ["b"], "b": []},
+        {"a": [], "b": []},
+        "jaccard",
+        r"ground_truth_map is not symmetric: 'a' lists 'b' as a duplicate "
+        r"but ground_truth_map\['b'\] does not list 'a'",
+    ),
+    ({"a": [], "b": []}, {"a": [], "b": ["a"]}, "ndcg", r"retrieved_map is not symmetric: 'b' lists 'a'"),
     ({"a": []}, {"a": []}, "classification", r"metric='classification' needs at least 2 files.*has 1"),
     ({}, {}, "all", r"ground_truth_map is empty"),
 ]
@@ -170,7 +193,7 @@ ERRORS = [
 
 @pytest.mark.parametrize("ground_truth, retrieved, metric, message", ERRORS)
 def test_errors_match_imagededup(ground_truth, retrieved, metric, message):
-    with pytest.raises(Exception):  # AssertionError, Exception or ValueError there
+    with pytest.raises(Exception):  # noqa: B017  (imagededup raises AssertionError, Exception or ValueError)
         reference(ground_truth, retrieved, metric)
     with pytest.raises(ValueError, match=message):
         evaluate(ground_truth, retrieved, metric)
@@ -182,8 +205,12 @@ def test_errors_match_imagededup(ground_truth, retrieved, metric, message):
         # imagededup returns nan (with a RuntimeWarning) here
         ({}, {}, "map", r"ground_truth_map is empty"),
         # imagededup iterates the string's characters
-        ({"a": "b", "b": ["a"]}, {"a": [], "b": []}, "map",
-         r"ground_truth_map\['a'\] must be a list of file names, got str"),
+        (
+            {"a": "b", "b": ["a"]},
+            {"a": [], "b": []},
+            "map",
+            r"ground_truth_map\['a'\] must be a list of file names, got str",
+        ),
         ([("a", [])], {"a": []}, "map", r"ground_truth_map must be a dict .* got list"),
         (GT, GT, None, r"metric must be one of .* got None"),
     ],
@@ -205,18 +232,20 @@ def test_pairwise_scores_hand_computed():
     # tp = {ab} = 1; fp = {cd} = 1; fn = {ac, bc, de} = 3
     # precision = 1/2, recall = 1/4, f1 = 2*1 / (2*1 + 1 + 3) = 1/3
     assert pairwise_scores(ground_truth, retrieved) == {
-        "precision": 0.5, "recall": 0.25, "f1": pytest.approx(1 / 3), "tp": 1, "fp": 1, "fn": 3,
+        "precision": 0.5,
+        "recall": 0.25,
+        "f1": pytest.approx(1 / 3),
+        "tp": 1,
+        "fp": 1,
+        "fn": 3,
     }
 
 
 def test_pairwise_scores_empty_conventions():
     truth = {"a": ["b"], "b": ["a"]}
-    assert pairwise_scores(truth, {}) == {
-        "precision": 1.0, "recall": 0.0, "f1": 0.0, "tp": 0, "fp": 0, "fn": 1}
-    assert pairwise_scores({}, truth) == {
-        "precision": 0.0, "recall": 1.0, "f1": 0.0, "tp": 0, "fp": 1, "fn": 0}
-    assert pairwise_scores({}, {}) == {
-        "precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": 0, "fp": 0, "fn": 0}
+    assert pairwise_scores(truth, {}) == {"precision": 1.0, "recall": 0.0, "f1": 0.0, "tp": 0, "fp": 0, "fn": 1}
+    assert pairwise_scores({}, truth) == {"precision": 0.0, "recall": 1.0, "f1": 0.0, "tp": 0, "fp": 1, "fn": 0}
+    assert pairwise_scores({}, {}) == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": 0, "fp": 0, "fn": 0}
 
 
 @settings(max_examples=50, deadline=None)
@@ -228,7 +257,13 @@ def test_pairwise_perfect_retrieval_scores_one(maps):
     one_sided = {k: [v for v in vals if v > k] for k, vals in truth.items()}
     for retrieved in (truth, one_sided):
         assert pairwise_scores(truth, retrieved) == {
-            "precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": n_pairs, "fp": 0, "fn": 0}
+            "precision": 1.0,
+            "recall": 1.0,
+            "f1": 1.0,
+            "tp": n_pairs,
+            "fp": 0,
+            "fn": 0,
+        }
 
 
 @settings(max_examples=50, deadline=None)
@@ -276,18 +311,19 @@ def test_score_run(tmp_path):
     y = "originals/y.jpg"
     truth = {o: [g, m], m: [g, o], g: [m, o], y: []}
     (bench / "ground_truth.json").write_text(json.dumps(truth))
-    (bench / "pairs.csv").write_text(
-        f"a,b,transform\n{o},{m},mirror\n{o},{g},grayscale\n{m},{g},sibling\n")
+    (bench / "pairs.csv").write_text(f"a,b,transform\n{o},{m},mirror\n{o},{g},grayscale\n{m},{g},sibling\n")
     run = {
         f"./{o}": [[m, 0.9], str(bench / y)],  # scored entries, ./ and absolute paths
-        m: [o], str(bench / y): [o], g: [], "notes/readme.png": [o],
+        m: [o],
+        str(bench / y): [o],
+        g: [],
+        "notes/readme.png": [o],
     }
     run_path = tmp_path / "duplicates.json"
     run_path.write_text(json.dumps(run))
     scores = score_run(bench, run_path)
     # true pairs: om, og, mg; retrieved: om, oy -> tp 1, fp 1, fn 2
-    assert scores["overall"] == {
-        "precision": 0.5, "recall": pytest.approx(1 / 3), "f1": 0.4, "tp": 1, "fp": 1, "fn": 2}
+    assert scores["overall"] == {"precision": 0.5, "recall": pytest.approx(1 / 3), "f1": 0.4, "tp": 1, "fp": 1, "fn": 2}
     assert scores["by_label"]["mirror"]["recall"] == 1.0
     assert scores["by_label"]["grayscale"]["recall"] == 0.0
     assert scores["files"] == 4

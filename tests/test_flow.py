@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from imgdedup.flows.dedup import dedup_flow
 from imgdedup.config import load_config
+from imgdedup.flows.dedup import dedup_flow
 from imgdedup.pipeline.stages import find_duplicates_in_folder
 from imgdedup.storage.store import Store
 from tests.conftest import found_pairs, known_pairs
@@ -15,7 +15,9 @@ from tests.conftest import found_pairs, known_pairs
 def test_flow_on_two_dask_workers_equals_find(sample_folder, tmp_path):
     """The Prefect flow (DaskTaskRunner, 2 worker processes, several chunks) gives find's exact outputs."""
     folder, truth = sample_folder
-    summary = dedup_flow(path=str(folder), out=str(tmp_path / "flow"), store=str(tmp_path / "flow-store"), chunk_size=7, n_workers=2)
+    summary = dedup_flow(
+        path=str(folder), out=str(tmp_path / "flow"), store=str(tmp_path / "flow-store"), chunk_size=7, n_workers=2
+    )
     find_duplicates_in_folder(folder, load_config(chunk_size=7, store=str(tmp_path / "find-store")), tmp_path / "find")
     flow_dups = (tmp_path / "flow" / "duplicates.json").read_text()
     assert flow_dups == (tmp_path / "find" / "duplicates.json").read_text()
@@ -54,22 +56,38 @@ def test_a_failed_chunk_task_does_not_stop_the_run_and_is_retried(sample_folder,
     # chunk 1 owns rows 16..31, Zarr chunk c/1: a folder there makes every write of that chunk fail
     poison = tmp_path / "store" / "arrays.zarr" / config.hash_array("phash") / "c" / "1"
     (poison / "in-the-way").mkdir(parents=True)
-    first = dedup_flow(path=str(folder), method="phash", out=str(tmp_path / "run1"), store=str(tmp_path / "store"),
-                       chunk_size=7, n_workers=2)
-    poisoned = [name for name, _, _ in json.loads((tmp_path / "run1" / "work" / "chunk-00001.json").read_text())["files"]]
+    first = dedup_flow(
+        path=str(folder),
+        method="phash",
+        out=str(tmp_path / "run1"),
+        store=str(tmp_path / "store"),
+        chunk_size=7,
+        n_workers=2,
+    )
+    poisoned = [
+        name for name, _, _ in json.loads((tmp_path / "run1" / "work" / "chunk-00001.json").read_text())["files"]
+    ]
     with open(tmp_path / "run1" / "errors.csv", newline="") as handle:
         errors = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
     assert errors == {name: "not processed: its chunk task failed" for name in poisoned}
     assert first.unreadable == len(poisoned) and first.images == len(truth) - len(poisoned)
 
     shutil.rmtree(poison)
-    second = dedup_flow(path=str(folder), method="phash", out=str(tmp_path / "run2"), store=str(tmp_path / "store"),
-                        chunk_size=7, n_workers=2)
+    second = dedup_flow(
+        path=str(folder),
+        method="phash",
+        out=str(tmp_path / "run2"),
+        store=str(tmp_path / "store"),
+        chunk_size=7,
+        n_workers=2,
+    )
     assert (second.unreadable, second.images, second.decoded) == (0, len(truth), len(poisoned))
     assert found_pairs(json.loads((tmp_path / "run2" / "duplicates.json").read_text())) == known_pairs(truth)
 
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name={"any_": [f"dedup-{folder.name}-phash-t{config.threshold}"]}))
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name={"any_": [f"dedup-{folder.name}-phash-t{config.threshold}"]})
+        )
     assert len(runs) >= 2
 
 
@@ -79,7 +97,13 @@ def test_flow_fans_the_search_out_in_tiles_and_equals_one_search(sample_folder, 
     folder, truth = sample_folder
     settings = tmp_path / "tiles.yaml"
     settings.write_text("search_block: 9\nchunk_size: 7\n")
-    dedup_flow(path=str(folder), out=str(tmp_path / "flow"), store=str(tmp_path / "flow-store"), config=str(settings), n_workers=2)
+    dedup_flow(
+        path=str(folder),
+        out=str(tmp_path / "flow"),
+        store=str(tmp_path / "flow-store"),
+        config=str(settings),
+        n_workers=2,
+    )
     find_duplicates_in_folder(folder, load_config(chunk_size=7, store=str(tmp_path / "find-store")), tmp_path / "find")
     n_parts = -(-len(truth) // 9)
     assert len(list((tmp_path / "flow" / "work").glob("tile-*.npz"))) == n_parts * (n_parts + 1) // 2

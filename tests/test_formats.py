@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from imgdedup.imaging.hash_chunk import hash_image_bytes, hash_images
 from imgdedup.errors import ImageLoadError
-from imgdedup.imaging.discover import FileRecord
 from imgdedup.imaging.decode import register_optional_plugins
+from imgdedup.imaging.discover import FileRecord
+from imgdedup.imaging.hash_chunk import hash_image_bytes, hash_images
 from imgdedup.sample import random_scene
 
 LIMIT = 10**9
@@ -66,6 +66,7 @@ def check(data: bytes, expected_format: str, pixels: Image.Image, max_distance: 
 
 # --- JPEG ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["baseline", "progressive", "gray", "cmyk", "optimized-q60"])
 def test_jpeg_variants(kind):
     image = scene()
@@ -90,9 +91,14 @@ def test_jpeg_exif_orientation_is_applied(orientation):
     """A file stored sideways with an orientation tag hashes like the upright picture."""
     upright = scene(seed=5, size=(480, 320))
     inverse = {
-        1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
-        7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270,
+        1: None,
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
     }[orientation]
     stored = upright if inverse is None else upright.transpose(inverse)
     exif = Image.Exif()
@@ -114,6 +120,7 @@ def test_mpo_first_image():
 
 
 # --- PNG ---------------------------------------------------------------------------
+
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
@@ -175,6 +182,7 @@ def test_apng_first_frame():
 
 # --- GIF, BMP, TIFF, PPM family, ICO ------------------------------------------------------
 
+
 def test_gif_animation_gives_first_frame():
     first = scene(seed=1).convert("P", palette=Image.Palette.ADAPTIVE)
     second = scene(seed=2).convert("P", palette=Image.Palette.ADAPTIVE)
@@ -228,6 +236,7 @@ def test_ico_largest_icon():
 
 # --- WebP, HEIF, AVIF -----------------------------------------------------------------
 
+
 def test_webp_lossy_lossless_alpha_and_animation():
     assert features.check("webp"), "Pillow must be built with WebP"
     image = scene()
@@ -279,6 +288,7 @@ def test_avif():
 
 # --- compat mode and whole chunks ------------------------------------------------------
 
+
 def test_compat_mode_refuses_formats_imagededup_does_not_read():
     image = scene(size=(64, 64))
     with pytest.raises(ImageLoadError, match="not read by imagededup"):
@@ -303,10 +313,14 @@ def test_compat_gray_shortcut_is_bit_identical():
 def test_a_chunk_of_every_format(tmp_path):
     image = scene()
     files = {
-        "a.jpg": encode(image, "JPEG", quality=90), "b.png": encode(image, "PNG"),
-        "c.gif": encode(image.convert("P"), "GIF"), "d.bmp": encode(image, "BMP"),
-        "e.tif": encode(image, "TIFF"), "f.webp": encode(image, "WEBP", quality=90),
-        "g.ppm": encode(image, "PPM"), "h.ico": encode(image.resize((128, 96)), "ICO"),
+        "a.jpg": encode(image, "JPEG", quality=90),
+        "b.png": encode(image, "PNG"),
+        "c.gif": encode(image.convert("P"), "GIF"),
+        "d.bmp": encode(image, "BMP"),
+        "e.tif": encode(image, "TIFF"),
+        "f.webp": encode(image, "WEBP", quality=90),
+        "g.ppm": encode(image, "PPM"),
+        "h.ico": encode(image.resize((128, 96)), "ICO"),
     }
     if register_optional_plugins()["avif"]:
         files["i.avif"] = encode(image, "AVIF", quality=90)

@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgdedup.imaging.hash_chunk import hash_image_bytes, hash_images
 from imgdedup.errors import ImageLoadError
 from imgdedup.imaging.discover import FileRecord
+from imgdedup.imaging.hash_chunk import hash_image_bytes, hash_images
 from imgdedup.sample import random_scene
 
 METHODS = ("phash", "dhash", "ahash", "whash")
@@ -47,10 +47,20 @@ def _seeds() -> list[bytes]:
     image = random_scene(np.random.default_rng(0), (48, 36))
     out = []
     for fmt, kwargs, mode in [
-        ("PNG", {}, "RGB"), ("PNG", {}, "P"), ("PNG", {}, "RGBA"), ("JPEG", {"quality": 80}, "RGB"),
-        ("JPEG", {"progressive": True}, "RGB"), ("JPEG", {}, "CMYK"), ("GIF", {}, "P"), ("BMP", {}, "RGB"),
-        ("TIFF", {}, "RGB"), ("TIFF", {"compression": "tiff_lzw"}, "L"), ("WEBP", {"quality": 80}, "RGB"),
-        ("WEBP", {"lossless": True}, "RGBA"), ("ICO", {}, "RGBA"), ("PPM", {}, "RGB"),
+        ("PNG", {}, "RGB"),
+        ("PNG", {}, "P"),
+        ("PNG", {}, "RGBA"),
+        ("JPEG", {"quality": 80}, "RGB"),
+        ("JPEG", {"progressive": True}, "RGB"),
+        ("JPEG", {}, "CMYK"),
+        ("GIF", {}, "P"),
+        ("BMP", {}, "RGB"),
+        ("TIFF", {}, "RGB"),
+        ("TIFF", {"compression": "tiff_lzw"}, "L"),
+        ("WEBP", {"quality": 80}, "RGB"),
+        ("WEBP", {"lossless": True}, "RGBA"),
+        ("ICO", {}, "RGBA"),
+        ("PPM", {}, "RGB"),
     ]:
         buffer = io.BytesIO()
         image.convert(mode).save(buffer, fmt, **kwargs)
@@ -73,11 +83,11 @@ def mutated(draw) -> bytes:
             data[at] ^= 1 << draw(st.integers(0, 7))
         elif kind == "overwrite":
             chunk = draw(st.binary(min_size=1, max_size=8))
-            data[at:at + len(chunk)] = chunk
+            data[at : at + len(chunk)] = chunk
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=32))
         elif kind == "delete":
-            del data[at:at + draw(st.integers(1, 64))]
+            del data[at : at + draw(st.integers(1, 64))]
         elif kind == "truncate":
             del data[at:]
         else:

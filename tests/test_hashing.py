@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imgdedup.compat.methods import AHash, DHash, PHash, WHash
 from imgdedup.imaging.hashing import (
     HASH_INPUT_SIZES,
     ahash,
@@ -14,7 +15,6 @@ from imgdedup.imaging.hashing import (
     uint64_to_bits,
     whash,
 )
-from imgdedup.compat.methods import AHash, DHash, PHash, WHash
 from imgdedup.sample import random_scene
 
 
@@ -108,7 +108,9 @@ def test_small_rotation_stays_close_and_unrelated_is_far(cls, tmp_path):
     other = random_scene(rng)
     hasher = cls(verbose=False)
     base = hasher.encode_image(image_array=np.asarray(scene))
-    rotated = hasher.encode_image(image_array=np.asarray(scene.rotate(2, resample=Image.BILINEAR, fillcolor=(128, 128, 128))))
+    rotated = hasher.encode_image(
+        image_array=np.asarray(scene.rotate(2, resample=Image.BILINEAR, fillcolor=(128, 128, 128)))
+    )
     unrelated = hasher.encode_image(image_array=np.asarray(other))
     assert _distance(base, rotated) <= 12
     assert _distance(base, unrelated) > 16

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from imgdedup.config import load_config
-from imgdedup.compat.evaluation import score_run
-from imgdedup.pipeline.stages import find_duplicates_in_folder
 from benchmarks.transforms import make_transformed_copies
+from imgdedup.compat.evaluation import score_run
+from imgdedup.config import load_config
+from imgdedup.pipeline.stages import find_duplicates_in_folder
 
 HARD_FOR_HASHES = ["border_10", "grayscale", "mirror", "caption_bar", "crop_5"]
 
@@ -15,8 +15,13 @@ HARD_FOR_HASHES = ["border_10", "grayscale", "mirror", "caption_bar", "crop_5"]
 @pytest.fixture(scope="module")
 def benchmark(tmp_path_factory):
     root = tmp_path_factory.mktemp("hybrid") / "bench"
-    make_transformed_copies(root, n_originals=4, seed=3, size=(480, 360),
-                            transforms=HARD_FOR_HASHES + ["jpeg_q25", "noise_s8", "brightness_130"])
+    make_transformed_copies(
+        root,
+        n_originals=4,
+        seed=3,
+        size=(480, 360),
+        transforms=HARD_FOR_HASHES + ["jpeg_q25", "noise_s8", "brightness_130"],
+    )
     return root
 
 

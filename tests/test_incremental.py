@@ -6,19 +6,19 @@ import subprocess
 import sys
 import time
 
-import pytest
 import numpy as np
+import pytest
 
 from imgdedup.config import load_config
 from imgdedup.errors import StoreError
+from imgdedup.pipeline.plan import read_plan
 from imgdedup.pipeline.stages import (
     find_duplicates_in_folder,
     open_store,
-    preprocess,
     prepare_out_dir,
+    preprocess,
     process_chunk,
 )
-from imgdedup.pipeline.plan import read_plan
 from imgdedup.sample import make_sample_folder, random_scene
 
 
@@ -105,8 +105,20 @@ def test_sigkill_mid_run_leaves_store_readable(tmp_path):
     folder = tmp_path / "big"
     make_sample_folder(folder, n_with_copies=10, n_distinct=150, seed=3)
     store = tmp_path / "store"
-    command = [sys.executable, "-m", "imgdedup.cli.main", "find", str(folder), "--store", str(store), "--out", str(tmp_path / "killed")]
-    process = subprocess.Popen(command + ["--config", str(_small_chunks(tmp_path))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "imgdedup.cli.main",
+        "find",
+        str(folder),
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "killed"),
+    ]
+    process = subprocess.Popen(
+        command + ["--config", str(_small_chunks(tmp_path))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not list((store / "pending").glob("*.npz")):
         time.sleep(0.01)
@@ -254,7 +266,10 @@ def test_store_lock_on_a_backend_without_conditional_writes_never_takes_over():
     assert not fs.exists(key)
     stale = json.dumps({"owner": "pid 1 on gone", "token": "old", "expires": time.time() - 5}).encode()
     fs.pipe_file(key, stale)
-    with pytest.raises(StoreError, match=r"expired at .*cannot take it over safely: delete 'memory://imgdedup-tests/stores/locked/lock'"):
+    with pytest.raises(
+        StoreError,
+        match=r"expired at .*cannot take it over safely: delete 'memory://imgdedup-tests/stores/locked/lock'",
+    ):
         with Store.open(url).lock():
             pass
     assert fs.cat_file(key) == stale  # left as it was
@@ -320,8 +335,13 @@ def test_unreadable_files_are_read_again_when_the_reason_may_no_longer_hold(tmp_
     random_scene(np.random.default_rng(1), (64, 48)).save(folder / "icon.tga")  # not one of imagededup's formats
     (folder / "notes.txt").write_text("not an image")
     store = str(tmp_path / "store")
-    compat = find_duplicates_in_folder(folder, load_config(method="phash", compat=True, store=store), tmp_path / "compat")
-    assert "icon.tga,format TGA is not read by imagededup (compat mode)" in (tmp_path / "compat" / "errors.csv").read_text()
+    compat = find_duplicates_in_folder(
+        folder, load_config(method="phash", compat=True, store=store), tmp_path / "compat"
+    )
+    assert (
+        "icon.tga,format TGA is not read by imagededup (compat mode)"
+        in (tmp_path / "compat" / "errors.csv").read_text()
+    )
     assert compat.unreadable == 2
 
     small = load_config(method="phash", max_image_pixels=100, store=store)

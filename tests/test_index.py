@@ -139,7 +139,14 @@ def test_pairs_radius_64_returns_every_pair() -> None:
     """At radius 64 every pair is within range, including complements."""
     h = np.array([0, 2**64 - 1, 5, 5], dtype=np.uint64)
     i, j, d = hamming_pairs(h, 64)
-    assert list(zip(i.tolist(), j.tolist(), d.tolist())) == [(0, 1, 64), (0, 2, 2), (0, 3, 2), (1, 2, 62), (1, 3, 62), (2, 3, 0)]
+    assert list(zip(i.tolist(), j.tolist(), d.tolist())) == [
+        (0, 1, 64),
+        (0, 2, 2),
+        (0, 3, 2),
+        (1, 2, 62),
+        (1, 3, 62),
+        (2, 3, 0),
+    ]
 
 
 @pytest.mark.parametrize("n", [0, 1])
@@ -161,11 +168,13 @@ def test_pairs_accept_narrower_unsigned_and_strided_input() -> None:
 def test_pairs_large_duplicate_groups_are_complete() -> None:
     """A hash repeated more times than one block holds still yields every pair (buckets are split, not truncated)."""
     rng = np.random.default_rng(7)
-    h = np.concatenate([
-        np.full(1300, 0xDEADBEEF, dtype=np.uint64),
-        [flip_bits(rng, np.uint64(0xDEADBEEF), int(k)) for k in rng.integers(1, 6, 300)],
-        rng.integers(0, 2**64, 400, dtype=np.uint64, endpoint=False),
-    ]).astype(np.uint64)
+    h = np.concatenate(
+        [
+            np.full(1300, 0xDEADBEEF, dtype=np.uint64),
+            [flip_bits(rng, np.uint64(0xDEADBEEF), int(k)) for k in rng.integers(1, 6, 300)],
+            rng.integers(0, 2**64, 400, dtype=np.uint64, endpoint=False),
+        ]
+    ).astype(np.uint64)
     expected = brute_pairs(h, 4)
     assert expected[0].size > 1300 * 1299 // 2
     for m in (0, 3, 5):
@@ -209,13 +218,22 @@ def test_pairs_200k_hashes_find_every_planted_pair() -> None:
 
 
 @PROPERTY
-@given(index=hash_sets(max_n=200), queries=hash_sets(max_n=60), radius=st.integers(0, 64), pick=st.integers(0, 2**16), near=st.booleans())
+@given(
+    index=hash_sets(max_n=200),
+    queries=hash_sets(max_n=60),
+    radius=st.integers(0, 64),
+    pick=st.integers(0, 2**16),
+    near=st.booleans(),
+)
 def test_query_equals_brute_force(index: np.ndarray, queries: np.ndarray, radius: int, pick: int, near: bool) -> None:
     """hamming_query returns exactly the brute-force (query, index) pairs, sorted by query then index."""
     if near and index.size:
         # Queries that are perturbed copies of indexed hashes, so there is something to find.
         rng = np.random.default_rng(pick)
-        queries = np.array([flip_bits(rng, index[k], int(rng.integers(0, 12))) for k in rng.integers(0, index.size, queries.size)], dtype=np.uint64)
+        queries = np.array(
+            [flip_bits(rng, index[k], int(rng.integers(0, 12))) for k in rng.integers(0, index.size, queries.size)],
+            dtype=np.uint64,
+        )
     expected = brute_query(index, queries, radius)
     assert_same(hamming_query(index, queries, radius), expected)
     choices = valid_substrings(radius)
@@ -243,7 +261,11 @@ def test_bktree_equals_brute_force(hashes: np.ndarray, radius: int, seed: int) -
     tree = BKTree(dict(zip(keys, hashes.tolist())))
     by_position = BKTree(hashes)
     queries = [int(x) for x in rng.integers(0, 2**64, 3, dtype=np.uint64, endpoint=False)]
-    queries += [int(flip_bits(rng, hashes[k], int(rng.integers(0, 8)))) for k in rng.integers(0, max(1, hashes.size), 3)] if hashes.size else []
+    queries += (
+        [int(flip_bits(rng, hashes[k], int(rng.integers(0, 8)))) for k in rng.integers(0, max(1, hashes.size), 3)]
+        if hashes.size
+        else []
+    )
     for q in queries:
         dist = np.bitwise_count(np.uint64(q) ^ hashes)
         hits = sorted((int(dist[k]), k) for k in np.flatnonzero(dist <= radius).tolist())
@@ -294,13 +316,17 @@ def test_bad_radius_is_rejected(radius) -> None:
 
 def test_two_dimensional_hashes_are_rejected() -> None:
     """A 2-D array raises ValueError naming the parameter and its shape."""
-    with pytest.raises(ValueError, match=r"`hashes` must be a 1-D array of 64-bit hashes, got an array of shape \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"`hashes` must be a 1-D array of 64-bit hashes, got an array of shape \(2, 2\)"
+    ):
         hamming_pairs(np.zeros((2, 2), dtype=np.uint64), 3)
     with pytest.raises(ValueError, match=r"`query_hashes` must be a 1-D array"):
         hamming_query(np.zeros(2, dtype=np.uint64), np.zeros((1, 2), dtype=np.uint64), 3)
 
 
-@pytest.mark.parametrize("bad", [np.zeros(3, dtype=np.float64), np.zeros(3, dtype=np.int64), np.zeros(3, dtype=bool), [1, 2, 3]])
+@pytest.mark.parametrize(
+    "bad", [np.zeros(3, dtype=np.float64), np.zeros(3, dtype=np.int64), np.zeros(3, dtype=bool), [1, 2, 3]]
+)
 def test_non_unsigned_hashes_are_rejected(bad) -> None:
     """Float, signed or bool arrays (and plain lists, which become int64) raise TypeError explaining the conversion."""
     with pytest.raises(TypeError, match=r"`hashes` must have an unsigned integer dtype \(uint64 hashes\), got dtype"):
@@ -312,7 +338,10 @@ def test_non_unsigned_hashes_are_rejected(bad) -> None:
 def test_bad_substrings_and_scalar_hashes_are_rejected() -> None:
     """Invalid layouts and out-of-range scalar hashes raise ValueError naming parameter and value."""
     h = np.zeros(3, dtype=np.uint64)
-    with pytest.raises(ValueError, match=r"`substrings` must be None \(automatic\), 0 \(brute force\) or an int in 1..4 for radius 3, got 5"):
+    with pytest.raises(
+        ValueError,
+        match=r"`substrings` must be None \(automatic\), 0 \(brute force\) or an int in 1..4 for radius 3, got 5",
+    ):
         hamming_pairs(h, 3, substrings=5)
     with pytest.raises(ValueError, match=r"`substrings`=1 with radius 10 needs"):
         hamming_pairs(h, 10, substrings=1)

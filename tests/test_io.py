@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from imgdedup.errors import ImageLoadError, InputError
-from imgdedup.imaging.discover import content_digest, digest_hasher, discover_images
 from imgdedup.imaging.decode import load_image, open_image, oriented_size
+from imgdedup.imaging.discover import content_digest, digest_hasher, discover_images
 from tests.images import write_varied_images
 
 
@@ -64,7 +64,11 @@ def test_digest_hasher_follows_the_algorithm_of_the_digest_it_is_given():
 
 @pytest.mark.parametrize(
     "data,reason",
-    [(b"", "empty file"), (b"hello, this is text", "not an image"), (b"\xff\xd8\xff\xe0" + b"\x00" * 40, "not an image")],
+    [
+        (b"", "empty file"),
+        (b"hello, this is text", "not an image"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 40, "not an image"),
+    ],
 )
 def test_bad_bytes_raise_image_load_error(data, reason):
     with pytest.raises(ImageLoadError, match=reason):
@@ -116,6 +120,7 @@ def test_every_generated_format_loads_in_rgb_and_gray(tmp_path):
 
 
 # --- the default path decodes only what the hash needs ---------------------------------
+
 
 def _photo_like(size=(1632, 1224), seed=0):
     from imgdedup.sample import random_scene
@@ -181,6 +186,7 @@ def test_each_file_is_opened_once(tmp_path, monkeypatch):
 
 # --- reading -------------------------------------------------------------------------------
 
+
 def test_read_bytes_reasons(tmp_path):
     from imgdedup.imaging.discover import FileRecord, read_bytes
 
@@ -209,6 +215,7 @@ def test_special_files_are_listed_so_they_are_reported(tmp_path):
 
 
 # --- optional plugins ---------------------------------------------------------------------
+
 
 def test_plugins_are_registered_lazily():
     """Importing the imaging modules imports no optional plugin; opening an image registers them."""

@@ -15,17 +15,28 @@ def test_equals_pillow_on_random_geometries(mode):
         w, h = (int(v) for v in rng.integers(1, 700, size=2))
         shape = (h, w, 3) if mode == "RGB" else (h, w)
         image = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
-        sizes = [(32, 32), (9, 8), (8, 8), (256, 256), (w, int(rng.integers(1, 300))), (int(rng.integers(1, 300)), h),
-                 tuple(int(v) for v in rng.integers(1, 400, size=2))]
+        sizes = [
+            (32, 32),
+            (9, 8),
+            (8, 8),
+            (256, 256),
+            (w, int(rng.integers(1, 300))),
+            (int(rng.integers(1, 300)), h),
+            tuple(int(v) for v in rng.integers(1, 400, size=2)),
+        ]
         pixels = np.asarray(image)
         for size in sizes:
             expected = np.asarray(image.resize(size, Image.LANCZOS))
             found = lanczos_array(pixels if mode == "RGB" else pixels[:, :, None], size)
             assert found is not None, f"{w}x{h} -> {size}: pass order not read off"
-            np.testing.assert_array_equal(found if mode == "RGB" else found[:, :, 0], expected, err_msg=f"{w}x{h} -> {size}")
+            np.testing.assert_array_equal(
+                found if mode == "RGB" else found[:, :, 0], expected, err_msg=f"{w}x{h} -> {size}"
+            )
             # through Pillow's own memory (the second image of a geometry takes the kernel)
             for _ in range(2):
-                np.testing.assert_array_equal(np.asarray(lanczos_resize(image, size)), expected, err_msg=f"{w}x{h} -> {size}")
+                np.testing.assert_array_equal(
+                    np.asarray(lanczos_resize(image, size)), expected, err_msg=f"{w}x{h} -> {size}"
+                )
             checked += 1
     assert checked == 280
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.compat.methods import CNN
 from benchmarks.transforms import make_transformed_copies
+from imgdedup.compat.methods import CNN
 from tests.conftest import found_pairs, known_pairs
 
 
@@ -18,7 +18,9 @@ def cnn():
 def folder(tmp_path_factory):
     """Real photographs (crops of the ones scikit-learn ships) with re-encoded, resized and brightened copies."""
     root = tmp_path_factory.mktemp("cnn") / "photos"
-    truth = make_transformed_copies(root, n_originals=6, seed=2, size=(320, 240), transforms=["jpeg_q25", "downscale_50", "brightness_130"])
+    truth = make_transformed_copies(
+        root, n_originals=6, seed=2, size=(320, 240), transforms=["jpeg_q25", "downscale_50", "brightness_130"]
+    )
     for name in ("ground_truth.json", "pairs.csv", "sources.csv"):
         (root / name).unlink()
     return root, truth.duplicates
@@ -42,8 +44,10 @@ def test_find_duplicates_finds_the_known_pairs(cnn, folder):
     # EfficientNet-Lite0 features: copies score 0.83 and up here, different photos 0.60 at most
     duplicates = cnn.find_duplicates(image_dir=root, recursive=True, min_similarity_threshold=0.75)
     assert found_pairs(duplicates) == known_pairs(truth)
-    scored = cnn.find_duplicates(encoding_map=cnn.encode_images(root, recursive=True), min_similarity_threshold=0.75, scores=True)
-    for name, neighbours in scored.items():
+    scored = cnn.find_duplicates(
+        encoding_map=cnn.encode_images(root, recursive=True), min_similarity_threshold=0.75, scores=True
+    )
+    for neighbours in scored.values():
         similarities = [s for _, s in neighbours]
         assert similarities == sorted(similarities, reverse=True)
         assert all(0.75 <= s <= 1.0001 for s in similarities)

@@ -31,7 +31,10 @@ def test_clusters_name_the_highest_resolution_keeper(sample_folder, tmp_path):
         assert keeper["keeper"] and keeper["path"] == cluster["keeper"]
         assert keeper["distance"] == 0
         # the original outside the copies/ folder wins over a larger file of the same resolution in it (#16)
-        best = max(cluster["members"], key=lambda m: (not m["path"].startswith("copies/"), m["width"] * m["height"], m["bytes"]))
+        best = max(
+            cluster["members"],
+            key=lambda m: (not m["path"].startswith("copies/"), m["width"] * m["height"], m["bytes"]),
+        )
         assert (keeper["path"], keeper["width"] * keeper["height"]) == (best["path"], best["width"] * best["height"])
         assert not keeper["path"].startswith("copies/")
         assert cluster["reclaimable_bytes"] == sum(m["bytes"] for m in cluster["members"][1:])
@@ -129,7 +132,10 @@ def test_find_on_worker_processes_writes_what_the_serial_run_writes(tmp_path, me
         run = tmp_path / f"run-{workers}"
         document = json.loads((run / "clusters.json").read_text())
         assert document.pop("store") == str(tmp_path / f"store-{workers}")
-        outputs[workers] = [(run / name).read_bytes() for name in ("duplicates.json", "clusters.csv", "errors.csv")], document
+        outputs[workers] = (
+            [(run / name).read_bytes() for name in ("duplicates.json", "clusters.csv", "errors.csv")],
+            document,
+        )
     assert outputs[1] == outputs[2]
     plan = json.loads((tmp_path / "run-2" / "work" / "plan.json").read_text())
     assert len(plan["chunk_paths"]) == 2
@@ -142,7 +148,9 @@ def test_find_with_the_search_in_tiles_writes_what_one_search_writes(sample_fold
     for block in (8, 200_000):
         config = load_config(method="phash", search_block=block, find_workers=2, store=str(tmp_path / f"store-{block}"))
         find_duplicates_in_folder(folder, config, tmp_path / f"run-{block}")
-        written[block] = [(tmp_path / f"run-{block}" / name).read_bytes() for name in ("duplicates.json", "clusters.csv")]
+        written[block] = [
+            (tmp_path / f"run-{block}" / name).read_bytes() for name in ("duplicates.json", "clusters.csv")
+        ]
     assert len(list((tmp_path / "run-8" / "work").glob("tile-*.npz"))) > 1
     assert written[8] == written[200_000]
 
@@ -161,7 +169,9 @@ def test_a_failed_chunk_does_not_stop_find_and_is_retried(sample_folder, tmp_pat
     poison = tmp_path / "store" / "arrays.zarr" / config.hash_array("phash") / "c" / "1"
     (poison / "in-the-way").mkdir(parents=True)
     first = find_duplicates_in_folder(folder, config, tmp_path / "run1")
-    poisoned = [name for name, _, _ in json.loads((tmp_path / "run1" / "work" / "chunk-00001.json").read_text())["files"]]
+    poisoned = [
+        name for name, _, _ in json.loads((tmp_path / "run1" / "work" / "chunk-00001.json").read_text())["files"]
+    ]
     with open(tmp_path / "run1" / "errors.csv", newline="") as handle:
         errors = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
     assert poisoned and errors == {name: "not processed: its chunk task failed" for name in poisoned}

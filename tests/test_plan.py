@@ -9,10 +9,20 @@ def sizes(bounds):
     return [stop - start for start, stop in bounds]
 
 
-@pytest.mark.parametrize("n_files, chunk_size, n_workers", [
-    (1, 2000, 2), (249, 2000, 2), (1500, 2000, 2), (2001, 2000, 2), (10_000, 2000, 2), (10_001, 2000, 4),
-    (7, 3, 1), (100, 7, 8), (5000, 1, 2),
-])
+@pytest.mark.parametrize(
+    "n_files, chunk_size, n_workers",
+    [
+        (1, 2000, 2),
+        (249, 2000, 2),
+        (1500, 2000, 2),
+        (2001, 2000, 2),
+        (10_000, 2000, 2),
+        (10_001, 2000, 4),
+        (7, 3, 1),
+        (100, 7, 8),
+        (5000, 1, 2),
+    ],
+)
 def test_chunks_cover_every_file_once_in_order(n_files, chunk_size, n_workers):
     bounds = chunk_bounds(n_files, chunk_size, n_workers)
     assert bounds[0][0] == 0 and bounds[-1][1] == n_files

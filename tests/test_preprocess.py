@@ -49,7 +49,9 @@ def test_bad_arguments_are_named(folder, tmp_path):
 
 
 def test_cli(folder, tmp_path):
-    result = CliRunner().invoke(main, ["preprocess", str(folder), str(tmp_path / "out"), "--size", "32", "32", "--format", "png"])
+    result = CliRunner().invoke(
+        main, ["preprocess", str(folder), str(tmp_path / "out"), "--size", "32", "32", "--format", "png"]
+    )
     assert result.exit_code == 3, result.output
     assert "written:      2 images" in result.output
     assert "unreadable:   notes.txt: not an image" in result.output

@@ -52,5 +52,9 @@ def test_raw_and_its_jpeg_are_duplicates(tmp_path):
         **{f"IMG_{k}.JPG": [f"IMG_{k}.dng"] for k in range(4)},
         **{f"IMG_{k}.dng": [f"IMG_{k}.JPG"] for k in range(4)},
     }
-    formats = {m["path"]: m["format"] for c in json.loads((tmp_path / "run" / "clusters.json").read_text())["clusters"] for m in c["members"]}
+    formats = {
+        m["path"]: m["format"]
+        for c in json.loads((tmp_path / "run" / "clusters.json").read_text())["clusters"]
+        for m in c["members"]
+    }
     assert formats["IMG_0.dng"] == "DNG"

@@ -28,8 +28,9 @@ EVIL = "<img src=x onerror=alert(1)>.png"
 EVIL_ERROR = "<script>alert(1)<!--.jpg"
 
 
-def build_run(tmp_path: Path, n_clusters: int = 3, size: tuple[int, int] = (96, 72), seed: int = 0,
-              similarity: bool = False) -> tuple[dict, list, Path]:
+def build_run(
+    tmp_path: Path, n_clusters: int = 3, size: tuple[int, int] = (96, 72), seed: int = 0, similarity: bool = False
+) -> tuple[dict, list, Path]:
     """Real image files in clusters of three (keeper, PNG copy, half-size copy); cluster 1 holds ``EVIL``.
 
     ``similarity``: members also carry a cosine similarity to the keeper, as a cnn run writes.
@@ -51,13 +52,28 @@ def build_run(tmp_path: Path, n_clusters: int = 3, size: tuple[int, int] = (96, 
             path = root / name
             picture.save(path, "PNG" if name.endswith(".png") else "JPEG")
             data = path.read_bytes()
-            members.append({"path": name, "keeper": k == 0, "distance": [0, 2, 4, 6][k], "width": picture.width,
-                            "height": picture.height, "bytes": len(data), "format": "PNG" if name.endswith(".png") else "JPEG",
-                            "digest": content_digest(data)})
+            members.append(
+                {
+                    "path": name,
+                    "keeper": k == 0,
+                    "distance": [0, 2, 4, 6][k],
+                    "width": picture.width,
+                    "height": picture.height,
+                    "bytes": len(data),
+                    "format": "PNG" if name.endswith(".png") else "JPEG",
+                    "digest": content_digest(data),
+                }
+            )
             if similarity:
                 members[-1]["similarity"] = [1.0, 0.9871, 0.9512, 0.93][k]
-        clusters.append({"cluster": number, "keeper": names[0], "reclaimable_bytes": sum(m["bytes"] for m in members[1:]),
-                         "members": members})
+        clusters.append(
+            {
+                "cluster": number,
+                "keeper": names[0],
+                "reclaimable_bytes": sum(m["bytes"] for m in members[1:]),
+                "members": members,
+            }
+        )
     (root / EVIL_ERROR).write_bytes(b"nope")
     document = {"root": str(root), "method": "phash", "threshold": 10, "clusters": clusters}
     errors = [(EVIL_ERROR, "not an image (Pillow cannot identify the content)")]
@@ -115,7 +131,14 @@ def test_clusters_sorted_by_reclaimable_bytes_with_all_fields(tmp_path):
             name, folder, width, height, fmt, size, distance, keeper, thumb, digest = row[:10]
             assert data["folders"][folder][0] + name == member["path"]
             assert (width, height, data["formats"][fmt], size, distance, keeper, digest) == (
-                member["width"], member["height"], member["format"], member["bytes"], member["distance"], int(member["keeper"]), member["digest"])
+                member["width"],
+                member["height"],
+                member["format"],
+                member["bytes"],
+                member["distance"],
+                int(member["keeper"]),
+                member["digest"],
+            )
             assert thumb == 1
     assert data["rootUrl"] == Path(document["root"]).as_uri() + "/"
 
@@ -193,6 +216,8 @@ def test_non_utf8_name(tmp_path):
     assert display_name(member["path"]) == "copies/r\ufffdsum\ufffd.jpg"
 
 
-@pytest.mark.parametrize("n, text", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KB"), (1536, "1.5 KB"), (5 * 1024**3, "5.0 GB")])
+@pytest.mark.parametrize(
+    "n, text", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KB"), (1536, "1.5 KB"), (5 * 1024**3, "5.0 GB")]
+)
 def test_human_bytes(n, text):
     assert human_bytes(n) == text

@@ -16,8 +16,14 @@ from tests.test_report import EVIL, EVIL_ERROR, build_run
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 N_CLUSTERS = 57  # two pages of 50
@@ -53,8 +59,14 @@ def report(tmp_path_factory) -> Path:
     document, errors, run = build_run(tmp, n_clusters=N_CLUSTERS, similarity=True)
     distances = np.repeat(np.arange(0, 9), 5)
     summary = {"images scanned": 3 * N_CLUSTERS + 1, "unreadable": 1, "clusters": N_CLUSTERS}
-    return render_report(document, errors, summary, run, pair_distances=distances,
-                         scores={"precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": 3, "fp": 0, "fn": 0})
+    return render_report(
+        document,
+        errors,
+        summary,
+        run,
+        pair_distances=distances,
+        scores={"precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": 3, "fp": 0, "fn": 0},
+    )
 
 
 @pytest.fixture
@@ -64,7 +76,12 @@ def page(browser, report):
     tab = context.new_page()
     tab.problems = []
     tab.dialogs = []
-    tab.on("console", lambda msg: tab.problems.append(f"console {msg.type}: {msg.text}") if msg.type in ("error", "warning") else None)
+    tab.on(
+        "console",
+        lambda msg: (
+            tab.problems.append(f"console {msg.type}: {msg.text}") if msg.type in ("error", "warning") else None
+        ),
+    )
     tab.on("pageerror", lambda exc: tab.problems.append(f"page error: {exc}"))
     tab.on("requestfailed", lambda request: tab.problems.append(f"request failed: {request.url}"))
 
@@ -97,7 +114,9 @@ def test_loads_without_errors_and_shows_every_cluster(page, tmp_path):
     assert first.locator("figure .badge").inner_text() == "keeper"
     assert "distance 2 \u00b7 similarity 0.9871" in first.locator("figure").nth(1).inner_text()
     # thumbnails load from the file:// folder (the first ones on screen)
-    page.wait_for_function("() => { const i = document.querySelector('figure img'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('figure img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     page.click("#next")
     assert page.locator("section.cluster").count() == N_CLUSTERS - 50
     assert "page 2 of 2" in page.inner_text("#page-info")
@@ -151,7 +170,9 @@ def test_compare_two_members_side_by_side(page, tmp_path):
     assert "keeper" in text and "duplicate" in text and "resolution" in text and "file size" in text
     assert "similarity to keeper" in text and "0.9871" in text
     # both pictures load, at full size from the scanned folder
-    page.wait_for_function("() => [...document.querySelectorAll('#compare img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#compare img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     widths = page.evaluate("() => [...document.querySelectorAll('#compare img')].map(i => i.naturalWidth)")
     assert widths == [96, 96]
     page.screenshot(path=str(tmp_path / "compare.png"))

@@ -13,7 +13,16 @@ def test_find_with_truth_scores_the_report(tmp_path):
 
     truth = make_sample_folder(tmp_path / "sample", n_with_copies=2, n_distinct=2, seed=3)
     (tmp_path / "truth.json").write_text(json.dumps(truth))
-    args = ["find", str(tmp_path / "sample"), "--method", "phash", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "st")]
+    args = [
+        "find",
+        str(tmp_path / "sample"),
+        "--method",
+        "phash",
+        "--out",
+        str(tmp_path / "run"),
+        "--store",
+        str(tmp_path / "st"),
+    ]
     result = CliRunner().invoke(main, [*args, "--truth", str(tmp_path / "truth.json")])
     assert result.exit_code == 0, result.output
     assert "truth:        precision 1.0000, recall 1.0000" in result.output

@@ -49,7 +49,9 @@ def test_refusals(review, tmp_path):
     assert fresh.get("/clusters?token=wrong").status_code == 403  # wrong token
     fresh.cookies.set(f"imgdedup_review_{PORT}", "wrong")
     assert fresh.get("/clusters").status_code == 403
-    assert TestClient(client.app, base_url="http://evil.example:8123").get(f"/?token={TOKEN}").status_code == 403  # other host
+    assert (
+        TestClient(client.app, base_url="http://evil.example:8123").get(f"/?token={TOKEN}").status_code == 403
+    )  # other host
     assert fresh.get(f"{BASE}//evil.example/?token={TOKEN}").headers["location"] == "/evil.example/"  # stays here
     number = session.clusters[0]["cluster"]
     before = (run / "decisions.json").exists()
@@ -151,7 +153,6 @@ def test_review_command_is_documented():
     assert result.exit_code == 0 and "127.0.0.1" in result.output and "--no-browser" in result.output
 
 
-
 def test_ten_thousand_clusters_stay_responsive(tmp_path):
     """Each page renders its own 20 clusters only; a bulk accept of all 10k is one write and one undo."""
     import time
@@ -160,10 +161,24 @@ def test_ten_thousand_clusters_stay_responsive(tmp_path):
     run.mkdir()
     clusters = []
     for n in range(1, 10_001):
-        members = [{"path": f"f{n}/m{k}.jpg", "keeper": k == 0, "distance": k, "width": 100, "height": 100, "bytes": 1000 + k,
-                    "format": "JPEG", "digest": f"{n:08x}{k:02x}", "tier": "keeper" if k == 0 else "near"} for k in range(3)]
+        members = [
+            {
+                "path": f"f{n}/m{k}.jpg",
+                "keeper": k == 0,
+                "distance": k,
+                "width": 100,
+                "height": 100,
+                "bytes": 1000 + k,
+                "format": "JPEG",
+                "digest": f"{n:08x}{k:02x}",
+                "tier": "keeper" if k == 0 else "near",
+            }
+            for k in range(3)
+        ]
         clusters.append({"cluster": n, "keeper": members[0]["path"], "reclaimable_bytes": n, "members": members})
-    (run / "clusters.json").write_text(json.dumps({"root": str(tmp_path / "none"), "clusters": clusters, "store": None}))
+    (run / "clusters.json").write_text(
+        json.dumps({"root": str(tmp_path / "none"), "clusters": clusters, "store": None})
+    )
     session = ReviewSession(run)
     client = TestClient(create_app(session, TOKEN, PORT), base_url=BASE)
     client.get(f"/?token={TOKEN}")

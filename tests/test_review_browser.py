@@ -110,7 +110,9 @@ def test_a_whole_review(served, tab, tmp_path):
     # compare: the full-size pictures, blink and difference
     tab.goto(f"{url.split('/?')[0]}/compare/{b}/{medium}")
     _ready(tab)
-    tab.wait_for_function("document.getElementById('img-1').complete && document.getElementById('img-2').naturalWidth > 0")
+    tab.wait_for_function(
+        "document.getElementById('img-1').complete && document.getElementById('img-2').naturalWidth > 0"
+    )
     tab.click("#view-diff")
     assert tab.evaluate("document.getElementById('diff-canvas').width") == 640
     tab.click("#view-blink")
@@ -148,6 +150,8 @@ def test_a_whole_review(served, tab, tmp_path):
     # a second run on the same store does not show the pair marked not duplicates
     _, run2, _ = find_run(tmp_path, "run2", store=store)
     document = json.loads((run2 / "clusters.json").read_text())
-    together = [c for c in document["clusters"] if {m["path"] for m in c["members"]} >= {"originals/c.png", f"copies/{EVIL}"}]
+    together = [
+        c for c in document["clusters"] if {m["path"] for m in c["members"]} >= {"originals/c.png", f"copies/{EVIL}"}
+    ]
     assert together == [] and document["suppressed_pairs"] == 1
     assert json.loads((run2 / "summary.json").read_text())["suppressed_pairs"] == 1

@@ -50,12 +50,16 @@ def test_tier_rules():
     assert member_tier(same_digest=False, same_dimensions=True, distance=2, **dict(cnn, similarity=0.91)) == "review"
     hybrid = dict(base, method="hybrid")
     assert member_tier(same_digest=False, same_dimensions=True, distance=2, **dict(hybrid, similarity=0.91)) == "near"
-    assert member_tier(same_digest=False, same_dimensions=True, distance=10, **dict(hybrid, similarity=0.91)) == "review"
+    assert (
+        member_tier(same_digest=False, same_dimensions=True, distance=10, **dict(hybrid, similarity=0.91)) == "review"
+    )
 
 
 def test_rules_in_a_run_are_applied_and_counted(sample_folder, tmp_path):
     folder, truth = sample_folder
-    summary = find_duplicates_in_folder(folder, load_config(store=str(tmp_path / "s"), rule_folders="same"), tmp_path / "run")
+    summary = find_duplicates_in_folder(
+        folder, load_config(store=str(tmp_path / "s"), rule_folders="same"), tmp_path / "run"
+    )
     document = json.loads((tmp_path / "run" / "clusters.json").read_text())
     # copies/ holds 5 copies of each of 5 originals: only the pairs among copies stay; the 25
     # original-copy pairs are vetoed, and with verification (#16) hybrid's candidates reach further,
@@ -84,7 +88,9 @@ def test_tiers_in_a_run_and_apply_exact_only(sample_folder, tmp_path):
                 assert m["tier"] in ("near", "review"), m["path"]  # other dimensions, other bytes: never exact
     exact = sorted(n for n, t in tiers.items() if t == "exact")
     assert len(exact) >= 5 and any(n.endswith("_resized.jpg") and t == "near" for n, t in tiers.items())
-    result = CliRunner().invoke(main, ["apply", str(tmp_path / "run"), "--action", "delete", "--tier", "exact", "--yes"])
+    result = CliRunner().invoke(
+        main, ["apply", str(tmp_path / "run"), "--action", "delete", "--tier", "exact", "--yes"]
+    )
     assert result.exit_code == 3, result.output  # others left for review count as skipped
     assert all(not (work / n).exists() for n in exact)
     left = [n for n, t in tiers.items() if t in ("near", "review")]
@@ -100,8 +106,21 @@ def test_tiers_in_a_run_and_apply_exact_only(sample_folder, tmp_path):
 
 def test_cli_rule_options_reach_the_run(sample_folder, tmp_path):
     folder, _ = sample_folder
-    result = CliRunner().invoke(main, ["find", str(folder), "--store", str(tmp_path / "s"), "--out", str(tmp_path / "r"),
-                                       "--rule-ignore", "copies/*_png.png", "--max-resolution-ratio", "2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "find",
+            str(folder),
+            "--store",
+            str(tmp_path / "s"),
+            "--out",
+            str(tmp_path / "r"),
+            "--rule-ignore",
+            "copies/*_png.png",
+            "--max-resolution-ratio",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     vetoed = json.loads((tmp_path / "r" / "clusters.json").read_text())["vetoed_pairs"]
     # the resized copies have a quarter of the pixels; the PNG copies are ignored (at least those

@@ -26,11 +26,23 @@ def s3_server(tmp_path_factory):
     """moto_server on 127.0.0.1; credentials and endpoint come from the environment, as for real S3."""
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1")
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
+    }
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     try:
         deadline = time.time() + 30
         while True:
@@ -39,7 +51,7 @@ def s3_server(tmp_path_factory):
                 break
             except OSError:
                 if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto_server did not start")
+                    raise RuntimeError("moto_server did not start") from None
                 time.sleep(0.2)
         yield endpoint
     finally:
@@ -75,7 +87,9 @@ def test_listing_matches_the_local_folder(bucket):
 
 def test_run_on_a_bucket_equals_the_local_run(bucket, tmp_path):
     local, truth = bucket
-    summary = find_duplicates_in_folder("s3://library/photos", load_config(store=str(tmp_path / "store")), tmp_path / "remote")
+    summary = find_duplicates_in_folder(
+        "s3://library/photos", load_config(store=str(tmp_path / "store")), tmp_path / "remote"
+    )
     find_duplicates_in_folder(local, load_config(store=str(tmp_path / "local-store")), tmp_path / "local")
     remote_dups = json.loads((tmp_path / "remote" / "duplicates.json").read_text())
     assert found_pairs(remote_dups) == known_pairs(truth)
@@ -84,7 +98,9 @@ def test_run_on_a_bucket_equals_the_local_run(bucket, tmp_path):
     errors = (tmp_path / "remote" / "errors.csv").read_text()
     assert "notes.txt,not an image" in errors
     assert len(list((tmp_path / "remote" / "thumbs").glob("*.jpg"))) > 0  # thumbnails read from the bucket
-    again = find_duplicates_in_folder("s3://library/photos", load_config(store=str(tmp_path / "store")), tmp_path / "again")
+    again = find_duplicates_in_folder(
+        "s3://library/photos", load_config(store=str(tmp_path / "store")), tmp_path / "again"
+    )
     assert again.decoded == 0  # unchanged objects (same size and LastModified) are not read again
 
 
@@ -96,6 +112,7 @@ def test_missing_bucket_prefix_is_a_clear_error(bucket):
 
 
 # --- the store and the run folder on S3 ----------------------------------------------------
+
 
 def _s3_text(url: str) -> str:
     import fsspec
@@ -111,7 +128,9 @@ def _same_results(remote: str, local: Path) -> None:
     remote_clusters = json.loads(_s3_text(f"{remote}/clusters.json"))
     local_clusters = json.loads((local / "clusters.json").read_text())
     skip = {"store", "decoded"}
-    assert {k: v for k, v in remote_clusters.items() if k not in skip} == {k: v for k, v in local_clusters.items() if k not in skip}
+    assert {k: v for k, v in remote_clusters.items() if k not in skip} == {
+        k: v for k, v in local_clusters.items() if k not in skip
+    }
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +153,10 @@ def test_store_and_run_folder_on_s3_equal_local_ones(bucket, local_reference):
     assert found_pairs(json.loads(_s3_text("s3://library/runs/find/duplicates.json"))) == known_pairs(truth)
     fs = fsspec.filesystem("s3")
     store = fs.find("library/stores/find")
-    assert "library/stores/find/manifest.npz" in store and "library/stores/find/arrays.zarr/hashes_phash/zarr.json" in store
+    assert (
+        "library/stores/find/manifest.npz" in store
+        and "library/stores/find/arrays.zarr/hashes_phash/zarr.json" in store
+    )
     assert not [p for p in store if "/pending/" in p or p.endswith("/lock")]  # committed and released
     data = page_data(_s3_text("s3://library/runs/find/report.html"))
     thumbs = [p.rsplit("/", 1)[1] for p in fs.find("library/runs/find/thumbs")]
@@ -144,7 +166,9 @@ def test_store_and_run_folder_on_s3_equal_local_ones(bucket, local_reference):
     again = find_duplicates_in_folder("s3://library/photos", config, "s3://library/runs/again")
     assert again.decoded == 0  # nothing read again: the store in the bucket knew every object
     _same_results("s3://library/runs/again", local_reference)
-    assert sorted(p.rsplit("/", 1)[1] for p in fs.find("library/runs/again/thumbs")) == sorted(thumbs)  # copied from the store
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.find("library/runs/again/thumbs")) == sorted(
+        thumbs
+    )  # copied from the store
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -154,13 +178,22 @@ def test_flow_with_input_store_and_run_folder_on_s3(bucket, local_reference):
 
     from imgdedup.flows.dedup import dedup_flow
 
-    summary = dedup_flow(path="s3://library/photos", out="s3://library/runs/flow", store="s3://library/stores/flow",
-                         chunk_size=5, n_workers=2)
+    summary = dedup_flow(
+        path="s3://library/photos",
+        out="s3://library/runs/flow",
+        store="s3://library/stores/flow",
+        chunk_size=5,
+        n_workers=2,
+    )
     assert summary.decoded == summary.files and summary.report == "s3://library/runs/flow/report.html"
     _same_results("s3://library/runs/flow", local_reference)
     work = fsspec.filesystem("s3").find("library/runs/flow/work")
-    assert len([p for p in work if p.rsplit("/", 1)[1].startswith("chunk-") and p.endswith(".json")]) == -(-summary.files // 5)
-    again = dedup_flow(path="s3://library/photos", out="s3://library/runs/flow-again", store="s3://library/stores/flow", n_workers=1)
+    assert len([p for p in work if p.rsplit("/", 1)[1].startswith("chunk-") and p.endswith(".json")]) == -(
+        -summary.files // 5
+    )
+    again = dedup_flow(
+        path="s3://library/photos", out="s3://library/runs/flow-again", store="s3://library/stores/flow", n_workers=1
+    )
     assert again.decoded == 0
     _same_results("s3://library/runs/flow-again", local_reference)
 
@@ -176,9 +209,19 @@ def test_store_on_s3_keeps_arrays_manifest_and_pending_chunks(bucket):
     store.ensure_array("hashes_phash", 32, "uint64")
     store.write_rows("hashes_phash", 16, np.arange(5, dtype=np.uint64) + 7)
     assert store.read_rows("hashes_phash", np.array([16, 20])).tolist() == [7, 11] and store.n_rows() == 32
-    entry = Manifest(ids=["a.jpg"], size=np.array([3]), mtime_ns=np.array([4]), status=np.array([1], np.uint8),
-                     reason=np.array([""]), row=np.array([16]), width=np.array([1], np.int32), height=np.array([2], np.int32),
-                     formats=np.array(["JPEG"]), digests=np.array(["d"], "U32"), features={"hash:phash": np.array([True])})
+    entry = Manifest(
+        ids=["a.jpg"],
+        size=np.array([3]),
+        mtime_ns=np.array([4]),
+        status=np.array([1], np.uint8),
+        reason=np.array([""]),
+        row=np.array([16]),
+        width=np.array([1], np.int32),
+        height=np.array([2], np.int32),
+        formats=np.array(["JPEG"]),
+        digests=np.array(["d"], "U32"),
+        features={"hash:phash": np.array([True])},
+    )
     entry.save(store.pending_path("run", 0))
     assert store.pending_paths() == ["s3://library/stores/unit/pending/run-00000.npz"]
     merged = merge_pending(store, store.load_manifest())
@@ -238,15 +281,25 @@ def test_bad_store_and_run_folder_urls_are_clear_errors(bucket, tmp_path):
     from imgdedup.errors import OutputError, StoreError
 
     with pytest.raises(StoreError, match="cannot create store 's3://no-such-bucket/store'.*bucket does not exist"):
-        find_duplicates_in_folder("s3://library/photos", load_config(store="s3://no-such-bucket/store"), tmp_path / "out")
-    with pytest.raises(OutputError, match="cannot write to output folder 's3://no-such-bucket/run'.*bucket does not exist"):
-        find_duplicates_in_folder("s3://library/photos", load_config(store=str(tmp_path / "store")), "s3://no-such-bucket/run")
+        find_duplicates_in_folder(
+            "s3://library/photos", load_config(store="s3://no-such-bucket/store"), tmp_path / "out"
+        )
+    with pytest.raises(
+        OutputError, match="cannot write to output folder 's3://no-such-bucket/run'.*bucket does not exist"
+    ):
+        find_duplicates_in_folder(
+            "s3://library/photos", load_config(store=str(tmp_path / "store")), "s3://no-such-bucket/run"
+        )
     with pytest.raises(StoreError, match="nosuchproto"):
         find_duplicates_in_folder("s3://library/photos", load_config(store="nosuchproto://x/store"), tmp_path / "out")
     with pytest.raises(StoreError, match="credentials do not belong in a URL") as caught:
-        find_duplicates_in_folder("s3://library/photos", load_config(store="s3://AKIAEXAMPLE:hunter2@library/store"), tmp_path / "out")
+        find_duplicates_in_folder(
+            "s3://library/photos", load_config(store="s3://AKIAEXAMPLE:hunter2@library/store"), tmp_path / "out"
+        )
     assert "hunter2" not in str(caught.value) and "AKIAEXAMPLE" not in str(caught.value)
-    result = CliRunner().invoke(main, ["find", "s3://library/photos", "--store", "s3://no-such-bucket/store", "--out", str(tmp_path / "cli")])
+    result = CliRunner().invoke(
+        main, ["find", "s3://library/photos", "--store", "s3://no-such-bucket/store", "--out", str(tmp_path / "cli")]
+    )
     assert result.exit_code == 1 and "Error: cannot create store 's3://no-such-bucket/store'" in result.output
 
 

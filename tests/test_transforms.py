@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdedup.compat.evaluation import score_run
 from benchmarks.transforms import (
     PHOTOS,
     SIBLING_LABEL,
@@ -23,6 +22,7 @@ from benchmarks.transforms import (
     load_photo,
     make_transformed_copies,
 )
+from imgdedup.compat.evaluation import score_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SKLEARN_PHOTOS = ["china", "flower"]
@@ -98,16 +98,16 @@ def test_central_crop(name, keep):
     out = TRANSFORMS[name](image)
     w, h = round(W * keep), round(H * keep)
     left, top = (W - w) // 2, (H - h) // 2
-    np.testing.assert_array_equal(pixels(out), pixels(image)[top:top + h, left:left + w])
+    np.testing.assert_array_equal(pixels(out), pixels(image)[top : top + h, left : left + w])
 
 
 def test_border_is_white_around_the_unchanged_image():
     image = make_image()
     out = pixels(TRANSFORMS["border_10"](image))
     dx, dy = round(W * 0.1), round(H * 0.1)  # 20 and 15 px
-    np.testing.assert_array_equal(out[dy:dy + H, dx:dx + W], pixels(image))
+    np.testing.assert_array_equal(out[dy : dy + H, dx : dx + W], pixels(image))
     frame = np.ones(out.shape[:2], bool)
-    frame[dy:dy + H, dx:dx + W] = False
+    frame[dy : dy + H, dx : dx + W] = False
     assert (out[frame] == 255).all()
 
 
@@ -115,8 +115,8 @@ def test_caption_bar_covers_bottom_12_percent():
     image = make_image()
     out = pixels(TRANSFORMS["caption_bar"](image))
     bar = round(H * 0.12)
-    np.testing.assert_array_equal(out[:H - bar], pixels(image)[:H - bar])
-    bottom = out[H - bar:]
+    np.testing.assert_array_equal(out[: H - bar], pixels(image)[: H - bar])
+    bottom = out[H - bar :]
     assert (bottom == 0).mean() > 0.7  # black bar ...
     assert (bottom == 255).any()  # ... with white text
 
@@ -148,8 +148,7 @@ def test_noise_has_sigma_8_and_depends_on_the_image():
     assert diff.std() == pytest.approx(8, rel=0.03)
     other = Image.fromarray(np.full((200, 200, 3), 129, np.uint8))
     assert not np.array_equal(pixels(TRANSFORMS["noise_s8"](other)) - 129, diff)
-    np.testing.assert_array_equal(pixels(gaussian_noise(grey, seed=1)),
-                                  pixels(gaussian_noise(grey, seed=1)))
+    np.testing.assert_array_equal(pixels(gaussian_noise(grey, seed=1)), pixels(gaussian_noise(grey, seed=1)))
 
 
 def test_thumbnail_does_not_enlarge():
@@ -172,7 +171,7 @@ def test_skimage_photos_load_offline():
     if PHOTOS["astronaut"].path() is None:
         pytest.skip("scikit-image not installed")
     assert available_photos() == list(PHOTOS)
-    for name, photo in PHOTOS.items():
+    for name in PHOTOS:
         image = load_photo(name)
         assert image.mode == "RGB" and min(image.size) >= 300, name
 
@@ -211,13 +210,17 @@ def test_writes_expected_files(bench):
     images = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.jpg"))
     originals = [p for p in images if p.startswith("originals/")]
     assert len(originals) == 3
-    expected_copies = sorted(
-        f"copies/{Path(o).stem}__{t}.jpg" for o in originals for t in TRANSFORMS)
+    expected_copies = sorted(f"copies/{Path(o).stem}__{t}.jpg" for o in originals for t in TRANSFORMS)
     assert [p for p in images if p.startswith("copies/")] == expected_copies
     assert sorted(truth.duplicates) == images
     assert truth.originals == originals
     assert sorted(p.name for p in root.iterdir()) == [
-        "copies", "ground_truth.json", "originals", "pairs.csv", "sources.csv"]
+        "copies",
+        "ground_truth.json",
+        "originals",
+        "pairs.csv",
+        "sources.csv",
+    ]
     for path in images:
         with Image.open(root / path) as image:
             assert image.format == "JPEG"
@@ -281,15 +284,15 @@ def test_deterministic_for_a_seed(bench, tmp_path):
     root, _ = bench
     make_transformed_copies(tmp_path / "again", n_originals=3, seed=7, photos=SKLEARN_PHOTOS)
     assert files_under(tmp_path / "again") == files_under(root)
-    make_transformed_copies(tmp_path / "other", n_originals=3, seed=8, photos=SKLEARN_PHOTOS,
-                            transforms=["mirror"])
+    make_transformed_copies(tmp_path / "other", n_originals=3, seed=8, photos=SKLEARN_PHOTOS, transforms=["mirror"])
     assert (tmp_path / "other/sources.csv").read_bytes() != (root / "sources.csv").read_bytes()
 
 
 @needs_sklearn_photos
 def test_size_and_copies_match_the_transforms(tmp_path):
-    truth = make_transformed_copies(tmp_path, n_originals=2, photos=["china"], size=(96, 64),
-                                    transforms=["jpeg_q25", "mirror"])
+    truth = make_transformed_copies(
+        tmp_path, n_originals=2, photos=["china"], size=(96, 64), transforms=["jpeg_q25", "mirror"]
+    )
     (source, _) = read_csv(tmp_path / "sources.csv")
     box = tuple(int(source[k]) for k in ("left", "top", "right", "bottom"))
     # the in-memory original, rebuilt from sources.csv
@@ -312,8 +315,7 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     (tmp_path / "keep.txt").write_text("not ours")
     with pytest.raises(FileExistsError, match=r"already holds .*overwrite=True"):
         make_transformed_copies(tmp_path, n_originals=1, photos=SKLEARN_PHOTOS, transforms=[])
-    truth = make_transformed_copies(tmp_path, n_originals=1, photos=SKLEARN_PHOTOS,
-                                    transforms=[], overwrite=True)
+    truth = make_transformed_copies(tmp_path, n_originals=1, photos=SKLEARN_PHOTOS, transforms=[], overwrite=True)
     assert truth.duplicates == {truth.originals[0]: []} and truth.pairs == []
     assert len(list(tmp_path.rglob("*.jpg"))) == 1
     assert (tmp_path / "keep.txt").exists()
@@ -343,20 +345,22 @@ def test_invalid_arguments(tmp_path, kwargs, message):
 @needs_sklearn_photos
 def test_custom_transform_mapping(tmp_path):
     flip = lambda im: im.transpose(Image.Transpose.FLIP_TOP_BOTTOM)  # noqa: E731
-    truth = make_transformed_copies(tmp_path, n_originals=1, photos=["flower"],
-                                    transforms={"flip-v": flip})
+    truth = make_transformed_copies(tmp_path, n_originals=1, photos=["flower"], transforms={"flip-v": flip})
     assert [label for _, _, label in truth.pairs] == ["flip-v"]
 
 
 @needs_sklearn_photos
 def test_command_line(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location(
-        "make_transformed_copies_cli", ROOT / "benchmarks" / "make_transformed_copies.py")
+        "make_transformed_copies_cli", ROOT / "benchmarks" / "make_transformed_copies.py"
+    )
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     out_dir = tmp_path / "bench"
-    assert cli.main([str(out_dir), "--originals", "2", "--photos", "china,flower",
-                     "--transforms", "mirror,grayscale"]) == 0
+    assert (
+        cli.main([str(out_dir), "--originals", "2", "--photos", "china,flower", "--transforms", "mirror,grayscale"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "wrote 6 JPEGs" in printed and "mirror, grayscale" in printed
     # a perfect run: its duplicates.json is the ground truth itself

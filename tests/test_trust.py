@@ -41,8 +41,13 @@ def object_on_white(colour, seed: int = 0, letter: str | None = None) -> Image.I
     image = Image.new("RGB", (400, 400), "white")
     draw = ImageDraw.Draw(image)
     c = 200 + rng.uniform(-5, 5, 2)
-    draw.rounded_rectangle((c[0] - 120, c[1] - 80, c[0] + 120, c[1] + 80), radius=30, fill=colour,
-                           outline=tuple(v // 2 for v in colour), width=5)
+    draw.rounded_rectangle(
+        (c[0] - 120, c[1] - 80, c[0] + 120, c[1] + 80),
+        radius=30,
+        fill=colour,
+        outline=tuple(v // 2 for v in colour),
+        width=5,
+    )
     draw.ellipse((c[0] - 60, c[1] - 50, c[0] - 20, c[1] - 10), fill="white")
     return image
 
@@ -101,7 +106,9 @@ def test_low_information_images_match_only_by_equal_pixels():
 
 
 def test_look_alike_objects_of_different_colours_are_not_duplicates():
-    red, green = (describe_image(encoded(object_on_white(c, seed=k))) for k, c in enumerate([(220, 40, 40), (40, 180, 60)]))
+    red, green = (
+        describe_image(encoded(object_on_white(c, seed=k))) for k, c in enumerate([(220, 40, 40), (40, 180, 60)])
+    )
     verdict = verify_pair(red, green, same_digest=False)
     assert not verdict.ok and verdict.evidence == "colour"
     copy = describe_image(encoded(object_on_white((220, 40, 40), seed=0).resize((200, 200)), "JPEG", quality=70))
@@ -121,11 +128,14 @@ def test_a_crop_is_confirmed_by_keypoints_and_an_unrelated_picture_is_not():
 def test_a_chain_is_split_around_the_keeper():
     # 0-1 and 1-2 verify, 0-2 does not: 2 must not join 0's cluster through 1
     ok = {(0, 1), (1, 2)}
-    groups = verified_groups(3, np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2]),
-                             lambda a, b: ((a, b) in ok, "aligned", {}))
+    groups = verified_groups(
+        3, np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2]), lambda a, b: ((a, b) in ok, "aligned", {})
+    )
     assert groups == [(0, {1: ("aligned", {})})]
     # a member verified directly against the keeper joins even when it was not a candidate pair
-    groups = verified_groups(3, np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2]), lambda a, b: (True, "aligned", {}))
+    groups = verified_groups(
+        3, np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2]), lambda a, b: (True, "aligned", {})
+    )
     assert groups == [(0, {1: ("aligned", {}), 2: ("aligned (keeper check)", {})})]
 
 
@@ -138,7 +148,10 @@ def test_keeper_prefers_the_original():
     # at one resolution: camera metadata, then the larger file, then the older one
     ids = ["a.jpg", "b.jpg", "c.jpg"]
     sizes = np.array([5, 9, 9])
-    assert int(np.argmin(keeper_order(same[0][:3], same[1][:3], sizes, ids=ids, camera=np.array([True, False, False])))) == 0
+    assert (
+        int(np.argmin(keeper_order(same[0][:3], same[1][:3], sizes, ids=ids, camera=np.array([True, False, False]))))
+        == 0
+    )
     assert int(np.argmin(keeper_order(same[0][:3], same[1][:3], sizes, np.array([3, 2, 1]), ids=ids))) == 2
 
 

@@ -33,10 +33,15 @@ def test_threaded_decoding_leaves_warning_filters_unchanged(tmp_path):
 
 def png_header(width: int, height: int) -> bytes:
     """A PNG of that size with no pixel data (its header is all Pillow reads on open)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_pillow_warning_on_open_does_not_change_the_reason():

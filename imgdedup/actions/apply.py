@@ -42,16 +42,26 @@ def describe(step: Step, root: str) -> str:
 
 def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-def _check(root: str, step: Step, keepers: dict[str, tuple[str | None, str | None]]) -> tuple[str | None, str | None, str | None]:
+def _check(
+    root: str, step: Step, keepers: dict[str, tuple[str | None, str | None]]
+) -> tuple[str | None, str | None, str | None]:
     """``(path, keeper_path, None)`` when the step can go ahead, else ``(None, None, reason)``; ``keepers`` caches each keeper's check."""
     if step.keeper not in keepers:
-        keepers[step.keeper] = verify_file(root, step.keeper, step.keeper_size, step.keeper_mtime_ns, step.keeper_digest, follow=True)
+        keepers[step.keeper] = verify_file(
+            root, step.keeper, step.keeper_size, step.keeper_mtime_ns, step.keeper_digest, follow=True
+        )
     keeper_path, why = keepers[step.keeper]
     if why:
-        return None, None, f"its keeper {show(step.keeper)} is {why}" if why.startswith("missing") else f"its keeper {show(step.keeper)}: {why}"
+        return (
+            None,
+            None,
+            f"its keeper {show(step.keeper)} is {why}"
+            if why.startswith("missing")
+            else f"its keeper {show(step.keeper)}: {why}",
+        )
     path, why = verify_file(root, step.path, step.size, step.mtime_ns, step.digest)
     if why:
         return None, None, why
@@ -64,17 +74,30 @@ def _start_journal(plan: Plan) -> Journal:
     """Create the plan's journal (durably) with its ``start`` line and a ``skip`` line per file the plan leaves alone."""
     plan.run.run_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(plan.journal_path, create=True)
-    journal.write({
-        "type": "start", "version": JOURNAL_VERSION, "stamp": plan.stamp, "time": _dt.datetime.now().isoformat(timespec="seconds"),
-        "run": os.path.abspath(plan.run.run_dir), "root": plan.run.root, "action": plan.action, "keep": plan.keep,
-        "references": plan.references, "dest": plan.dest, "steps": len(plan.steps),
-    }, sync=True)
+    journal.write(
+        {
+            "type": "start",
+            "version": JOURNAL_VERSION,
+            "stamp": plan.stamp,
+            "time": _dt.datetime.now().isoformat(timespec="seconds"),
+            "run": os.path.abspath(plan.run.run_dir),
+            "root": plan.run.root,
+            "action": plan.action,
+            "keep": plan.keep,
+            "references": plan.references,
+            "dest": plan.dest,
+            "steps": len(plan.steps),
+        },
+        sync=True,
+    )
     for skip in plan.skipped:  # every decision is in the journal, the files left alone too
         journal.write({"type": "skip", "path": skip.path, "reason": skip.reason})
     return journal
 
 
-def _carry_out(plan: Plan, ready: Sequence[tuple[Step, str, str]], journal: Journal, outcome: Outcome, echo: Echo) -> None:
+def _carry_out(
+    plan: Plan, ready: Sequence[tuple[Step, str, str]], journal: Journal, outcome: Outcome, echo: Echo
+) -> None:
     """Journal every checked step of a batch (durably), then do each and record how it went."""
     for step, _, _ in ready:
         journal.write(step.record())

@@ -86,7 +86,9 @@ def _link_text(keeper_path: str, dup_path: str) -> str:
 def _act(step: Step, path: str, keeper_path: str, stamp: str) -> dict:
     """Do one step; return what undo needs beyond the plan line. Raises OSError or _Refused."""
     st = os.lstat(path)
-    problem = "is a symbolic link: refused" if stat.S_ISLNK(st.st_mode) else _quick_problem(st, step.size, step.mtime_ns)
+    problem = (
+        "is a symbolic link: refused" if stat.S_ISLNK(st.st_mode) else _quick_problem(st, step.size, step.mtime_ns)
+    )
     if problem:
         raise _Refused(problem)
     made: list[str] = []

@@ -50,7 +50,9 @@ def normalise_reference(root: str, reference: str) -> str:
     folder; either way it must be a folder inside the root.
     """
     real_root = os.path.realpath(root)
-    candidates = [reference] if os.path.isabs(reference) else [os.path.join(root, reference), os.path.abspath(reference)]
+    candidates = (
+        [reference] if os.path.isabs(reference) else [os.path.join(root, reference), os.path.abspath(reference)]
+    )
     for candidate in candidates:
         real = os.path.realpath(candidate)
         if os.path.isdir(real) and _inside(real, real_root):
@@ -85,7 +87,9 @@ def _quick_problem(st: os.stat_result, size: int, mtime_ns: int | None) -> str |
     return None
 
 
-def verify_file(root: str, file_id: str, size: int, mtime_ns: int | None, digest: str, follow: bool = False) -> tuple[str | None, str | None]:
+def verify_file(
+    root: str, file_id: str, size: int, mtime_ns: int | None, digest: str, follow: bool = False
+) -> tuple[str | None, str | None]:
     """``(path, None)`` when the file is still the one the run saw, else ``(None, reason)``."""
     path, problem = resolve_in_root(root, file_id)
     if problem:

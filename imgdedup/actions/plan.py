@@ -38,10 +38,21 @@ class Step:
     tier: str | None = None
 
     def record(self) -> dict:
-        return {"type": "plan", "n": self.n, "action": self.action, "path": self.path, "keeper": self.keeper,
-                "target": self.target, "size": self.size, "mtime_ns": self.mtime_ns, "digest": self.digest,
-                "keeper_size": self.keeper_size, "keeper_mtime_ns": self.keeper_mtime_ns, "keeper_digest": self.keeper_digest,
-                "tier": self.tier}
+        return {
+            "type": "plan",
+            "n": self.n,
+            "action": self.action,
+            "path": self.path,
+            "keeper": self.keeper,
+            "target": self.target,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "digest": self.digest,
+            "keeper_size": self.keeper_size,
+            "keeper_mtime_ns": self.keeper_mtime_ns,
+            "keeper_digest": self.keeper_digest,
+            "tier": self.tier,
+        }
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,9 @@ def _policy_key(policy: str, f: RunFile):
     raise ActionError(f"--keep must be one of {', '.join(KEEP_POLICIES)}, got {policy!r}")
 
 
-def choose_keepers(members: Sequence[RunFile], keep: str, references: Sequence[str]) -> tuple[RunFile, list[RunFile], list[RunFile]]:
+def choose_keepers(
+    members: Sequence[RunFile], keep: str, references: Sequence[str]
+) -> tuple[RunFile, list[RunFile], list[RunFile]]:
     """``(keeper, kept, duplicates)`` of one cluster under a policy and reference folders."""
     protected = [m for m in members if any(m.id.startswith(r) for r in references)]
     if protected:
@@ -98,8 +111,15 @@ def new_stamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
-def plan_actions(run: Run, action: str, keep: str = "resolution", references: Sequence[str] = (), to: str | os.PathLike | None = None,
-                 stamp: str | None = None, tiers: Sequence[str] | None = None) -> Plan:
+def plan_actions(
+    run: Run,
+    action: str,
+    keep: str = "resolution",
+    references: Sequence[str] = (),
+    to: str | os.PathLike | None = None,
+    stamp: str | None = None,
+    tiers: Sequence[str] | None = None,
+) -> Plan:
     """Choose what happens to every file of the run; touches nothing and reads no file.
 
     ``tiers`` (e.g. ``["exact"]``) limits the actions to duplicates of those tiers; the
@@ -114,7 +134,9 @@ def plan_actions(run: Run, action: str, keep: str = "resolution", references: Se
     if keep not in KEEP_POLICIES:
         raise ActionError(f"--keep must be one of {', '.join(KEEP_POLICIES)}, got {keep!r}")
     if keep in ("oldest", "newest") and any(m.mtime_ns is None for c in run.clusters for m in c):
-        raise ActionError(f"--keep {keep} needs file times, and this run folder has none (no mtime_ns in clusters.json, no work/discovered.json)")
+        raise ActionError(
+            f"--keep {keep} needs file times, and this run folder has none (no mtime_ns in clusters.json, no work/discovered.json)"
+        )
     stamp = stamp or new_stamp()
     refs = sorted({normalise_reference(run.root, r) for r in references})
     if action == "move":
@@ -136,15 +158,38 @@ def plan_actions(run: Run, action: str, keep: str = "resolution", references: Se
         for dup in duplicates:
             if tiers is not None and dup.tier not in tiers:
                 kept.append(dup.id)
-                skipped.append(Skip(dup.id, f"tier {dup.tier or 'unknown'}: left for review (--tier {','.join(tiers)})"))
+                skipped.append(
+                    Skip(dup.id, f"tier {dup.tier or 'unknown'}: left for review (--tier {','.join(tiers)})")
+                )
                 continue
             problem = id_problem(dup.id)
             if problem:
                 skipped.append(Skip(dup.id, problem))
                 continue
-            steps.append(Step(
-                n=len(steps) + 1, action=action, path=dup.id, keeper=keeper.id,
-                target=os.path.join(dest, *dup.id.split("/")), size=dup.size, mtime_ns=dup.mtime_ns, digest=dup.digest,
-                keeper_size=keeper.size, keeper_mtime_ns=keeper.mtime_ns, keeper_digest=keeper.digest, tier=dup.tier,
-            ))
-    return Plan(run=run, action=action, keep=keep, references=refs, stamp=stamp, dest=dest, steps=steps, kept=kept, skipped=skipped)
+            steps.append(
+                Step(
+                    n=len(steps) + 1,
+                    action=action,
+                    path=dup.id,
+                    keeper=keeper.id,
+                    target=os.path.join(dest, *dup.id.split("/")),
+                    size=dup.size,
+                    mtime_ns=dup.mtime_ns,
+                    digest=dup.digest,
+                    keeper_size=keeper.size,
+                    keeper_mtime_ns=keeper.mtime_ns,
+                    keeper_digest=keeper.digest,
+                    tier=dup.tier,
+                )
+            )
+    return Plan(
+        run=run,
+        action=action,
+        keep=keep,
+        references=refs,
+        stamp=stamp,
+        dest=dest,
+        steps=steps,
+        kept=kept,
+        skipped=skipped,
+    )

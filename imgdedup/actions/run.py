@@ -88,10 +88,18 @@ def load_run(run_dir: str | os.PathLike) -> Run:
             size, mtime_ns, position = stats.get(m["path"], (int(m["bytes"]), None, None))
             if "mtime_ns" in m:
                 mtime_ns = int(m["mtime_ns"])
-            members.append(RunFile(
-                id=m["path"], size=int(m["bytes"]), mtime_ns=mtime_ns, width=int(m["width"]), height=int(m["height"]),
-                digest=str(m["digest"]), position=position if position is not None else (1 << 40) + order * 10_000 + k,
-                run_keeper=bool(m["keeper"]), tier=m.get("tier"),
-            ))
+            members.append(
+                RunFile(
+                    id=m["path"],
+                    size=int(m["bytes"]),
+                    mtime_ns=mtime_ns,
+                    width=int(m["width"]),
+                    height=int(m["height"]),
+                    digest=str(m["digest"]),
+                    position=position if position is not None else (1 << 40) + order * 10_000 + k,
+                    run_keeper=bool(m["keeper"]),
+                    tier=m.get("tier"),
+                )
+            )
         clusters.append(members)
     return Run(run_dir=run_dir, root=root, clusters=clusters)

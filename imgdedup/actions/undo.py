@@ -90,7 +90,11 @@ def _undo_step(root: str, dest: str, plan: dict, done: dict | None, stamp: str) 
             return "untouched", None
         if have_path and have_target:
             same = _same_inode(path, target)
-            if same or (os.path.getsize(path) == plan["size"] and file_digest(path, plan["digest"]) == plan["digest"] and file_digest(target, plan["digest"]) == plan["digest"]):
+            if same or (
+                os.path.getsize(path) == plan["size"]
+                and file_digest(path, plan["digest"]) == plan["digest"]
+                and file_digest(target, plan["digest"]) == plan["digest"]
+            ):
                 os.unlink(target)  # a copy left by a crash before the original was removed
                 return "untouched", None
             return "problem", f"both {show(plan['path'])} and {show(target)} exist and differ: left as they are"
@@ -103,7 +107,9 @@ def _undo_step(root: str, dest: str, plan: dict, done: dict | None, stamp: str) 
     if not have_path or _is_our_link(root, path, plan, done):
         _restore(target, path)
         return "restored", None
-    if done is None and (_same_inode(path, target) or (not os.path.islink(path) and file_digest(path, plan["digest"]) == plan["digest"])):
+    if done is None and (
+        _same_inode(path, target) or (not os.path.islink(path) and file_digest(path, plan["digest"]) == plan["digest"])
+    ):
         os.unlink(target)  # crashed before the link replaced the original: it is still in place
         return "untouched", None
     return "problem", f"{show(plan['path'])} changed after the action: the original is kept at {show(target)}"

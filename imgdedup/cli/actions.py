@@ -27,7 +27,12 @@ from imgdedup.review.report import human_bytes
 
 EXIT_OK, EXIT_FAILED, EXIT_SKIPPED = 0, 1, 3
 
-_PAST = {"move": "moved", "delete": "moved to the trash", "hardlink": "replaced by hard links", "symlink": "replaced by symbolic links"}
+_PAST = {
+    "move": "moved",
+    "delete": "moved to the trash",
+    "hardlink": "replaced by hard links",
+    "symlink": "replaced by symbolic links",
+}
 
 
 def _below(path: str, root: str) -> bool:
@@ -43,16 +48,40 @@ def _fail(exc: Exception) -> None:
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option("--action", type=click.Choice(ACTIONS), required=True, help="What to do with each duplicate.")
-@click.option("--to", "to", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="move: where the duplicates go (required). delete/hardlink/symlink: the trash folder (default RUN_DIR/trash).")
-@click.option("--keep", type=click.Choice(KEEP_POLICIES), default="resolution", show_default=True,
-              help="Which file of a cluster is kept: highest resolution (the run's keeper), largest file, oldest or newest mtime.")
-@click.option("--reference", "references", multiple=True, metavar="SUBFOLDER",
-              help="A folder below the scanned root whose files are never touched (repeatable).")
-@click.option("--tier", "tiers", multiple=True, type=click.Choice(("exact", "near", "review")),
-              help="Act only on duplicates of this tier (repeatable), e.g. --tier exact: byte-identical copies, no review needed.")
-@click.option("--decisions", "use_decisions", is_flag=True,
-              help="Act on the decisions saved by `imgdedup review` (RUN_DIR/decisions.json): decided clusters only, their chosen keepers.")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="move: where the duplicates go (required). delete/hardlink/symlink: the trash folder (default RUN_DIR/trash).",
+)
+@click.option(
+    "--keep",
+    type=click.Choice(KEEP_POLICIES),
+    default="resolution",
+    show_default=True,
+    help="Which file of a cluster is kept: highest resolution (the run's keeper), largest file, oldest or newest mtime.",
+)
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    metavar="SUBFOLDER",
+    help="A folder below the scanned root whose files are never touched (repeatable).",
+)
+@click.option(
+    "--tier",
+    "tiers",
+    multiple=True,
+    type=click.Choice(("exact", "near", "review")),
+    help="Act only on duplicates of this tier (repeatable), e.g. --tier exact: byte-identical copies, no review needed.",
+)
+@click.option(
+    "--decisions",
+    "use_decisions",
+    is_flag=True,
+    help="Act on the decisions saved by `imgdedup review` (RUN_DIR/decisions.json): decided clusters only, their chosen keepers.",
+)
 @click.option("--yes", is_flag=True, help="Do it. Without --yes nothing is changed: the plan is printed.")
 def apply(run_dir, action, to, keep, references, tiers, use_decisions, yes) -> None:
     """Move, trash or link the duplicates found by a run (a dry run unless --yes).
@@ -70,7 +99,9 @@ def apply(run_dir, action, to, keep, references, tiers, use_decisions, yes) -> N
             from imgdedup.review.session import plan_decisions
 
             if keep != "resolution":
-                raise click.UsageError("--keep does not go with --decisions: the keepers are the ones chosen in the review")
+                raise click.UsageError(
+                    "--keep does not go with --decisions: the keepers are the ones chosen in the review"
+                )
             plan = plan_decisions(run_dir, action, to=to, references=references, tiers=list(tiers) or None)
             run = plan.run
         else:
@@ -81,15 +112,19 @@ def apply(run_dir, action, to, keep, references, tiers, use_decisions, yes) -> N
     if not yes:
         click.echo("Dry run: nothing is changed. Add --yes to do it.")
     click.echo(f"root:     {show(run.root)}")
-    where = {"move": f"to {show(plan.dest)}", "delete": f"trash {show(plan.dest)}"}.get(action, f"originals kept in {show(plan.dest)}")
+    where = {"move": f"to {show(plan.dest)}", "delete": f"trash {show(plan.dest)}"}.get(
+        action, f"originals kept in {show(plan.dest)}"
+    )
     click.echo(f"action:   {action}, {where}")
     refs = ", ".join(show(r) or "(whole root)" for r in plan.references) or "none"
     click.echo(f"keep:     {keep}; reference folders: {refs}")
     if action == "move" and _below(plan.dest, run.root):
         # Moved files are the person's own (not imgdedup's output, unlike a trash folder): later scans
         # should see them, so the folder gets no marker; say what that means instead.
-        click.echo("note:     --to is inside the scanned root: a later scan of it reads the moved files again "
-                   "(as duplicates of their keepers); a folder outside the root keeps them out")
+        click.echo(
+            "note:     --to is inside the scanned root: a later scan of it reads the moved files again "
+            "(as duplicates of their keepers); a folder outside the root keeps them out"
+        )
     if any(m.mtime_ns is None for c in run.clusters for m in c):
         click.echo("note:     this run has no file times: files are checked by size and digest only")
     try:

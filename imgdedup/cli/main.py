@@ -14,7 +14,17 @@ from typing import Optional
 
 import click
 
-from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, PositiveNumber, Threshold, click_type, load_config
+from imgdedup.config import (
+    Config,
+    Cosine,
+    FolderRule,
+    Method,
+    PositiveInt,
+    PositiveNumber,
+    Threshold,
+    click_type,
+    load_config,
+)
 from imgdedup.errors import ConfigError, ImgdedupError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
@@ -45,23 +55,73 @@ def _finish(summary) -> None:
 def _common_options(function):
     options = [
         click.argument("path", type=click.Path(file_okay=False, path_type=str)),
-        click.option("--method", type=click_type(Method), default=None, help="hybrid (default: CNN embedding confirmed by hashes), cnn, phash, dhash, ahash or whash."),
-        click.option("--threshold", type=click_type(Threshold), default=None, help="Largest Hamming distance (0-64) that counts as duplicate (default 10; hybrid 15, on trimmed phash or dhash)."),
-        click.option("--min-similarity", type=click_type(Cosine), default=None, help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.94; hybrid 0.975)."),
-        click.option("--model", default=None, metavar="NAME",
-                     help="cnn/hybrid: the embedding model, efficientnet_lite0 (default), torchvision:<name> or timm:<name>."),
-        click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None, help="Incremental store folder (default: one per scanned root under $IMGDEDUP_HOME)."),
-        click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None, help="Run folder (default: a new folder under ./imgdedup-runs/)."),
+        click.option(
+            "--method",
+            type=click_type(Method),
+            default=None,
+            help="hybrid (default: CNN embedding confirmed by hashes), cnn, phash, dhash, ahash or whash.",
+        ),
+        click.option(
+            "--threshold",
+            type=click_type(Threshold),
+            default=None,
+            help="Largest Hamming distance (0-64) that counts as duplicate (default 10; hybrid 15, on trimmed phash or dhash).",
+        ),
+        click.option(
+            "--min-similarity",
+            type=click_type(Cosine),
+            default=None,
+            help="cnn/hybrid: smallest cosine similarity that counts as duplicate (default 0.94; hybrid 0.975).",
+        ),
+        click.option(
+            "--model",
+            default=None,
+            metavar="NAME",
+            help="cnn/hybrid: the embedding model, efficientnet_lite0 (default), torchvision:<name> or timm:<name>.",
+        ),
+        click.option(
+            "--store",
+            type=click.Path(file_okay=False, path_type=str),
+            default=None,
+            help="Incremental store folder (default: one per scanned root under $IMGDEDUP_HOME).",
+        ),
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False, path_type=str),
+            default=None,
+            help="Run folder (default: a new folder under ./imgdedup-runs/).",
+        ),
         click.option("--config", "config_name", default=None, help="Configuration: a YAML path or a name in configs/."),
-        click.option("--compat", is_flag=True, default=None, help="imagededup 0.3.3's pixel path: bit-identical hashes."),
+        click.option(
+            "--compat", is_flag=True, default=None, help="imagededup 0.3.3's pixel path: bit-identical hashes."
+        ),
         click.option("--recursive/--no-recursive", default=None, help="Walk sub-folders (default: yes)."),
-        click.option("--rule-folders", type=click_type(FolderRule), default=None,
-                     help="Pair rule: pairs only within a folder (same) or only across folders (different)."),
-        click.option("--rule-ignore", multiple=True, metavar="GLOB", help="Pair rule: veto pairs with a file matching GLOB (repeatable)."),
-        click.option("--max-resolution-ratio", "rule_max_resolution_ratio", type=click_type(PositiveNumber), default=None,
-                     help="Pair rule: veto pairs whose pixel counts differ by more than this factor."),
-        click.option("--max-aspect-difference", "rule_max_aspect_difference", type=click_type(PositiveNumber), default=None,
-                     help="Pair rule: veto pairs whose aspect ratios differ by more than this fraction."),
+        click.option(
+            "--rule-folders",
+            type=click_type(FolderRule),
+            default=None,
+            help="Pair rule: pairs only within a folder (same) or only across folders (different).",
+        ),
+        click.option(
+            "--rule-ignore",
+            multiple=True,
+            metavar="GLOB",
+            help="Pair rule: veto pairs with a file matching GLOB (repeatable).",
+        ),
+        click.option(
+            "--max-resolution-ratio",
+            "rule_max_resolution_ratio",
+            type=click_type(PositiveNumber),
+            default=None,
+            help="Pair rule: veto pairs whose pixel counts differ by more than this factor.",
+        ),
+        click.option(
+            "--max-aspect-difference",
+            "rule_max_aspect_difference",
+            type=click_type(PositiveNumber),
+            default=None,
+            help="Pair rule: veto pairs whose aspect ratios differ by more than this fraction.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -90,12 +150,40 @@ def _read_truth(ctx, param, value):
 
 @main.command()
 @_common_options
-@click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=str), callback=_read_truth, default=None,
-              help="A ground truth {file: [its duplicates]} (JSON): the report shows the run's precision and recall against it.")
-@click.option("--workers", "find_workers", type=click_type(PositiveInt), default=None, help="Processes that read, hash and embed images (default: one per core).")
+@click.option(
+    "--truth",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    callback=_read_truth,
+    default=None,
+    help="A ground truth {file: [its duplicates]} (JSON): the report shows the run's precision and recall against it.",
+)
+@click.option(
+    "--workers",
+    "find_workers",
+    type=click_type(PositiveInt),
+    default=None,
+    help="Processes that read, hash and embed images (default: one per core).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary is still printed).")
-def find(path, method, threshold, min_similarity, model, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
-         rule_max_resolution_ratio, rule_max_aspect_difference, truth, quiet, find_workers) -> None:
+def find(
+    path,
+    method,
+    threshold,
+    min_similarity,
+    model,
+    store,
+    out,
+    config_name,
+    compat,
+    recursive,
+    rule_folders,
+    rule_ignore,
+    rule_max_resolution_ratio,
+    rule_max_aspect_difference,
+    truth,
+    quiet,
+    find_workers,
+) -> None:
     """Find duplicates in PATH in this process (no Prefect server needed).
 
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
@@ -104,9 +192,19 @@ def find(path, method, threshold, min_similarity, model, store, out, config_name
     from imgdedup.pipeline.stages import default_out_dir, find_duplicates_in_folder
 
     settings = _settings(
-        config_name, method=method, threshold=threshold, min_similarity=min_similarity, model=model, store=store, compat=compat,
-        recursive=recursive, rule_folders=rule_folders, rule_ignore=tuple(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
-        rule_max_aspect_difference=rule_max_aspect_difference, find_workers=find_workers,
+        config_name,
+        method=method,
+        threshold=threshold,
+        min_similarity=min_similarity,
+        model=model,
+        store=store,
+        compat=compat,
+        recursive=recursive,
+        rule_folders=rule_folders,
+        rule_ignore=tuple(rule_ignore) or None,
+        rule_max_resolution_ratio=rule_max_resolution_ratio,
+        rule_max_aspect_difference=rule_max_aspect_difference,
+        find_workers=find_workers,
     )
     progress, close = make_progress(quiet=quiet, embeds=settings.uses_embeddings)
     try:
@@ -120,22 +218,64 @@ def find(path, method, threshold, min_similarity, model, store, out, config_name
 
 @main.command()
 @_common_options
-@click.option("--address", default=None, help="Existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: start a LocalCluster).")
-@click.option("--workers", "n_workers", type=click_type(PositiveInt), default=None, help="Worker processes of the LocalCluster (default 2).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress display (the summary and Prefect's log are still printed).")
-def run(path, method, threshold, min_similarity, model, store, out, config_name, compat, recursive, rule_folders, rule_ignore,
-        rule_max_resolution_ratio, rule_max_aspect_difference, address, n_workers, quiet) -> None:
+@click.option(
+    "--address",
+    default=None,
+    help="Existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: start a LocalCluster).",
+)
+@click.option(
+    "--workers",
+    "n_workers",
+    type=click_type(PositiveInt),
+    default=None,
+    help="Worker processes of the LocalCluster (default 2).",
+)
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress display (the summary and Prefect's log are still printed)."
+)
+def run(
+    path,
+    method,
+    threshold,
+    min_similarity,
+    model,
+    store,
+    out,
+    config_name,
+    compat,
+    recursive,
+    rule_folders,
+    rule_ignore,
+    rule_max_resolution_ratio,
+    rule_max_aspect_difference,
+    address,
+    n_workers,
+    quiet,
+) -> None:
     """Run the same job as the Prefect flow ``dedup`` on Dask workers.
 
     Uses the Prefect server named by PREFECT_API_URL, or starts a temporary one for the run.
 
     Example: imgdedup run ~/Pictures --threshold 8 --config default --address tcp://127.0.0.1:8786
     """
-    rules = dict(rule_folders=rule_folders, rule_ignore=list(rule_ignore) or None, rule_max_resolution_ratio=rule_max_resolution_ratio,
-                 rule_max_aspect_difference=rule_max_aspect_difference)
+    rules = dict(
+        rule_folders=rule_folders,
+        rule_ignore=list(rule_ignore) or None,
+        rule_max_resolution_ratio=rule_max_resolution_ratio,
+        rule_max_aspect_difference=rule_max_aspect_difference,
+    )
     settings = _settings(
-        config_name, method=method, threshold=threshold, min_similarity=min_similarity, model=model, store=store, compat=compat,
-        recursive=recursive, address=address, n_workers=n_workers, **{**rules, "rule_ignore": tuple(rule_ignore) or None},
+        config_name,
+        method=method,
+        threshold=threshold,
+        min_similarity=min_similarity,
+        model=model,
+        store=store,
+        compat=compat,
+        recursive=recursive,
+        address=address,
+        n_workers=n_workers,
+        **{**rules, "rule_ignore": tuple(rule_ignore) or None},
     )
     from imgdedup.cli.progress import make_progress
     from imgdedup.flows.api import prefect_api
@@ -147,8 +287,19 @@ def run(path, method, threshold, min_similarity, model, store, out, config_name,
     try:
         with prefect_api():
             summary = dedup_flow(
-                path=path, method=method, threshold=threshold, min_similarity=min_similarity, model=model, out=out or str(default_out_dir()),
-                store=store, config=config_name, address=address, compat=compat, recursive=recursive, n_workers=n_workers, **rules,
+                path=path,
+                method=method,
+                threshold=threshold,
+                min_similarity=min_similarity,
+                model=model,
+                out=out or str(default_out_dir()),
+                store=store,
+                config=config_name,
+                address=address,
+                compat=compat,
+                recursive=recursive,
+                n_workers=n_workers,
+                **rules,
             )
     except ImgdedupError as exc:
         close()
@@ -198,15 +349,25 @@ def evaluate(truth, run_dir) -> None:
                 f"{label + ':':<21}precision {scores['precision'][k]:.4f}  recall {scores['recall'][k]:.4f}  "
                 f"f1 {scores['f1_score'][k]:.4f}  support {int(scores['support'][k])}"
             )
-    click.echo(f"pairwise:   precision {pairs['precision']:.4f}  recall {pairs['recall']:.4f}  f1 {pairs['f1']:.4f}  "
-               f"(tp {pairs['tp']}, fp {pairs['fp']}, fn {pairs['fn']})")
+    click.echo(
+        f"pairwise:   precision {pairs['precision']:.4f}  recall {pairs['recall']:.4f}  f1 {pairs['f1']:.4f}  "
+        f"(tp {pairs['tp']}, fp {pairs['fp']}, fn {pairs['fn']})"
+    )
 
 
 @main.command()
 @click.argument("input_dir", type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.argument("output_dir", type=click.Path(file_okay=False, path_type=str))
-@click.option("--size", type=(int, int), default=(256, 256), show_default=True, metavar="W H", help="Output width and height.")
-@click.option("--format", "fmt", type=click.Choice(("JPEG", "PNG", "WEBP"), case_sensitive=False), default="JPEG", show_default=True)
+@click.option(
+    "--size", type=(int, int), default=(256, 256), show_default=True, metavar="W H", help="Output width and height."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("JPEG", "PNG", "WEBP"), case_sensitive=False),
+    default="JPEG",
+    show_default=True,
+)
 @click.option("--recursive/--no-recursive", default=True, help="Walk sub-folders (default: yes).")
 def preprocess(input_dir, output_dir, size, fmt, recursive) -> None:
     """Write normalised copies of every image: oriented, alpha on white, resized; same relative paths.
@@ -248,10 +409,19 @@ def deploy() -> None:
 
 
 @main.command()
-@click.option("--folder", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/sample", help="Where to write the sample images.")
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=str),
+    default="imgdedup-demo/sample",
+    help="Where to write the sample images.",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=str), default="imgdedup-demo/run", help="Run folder.")
-@click.option("--store", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Incremental store folder (default: `store` beside the sample folder; a store serves one folder).")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Incremental store folder (default: `store` beside the sample folder; a store serves one folder).",
+)
 def demo(folder, out, store) -> None:
     """Generate a sample folder with known duplicates and run ``find`` on it.
 
@@ -261,7 +431,9 @@ def demo(folder, out, store) -> None:
     from imgdedup.sample import make_sample_folder
 
     truth = make_sample_folder(folder)
-    click.echo(f"sample:       {folder} ({len(truth)} images, {sum(1 for v in truth.values() if v)} with known duplicates)")
+    click.echo(
+        f"sample:       {folder} ({len(truth)} images, {sum(1 for v in truth.values() if v)} with known duplicates)"
+    )
     try:
         summary = find_duplicates_in_folder(folder, load_config(store=store or str(Path(folder).parent / "store")), out)
     except ImgdedupError as exc:

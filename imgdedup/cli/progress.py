@@ -79,9 +79,16 @@ def rich_progress(stream: TextIO, embeds: bool = False) -> tuple[Callback, Calla
     )
 
     display = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=Console(file=stream), transient=False,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=stream),
+        transient=False,
     )
     tasks: dict[str, int] = {}
     state = {"current": None}
@@ -90,7 +97,11 @@ def rich_progress(stream: TextIO, embeds: bool = False) -> tuple[Callback, Calla
         current = state["current"]
         if current is not None:
             task = display.tasks[tasks[current]]
-            display.update(tasks[current], total=task.total or max(task.completed, 1), completed=task.total or max(task.completed, 1))
+            display.update(
+                tasks[current],
+                total=task.total or max(task.completed, 1),
+                completed=task.total or max(task.completed, 1),
+            )
             display.stop_task(tasks[current])
 
     def progress(stage: str, done: int, total: int | None) -> None:
@@ -112,8 +123,9 @@ def rich_progress(stream: TextIO, embeds: bool = False) -> tuple[Callback, Calla
     return progress, close
 
 
-def make_progress(quiet: bool = False, embeds: bool = False, stream: TextIO | None = None,
-                  terminal: bool | None = None) -> tuple[Callback | None, Callable[[], None]]:
+def make_progress(
+    quiet: bool = False, embeds: bool = False, stream: TextIO | None = None, terminal: bool | None = None
+) -> tuple[Callback | None, Callable[[], None]]:
     """``(progress or None, close)``: rich when stdout and the stream are terminals, plain lines otherwise, none when ``quiet``."""
     if quiet:
         return None, lambda: None

@@ -27,8 +27,10 @@ class DuplicateFinder:
         for ``CNN``) except ``scores``; ``outfile`` saves the list as JSON.
         """
         if len(threshold) > 1:
-            raise TypeError("find_duplicates_to_remove takes image_dir, encoding_map and the threshold by position; "
-                            "pass the other arguments by name")
+            raise TypeError(
+                "find_duplicates_to_remove takes image_dir, encoding_map and the threshold by position; "
+                "pass the other arguments by name"
+            )
         if "scores" in options:
             raise TypeError("find_duplicates_to_remove has no `scores` argument")
         duplicates = self.find_duplicates(image_dir, encoding_map, *threshold, **options)

@@ -83,7 +83,9 @@ class CNN(DuplicateFinder):
         name = model_name if model_name is not None else (model if model is not None else _DEFAULT_MODEL)
         self.verbose = verbose
         self.results: dict | None = None
-        options = dict(embedder_options, batch_size=batch_size, device=_device(use_gpu, embedder_options.get("device", "auto")))
+        options = dict(
+            embedder_options, batch_size=batch_size, device=_device(use_gpu, embedder_options.get("device", "auto"))
+        )
         side = _input_side(input_size)
         if side is not None:
             options["input_size"] = side
@@ -110,7 +112,9 @@ class CNN(DuplicateFinder):
             self.embedder = _torchvision_embedder(short, feature_extraction_layer, options)
         else:
             if feature_extraction_layer is not None:
-                raise ValueError(f"`feature_extraction_layer` is for torchvision models and {_DEFAULT_MODEL!r}, not {spec!r}")
+                raise ValueError(
+                    f"`feature_extraction_layer` is for torchvision models and {_DEFAULT_MODEL!r}, not {spec!r}"
+                )
             self.embedder = Embedder(model=spec, **options)
 
     def encode_image(self, image_file=None, image_array: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
@@ -213,9 +217,9 @@ def embed_readable(embedder, datas: list[bytes]) -> tuple[np.ndarray, np.ndarray
     ok = np.ones(len(datas), dtype=bool)
     step = embedder.batch_size
     for start in range(0, len(datas), step):
-        batch = datas[start:start + step]
+        batch = datas[start : start + step]
         try:
-            vectors[start:start + len(batch)] = embedder.embed_bytes(batch)
+            vectors[start : start + len(batch)] = embedder.embed_bytes(batch)
             continue
         except ImageLoadError:
             pass
@@ -254,8 +258,10 @@ def _input_side(input_size: Any) -> int | None:
         return None
     if isinstance(input_size, (tuple, list)):
         if len(input_size) != 2 or input_size[0] != input_size[1]:
-            raise ValueError(f"`input_size` must be one side or a square (S, S): the whole image is resized to it; "
-                             f"got {input_size!r}")
+            raise ValueError(
+                f"`input_size` must be one side or a square (S, S): the whole image is resized to it; "
+                f"got {input_size!r}"
+            )
         input_size = input_size[0]
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 32:
         raise ValueError(f"`input_size` must be an int >= 32 or (S, S), got {input_size!r}")
@@ -272,16 +278,24 @@ def _model_kind(name: str) -> tuple[str, str]:
         return "torchvision", name
     if kind in ("torchvision", "timm") and short.strip():
         return kind, short.strip()
-    raise ValueError(f"`model_name` must be {_DEFAULT_MODEL!r}, a torchvision model name ('vgg16'), "
-                     f"'torchvision:<name>' or 'timm:<name>', got {name!r}")
+    raise ValueError(
+        f"`model_name` must be {_DEFAULT_MODEL!r}, a torchvision model name ('vgg16'), "
+        f"'torchvision:<name>' or 'timm:<name>', got {name!r}"
+    )
 
 
 def _lite0_layer(layer: Any) -> str:
     if layer in LITE0_LAYERS:
         return layer
-    hint = "; fc1/fc2 are VGG's layers: CNN(model_name='vgg16', feature_extraction_layer='fc2')" if layer in ("fc1", "fc2") else ""
-    raise ValueError(f"`feature_extraction_layer` {layer!r} is not a layer of {_DEFAULT_MODEL}; valid: "
-                     f"{', '.join(LITE0_LAYERS)}{hint}")
+    hint = (
+        "; fc1/fc2 are VGG's layers: CNN(model_name='vgg16', feature_extraction_layer='fc2')"
+        if layer in ("fc1", "fc2")
+        else ""
+    )
+    raise ValueError(
+        f"`feature_extraction_layer` {layer!r} is not a layer of {_DEFAULT_MODEL}; valid: "
+        f"{', '.join(LITE0_LAYERS)}{hint}"
+    )
 
 
 def _torchvision_embedder(name: str, layer: Optional[str], options: dict):

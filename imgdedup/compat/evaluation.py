@@ -121,8 +121,7 @@ def evaluate(
         )
     if name in ("classification", "all") and len(gt_keys) < 2:
         raise ValueError(
-            f"metric={metric!r} needs at least 2 files to form a pair, "
-            f"ground_truth_map has {len(gt_keys)}"
+            f"metric={metric!r} needs at least 2 files to form a pair, ground_truth_map has {len(gt_keys)}"
         )
 
     result: dict[str, Any] = {}
@@ -142,10 +141,7 @@ def _check_metric(metric: object) -> str:
 
 def _check_duplicate_map(mapping: object, name: str) -> None:
     if not isinstance(mapping, Mapping):
-        raise ValueError(
-            f"{name} must be a dict of file name -> list of file names, "
-            f"got {type(mapping).__name__}"
-        )
+        raise ValueError(f"{name} must be a dict of file name -> list of file names, got {type(mapping).__name__}")
     if not mapping:
         raise ValueError(f"{name} is empty; it needs one key per file")
     for key, values in mapping.items():
@@ -153,8 +149,7 @@ def _check_duplicate_map(mapping: object, name: str) -> None:
         for value in values:
             if value not in mapping:
                 raise ValueError(
-                    f"{name}[{key!r}] lists {value!r}, which is not a key of {name}; "
-                    f"every file must be a key"
+                    f"{name}[{key!r}] lists {value!r}, which is not a key of {name}; every file must be a key"
                 )
     for key, values in mapping.items():
         for value in values:
@@ -167,9 +162,7 @@ def _check_duplicate_map(mapping: object, name: str) -> None:
 
 def _check_value_list(values: object, name: str, key: object) -> None:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(
-            f"{name}[{key!r}] must be a list of file names, got {type(values).__name__}"
-        )
+        raise ValueError(f"{name}[{key!r}] must be a list of file names, got {type(values).__name__}")
 
 
 def _relevance(correct: Sequence[str], retrieved: Sequence[str]) -> np.ndarray:
@@ -258,10 +251,7 @@ def _pair_set(mapping: Mapping[str, Iterable[str]]) -> set[Pair]:
 
 def _check_pair_map(mapping: object, name: str) -> None:
     if not isinstance(mapping, Mapping):
-        raise ValueError(
-            f"{name} must be a dict of file name -> list of file names, "
-            f"got {type(mapping).__name__}"
-        )
+        raise ValueError(f"{name} must be a dict of file name -> list of file names, got {type(mapping).__name__}")
     for key, values in mapping.items():
         _check_value_list(values, name, key)
 
@@ -467,8 +457,11 @@ def format_score_table(scores: Mapping[str, Any]) -> str:
     o = scores["overall"]
     lines = [
         f"files: {scores['files']}"
-        + (f" ({len(scores['unknown_files'])} unknown file(s) in the run ignored)"
-           if scores.get("unknown_files") else ""),
+        + (
+            f" ({len(scores['unknown_files'])} unknown file(s) in the run ignored)"
+            if scores.get("unknown_files")
+            else ""
+        ),
         "",
         f"{'pairwise':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'tp':>9}{'fp':>9}{'fn':>9}",
         f"{'overall':<16}{o['precision']:>10.4f}{o['recall']:>10.4f}{o['f1']:>10.4f}"
@@ -525,5 +518,9 @@ def _names_only(mapping: object, name: str) -> dict[str, list[str]]:
     """A duplicate map with scores dropped: ``(name, score)`` entries become ``name``."""
     if not isinstance(mapping, Mapping):
         raise ValueError(f"`{name}` must be a dict of file name -> list of file names, got {type(mapping).__name__}")
-    return {k: [v[0] if isinstance(v, (tuple, list)) else v for v in values] if isinstance(values, (list, tuple)) else values
-            for k, values in mapping.items()}
+    return {
+        k: [v[0] if isinstance(v, (tuple, list)) else v for v in values]
+        if isinstance(values, (list, tuple))
+        else values
+        for k, values in mapping.items()
+    }

@@ -33,7 +33,9 @@ def torchvision_weights(name: str):
 
     classifiers = torchvision.models.list_models(module=torchvision.models)  # not detection, segmentation, video
     if name not in classifiers:
-        raise ConfigError(f"`model_name` {name!r} is not a torchvision classification model; known: {', '.join(sorted(classifiers))}")
+        raise ConfigError(
+            f"`model_name` {name!r} is not a torchvision classification model; known: {', '.join(sorted(classifiers))}"
+        )
     return torchvision_default_weights(name)
 
 
@@ -115,8 +117,10 @@ def layer_node(model: Any, layer: str, label: str) -> str:
     # A module holding several nodes ("layer4", "features.3") names its last one, as in create_feature_extractor.
     if node == nodes[0] or not any(n == node or n.startswith(node + ".") for n in nodes):  # nodes[0] is the input
         keras = f"Keras-style names {', '.join(aliases)}; " if aliases else ""
-        raise ValueError(f"`feature_extraction_layer` {layer!r} is not a layer of {label}; valid: {keras}"
-                         f"torchvision node names {', '.join(nodes[1:])}")
+        raise ValueError(
+            f"`feature_extraction_layer` {layer!r} is not a layer of {label}; valid: {keras}"
+            f"torchvision node names {', '.join(nodes[1:])}"
+        )
     return node
 
 

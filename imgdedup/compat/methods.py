@@ -78,13 +78,17 @@ class Hashing(DuplicateFinder):
         chosen = hash_method.lower() if hash_method is not None else None
         if self.method is None:
             if chosen is None:
-                raise ValueError(f"Hashing() needs `hash_method` (one of {', '.join(HASH_METHODS)}), "
-                                 "or use PHash(), DHash(), AHash() or WHash()")
+                raise ValueError(
+                    f"Hashing() needs `hash_method` (one of {', '.join(HASH_METHODS)}), "
+                    "or use PHash(), DHash(), AHash() or WHash()"
+                )
             return chosen
         if chosen is not None and chosen != self.method:
-            raise ValueError(f"`hash_method`={hash_method!r} does not match {type(self).__name__}, which computes "
-                             f"{self.method}; use Hashing().find_duplicates(..., hash_method={chosen!r}) "
-                             f"or {chosen[0].upper()}Hash()")
+            raise ValueError(
+                f"`hash_method`={hash_method!r} does not match {type(self).__name__}, which computes "
+                f"{self.method}; use Hashing().find_duplicates(..., hash_method={chosen!r}) "
+                f"or {chosen[0].upper()}Hash()"
+            )
         return self.method
 
     @staticmethod
@@ -92,7 +96,9 @@ class Hashing(DuplicateFinder):
         """Number of differing bits between two hex hashes."""
         return int(hex_to_hash(hash1) ^ hex_to_hash(hash2)).bit_count()
 
-    def encode_image(self, image_file=None, image_array: Optional[np.ndarray] = None, hash_method: Optional[str] = None) -> Optional[str]:
+    def encode_image(
+        self, image_file=None, image_array: Optional[np.ndarray] = None, hash_method: Optional[str] = None
+    ) -> Optional[str]:
         """Hash one image file or array; ``None`` if the file cannot be read as an image."""
         method = self._method_for(hash_method)
         if image_file is not None and os.path.exists(image_file):
@@ -112,7 +118,11 @@ class Hashing(DuplicateFinder):
         return np.asarray(gray.resize(size, Image.LANCZOS, reducing_gap=3.0), dtype=np.uint8)
 
     def encode_images(
-        self, image_dir=None, recursive: bool = False, num_enc_workers: Optional[int] = None, hash_method: Optional[str] = None
+        self,
+        image_dir=None,
+        recursive: bool = False,
+        num_enc_workers: Optional[int] = None,
+        hash_method: Optional[str] = None,
     ) -> Dict[str, str]:
         """Hash every image under ``image_dir``: ``{relative_path: hex_hash}``, unreadable files left out.
 
@@ -127,7 +137,9 @@ class Hashing(DuplicateFinder):
         records = discover_images(image_dir, recursive=recursive)
         jobs = [(str(image_dir), part, method, self.compat) for part in _chunks(records, workers)]
         encodings: Dict[str, str] = {}
-        parts = map(_hash_job, jobs) if workers <= 1 or len(jobs) <= 1 else _hash_parallel(jobs, min(workers, len(jobs)))
+        parts = (
+            map(_hash_job, jobs) if workers <= 1 or len(jobs) <= 1 else _hash_parallel(jobs, min(workers, len(jobs)))
+        )
         for part in parts:
             encodings.update(part)
         return encodings
@@ -162,7 +174,9 @@ class Hashing(DuplicateFinder):
         if search_method not in SEARCH_METHODS:
             raise ValueError(f"`search_method` must be one of {', '.join(SEARCH_METHODS)}, got {search_method!r}")
         if image_dir:
-            encoding_map = self.encode_images(image_dir, recursive=recursive, num_enc_workers=num_enc_workers, hash_method=hash_method)
+            encoding_map = self.encode_images(
+                image_dir, recursive=recursive, num_enc_workers=num_enc_workers, hash_method=hash_method
+            )
         elif encoding_map:
             if hash_method is not None:
                 self._method_for(hash_method)
@@ -193,15 +207,17 @@ def _check_workers(num_enc_workers: Any) -> int:
     if num_enc_workers is None:
         return usable_cores()
     if isinstance(num_enc_workers, bool) or not isinstance(num_enc_workers, (int, np.integer)) or num_enc_workers < 0:
-        raise ValueError(f"`num_enc_workers` must be an int >= 0 (0: no extra processes) or None (one per core), "
-                         f"got {num_enc_workers!r}")
+        raise ValueError(
+            f"`num_enc_workers` must be an int >= 0 (0: no extra processes) or None (one per core), "
+            f"got {num_enc_workers!r}"
+        )
     return int(num_enc_workers)
 
 
 def _chunks(records: Sequence[FileRecord], workers: int) -> list[Sequence[FileRecord]]:
     """Records cut into chunks: about four per worker, so a slow chunk does not leave a core idle at the end."""
     size = max(1, min(_ENCODE_CHUNK, math.ceil(len(records) / max(1, 4 * workers))))
-    return [records[s:s + size] for s in range(0, len(records), size)]
+    return [records[s : s + size] for s in range(0, len(records), size)]
 
 
 def _hash_job(job: tuple[str, Sequence[FileRecord], str, bool]) -> Dict[str, str]:
@@ -256,4 +272,14 @@ class WHash(Hashing):
     method = "whash"
 
 
-__all__ = ["AHash", "CNN", "DHash", "DuplicateFinder", "HASH_METHODS", "Hashing", "PHash", "WHash", "files_to_remove_from"]
+__all__ = [
+    "AHash",
+    "CNN",
+    "DHash",
+    "DuplicateFinder",
+    "HASH_METHODS",
+    "Hashing",
+    "PHash",
+    "WHash",
+    "files_to_remove_from",
+]

@@ -168,14 +168,38 @@ class Embedder:
         input_size: int | None = None,
     ) -> None:
         self._init_args = {
-            "model": model, "pooling": pooling, "mirror": mirror, "layer": layer, "grayscale": grayscale, "trim": trim,
-            "device": device, "runtime": runtime,
-            "threads": threads, "batch_size": batch_size, "weights_path": weights_path, "cache_dir": cache_dir,
-            "transform": transform, "input_size": input_size,
+            "model": model,
+            "pooling": pooling,
+            "mirror": mirror,
+            "layer": layer,
+            "grayscale": grayscale,
+            "trim": trim,
+            "device": device,
+            "runtime": runtime,
+            "threads": threads,
+            "batch_size": batch_size,
+            "weights_path": weights_path,
+            "cache_dir": cache_dir,
+            "transform": transform,
+            "input_size": input_size,
         }
         # Validation first, before anything heavy is imported or built.
-        args = check_arguments(model, pooling, mirror, layer, grayscale, trim, device, runtime, threads, batch_size,
-                               weights_path, cache_dir, transform, input_size)
+        args = check_arguments(
+            model,
+            pooling,
+            mirror,
+            layer,
+            grayscale,
+            trim,
+            device,
+            runtime,
+            threads,
+            batch_size,
+            weights_path,
+            cache_dir,
+            transform,
+            input_size,
+        )
         # Settings the network does not change.
         self.pooling = pooling
         self.mirror = mirror
@@ -229,11 +253,15 @@ class Embedder:
             if weights_path is not None:
                 model.load_state_dict(_models.load_state_dict(weights_path), strict=True)
             net = _models.FeatureNet(model, self.pooling).eval()
-            built = _models.Built(net, weights_path, _models.LITE0_INPUT_SIZE, _models.IMAGENET_MEAN, _models.IMAGENET_STD)
+            built = _models.Built(
+                net, weights_path, _models.LITE0_INPUT_SIZE, _models.IMAGENET_MEAN, _models.IMAGENET_STD
+            )
         if kind != "lite0" and input_size is not None:
             built.input_size = int(input_size)
-        self.model_name = {"lite0": DEFAULT_MODEL, "custom": f"custom:{type(model).__module__}.{type(model).__qualname__}"}.get(
-            kind, f"{kind}:{name}")
+        self.model_name = {
+            "lite0": DEFAULT_MODEL,
+            "custom": f"custom:{type(model).__module__}.{type(model).__qualname__}",
+        }.get(kind, f"{kind}:{name}")
         self._net = built.net.to(self.device)
         self.mean, self.std = built.mean, built.std
         self.input_size = built.input_size
@@ -253,11 +281,15 @@ class Embedder:
             kind_out = self._net.output_kind(torch.from_numpy(x).to(self.device))
             out = self._net(torch.from_numpy(x).to(self.device)) if kind_out != "other" else None
         if kind_out == "other":
-            raise ConfigError(f"model {self.model_name!r} does not return a feature map (N, C, H, W) "
-                              "or features (N, D) for an image batch")
+            raise ConfigError(
+                f"model {self.model_name!r} does not return a feature map (N, C, H, W) "
+                "or features (N, D) for an image batch"
+            )
         if kind_out == "pooled" and self.pooling != "avg" and not self._net.pools_inside:
-            raise ConfigError(f"pooling={self.pooling!r} is not possible for model {self.model_name!r}: "
-                              "it returns features that are already pooled")
+            raise ConfigError(
+                f"pooling={self.pooling!r} is not possible for model {self.model_name!r}: "
+                "it returns features that are already pooled"
+            )
         self.dim = int(out.shape[1])
         if weights_file is not None and Path(weights_file).is_file():
             self.weights_sha256 = weights_digest(weights_file)
@@ -276,8 +308,9 @@ class Embedder:
         if runtime == "onnx":
             try:
                 path = None if self._kind == "custom" else self._onnx_cache_path(cache_dir)
-                self._session = onnx_cache.onnx_session(self._net, self.model_name, self.input_size, path,
-                                                        self.threads, self.device)
+                self._session = onnx_cache.onnx_session(
+                    self._net, self.model_name, self.input_size, path, self.threads, self.device
+                )
             except Exception as exc:
                 if not fallback:
                     raise
@@ -287,15 +320,23 @@ class Embedder:
             self._net = self._net.to(memory_format=torch.channels_last)
         return runtime
 
-    def _start_from_cached_onnx(self, weights_path, device: str, runtime: str, cache_dir, input_size: int | None) -> bool:
+    def _start_from_cached_onnx(
+        self, weights_path, device: str, runtime: str, cache_dir, input_size: int | None
+    ) -> bool:
         """Set up the default model from its cached ONNX export, without torch; False when that cannot be done.
 
         Everything the torch path would learn is known without it: the
         weights digest is the packaged file's, the input size and
         normalisation are Lite0's, and the width is the export's output shape.
         """
-        if (self._kind != "lite0" or self.transform is not None or runtime == "torch" or device == "cuda"
-                or (device == "auto" and onnx_cache.gpu_possible()) or not ort_available()):
+        if (
+            self._kind != "lite0"
+            or self.transform is not None
+            or runtime == "torch"
+            or device == "cuda"
+            or (device == "auto" and onnx_cache.gpu_possible())
+            or not ort_available()
+        ):
             return False
         self.device = "cpu"
         self.model_name = DEFAULT_MODEL
@@ -321,8 +362,9 @@ class Embedder:
 
     def _onnx_cache_path(self, cache_dir) -> Path:
         """Where the export of this model, weights, input size, pooling and layer is cached."""
-        return onnx_cache.cache_path(cache_dir, self.model_name, self.weights_sha256, self.input_size, self.pooling,
-                                     self.layer)
+        return onnx_cache.cache_path(
+            cache_dir, self.model_name, self.weights_sha256, self.input_size, self.pooling, self.layer
+        )
 
     # ------------------------------------------------------------------ description
 
@@ -334,9 +376,13 @@ class Embedder:
         mean = ",".join(f"{v:.4g}" for v in self.mean)
         std = ",".join(f"{v:.4g}" for v in self.std)
         colour = "grey L as 3 bands" if self.grayscale else "RGB"
-        trim = f", constant margins trimmed (tolerance {_trim.TOLERANCE}, symmetry {_trim.SYMMETRY})" if self.trim else ""
-        return (f"{colour} (alpha on white), JPEG draft{trim}, whole image resized to {self.input_size}x{self.input_size} "
-                f"(PIL bilinear), (x/255 - [{mean}]) / [{std}]")
+        trim = (
+            f", constant margins trimmed (tolerance {_trim.TOLERANCE}, symmetry {_trim.SYMMETRY})" if self.trim else ""
+        )
+        return (
+            f"{colour} (alpha on white), JPEG draft{trim}, whole image resized to {self.input_size}x{self.input_size} "
+            f"(PIL bilinear), (x/255 - [{mean}]) / [{std}]"
+        )
 
     @property
     def identity(self) -> dict:
@@ -359,9 +405,11 @@ class Embedder:
         }
 
     def __repr__(self) -> str:
-        return (f"Embedder(model={self.model_name!r}, layer={self.layer!r}, dim={self.dim}, pooling={self.pooling!r}, "
-                f"mirror={self.mirror}, grayscale={self.grayscale}, trim={self.trim}, "
-                f"device={self.device!r}, runtime={self.runtime!r}, threads={self.threads})")
+        return (
+            f"Embedder(model={self.model_name!r}, layer={self.layer!r}, dim={self.dim}, pooling={self.pooling!r}, "
+            f"mirror={self.mirror}, grayscale={self.grayscale}, trim={self.trim}, "
+            f"device={self.device!r}, runtime={self.runtime!r}, threads={self.threads})"
+        )
 
     def __getstate__(self) -> dict:
         # Sessions and locks do not pickle: rebuild from the arguments (the ONNX file is cached).
@@ -379,8 +427,17 @@ class Embedder:
     def _prepare(self, items: list, load: bool, hashes: np.ndarray | None = None) -> np.ndarray:
         """Decode (``load``: items are file bytes) and preprocess a chunk -> (N, 3, S, S) float32,
         on ``threads`` decoding threads; see :func:`imgdedup.embedding.decode_pool.prepare`."""
-        return prepare(items, load, self.input_size, self._decoder, self._normalise, grayscale=self.grayscale,
-                       trim=self.trim, transform=self.transform, hashes=hashes)
+        return prepare(
+            items,
+            load,
+            self.input_size,
+            self._decoder,
+            self._normalise,
+            grayscale=self.grayscale,
+            trim=self.trim,
+            transform=self.transform,
+            hashes=hashes,
+        )
 
     def close(self) -> None:
         """Stop the decoding threads (they are started again when needed)."""
@@ -399,7 +456,9 @@ class Embedder:
             # On CPU, runs of a few images keep activations in cache: 8 at a time is ~10-30% faster than 32.
             step = _ORT_CPU_RUN if self.device == "cpu" else max(1, len(x))
             with self._lock:  # one run at a time keeps the thread count at `threads`
-                parts = [self._session.run(None, {onnx_cache.INPUT_NAME: x[i:i + step]})[0] for i in range(0, len(x), step)]
+                parts = [
+                    self._session.run(None, {onnx_cache.INPUT_NAME: x[i : i + step]})[0] for i in range(0, len(x), step)
+                ]
             return parts[0] if len(parts) == 1 else np.concatenate(parts)
         import torch
 
@@ -431,11 +490,11 @@ class Embedder:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         out = np.empty((batch.shape[0], self.dim), dtype=np.float32)
         for start in range(0, batch.shape[0], self.batch_size):
-            x = batch[start:start + self.batch_size]
+            x = batch[start : start + self.batch_size]
             feats = _l2(self._run(x))
             if self.mirror:
                 feats = _l2(feats + _l2(self._run(np.ascontiguousarray(x[..., ::-1]))))
-            out[start:start + x.shape[0]] = feats
+            out[start : start + x.shape[0]] = feats
         return out
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -480,9 +539,9 @@ class Embedder:
     def _embed_chunks(self, items: list, load: bool, hashes: np.ndarray | None = None) -> np.ndarray:
         out = np.empty((len(items), self.dim), dtype=np.float32)
         for start in range(0, len(items), self.batch_size):
-            chunk = items[start:start + self.batch_size]
-            part = None if hashes is None else hashes[start:start + len(chunk)]
-            out[start:start + len(chunk)] = self.embed_arrays(self._prepare(chunk, load, part))
+            chunk = items[start : start + self.batch_size]
+            part = None if hashes is None else hashes[start : start + len(chunk)]
+            out[start : start + len(chunk)] = self.embed_arrays(self._prepare(chunk, load, part))
         return out
 
 

@@ -71,7 +71,7 @@ def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 @functools.cache
-def _classes() -> dict[str, type]:
+def _classes() -> dict[str, type]:  # noqa: C901  (one class per network family, built lazily in one place)
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -79,8 +79,16 @@ def _classes() -> dict[str, type]:
     class SameConv2d(nn.Conv2d):
         """Conv2d with TF 'SAME' padding fixed for a known input size (exports as a constant Pad)."""
 
-        def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
-                     bias: bool = False, in_size: int = LITE0_INPUT_SIZE):
+        def __init__(
+            self,
+            cin: int,
+            cout: int,
+            kernel: int,
+            stride: int = 1,
+            groups: int = 1,
+            bias: bool = False,
+            in_size: int = LITE0_INPUT_SIZE,
+        ):
             super().__init__(cin, cout, kernel, stride=stride, groups=groups, bias=bias)
             top, bottom = _same_pad(in_size, kernel, stride)
             if stride == 1 and top == bottom:
@@ -294,8 +302,12 @@ def fuse_batchnorm(module):
                 continue
             children = list(parent.named_children())
             for (_, conv), (name_bn, bn) in itertools.pairwise(children):
-                if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
-                        and bn.num_features == conv.out_channels and bn.track_running_stats):
+                if (
+                    isinstance(conv, nn.Conv2d)
+                    and isinstance(bn, nn.BatchNorm2d)
+                    and bn.num_features == conv.out_channels
+                    and bn.track_running_stats
+                ):
                     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
                     bias = bn.bias - bn.running_mean * scale
                     if conv.bias is not None:
@@ -322,7 +334,9 @@ class Built:
         self.std = tuple(float(v) for v in std)
 
 
-def build_lite0(weights_path: str | None, pooling: str, input_size: int = LITE0_INPUT_SIZE, layer: str = "head") -> Built:
+def build_lite0(
+    weights_path: str | None, pooling: str, input_size: int = LITE0_INPUT_SIZE, layer: str = "head"
+) -> Built:
     """EfficientNet-Lite0 features of ``layer`` with batch norm folded (ImageNet weights unless ``weights_path``)."""
     weights_file = weights_path or lite0_weights_path()
     net = fuse_batchnorm(efficientnet_lite0(weights_file, input_size))
@@ -399,11 +413,17 @@ def build_torchvision(name: str, weights_path: str | None, pooling: str) -> Buil
     kwargs = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
     if weights_path is not None:
         body = builder(weights=None, **kwargs)
-        state = {k: v for k, v in load_state_dict(weights_path).items() if not (kwargs and k.startswith(("aux", "AuxLogits")))}
+        state = {
+            k: v
+            for k, v in load_state_dict(weights_path).items()
+            if not (kwargs and k.startswith(("aux", "AuxLogits")))
+        }
         body.load_state_dict(state, strict=True)
         weights_file = weights_path
     else:
-        weights_file = str(ensure_torchvision_weights(name))  # a clear error offline, before torchvision tries the network
+        weights_file = str(
+            ensure_torchvision_weights(name)
+        )  # a clear error offline, before torchvision tries the network
         body = builder(weights=weights)
     pools_inside = False
     if isinstance(getattr(body, "avgpool", None), nn.AdaptiveAvgPool2d):
@@ -424,7 +444,9 @@ def build_torchvision(name: str, weights_path: str | None, pooling: str) -> Buil
     transform = weights.transforms()
     size = int(getattr(transform, "crop_size", [224])[0])
     net = _classes()["FeatureNet"](body.eval(), pooling, pools_inside=pools_inside).eval()
-    return Built(net, weights_file, size, getattr(transform, "mean", IMAGENET_MEAN), getattr(transform, "std", IMAGENET_STD))
+    return Built(
+        net, weights_file, size, getattr(transform, "mean", IMAGENET_MEAN), getattr(transform, "std", IMAGENET_STD)
+    )
 
 
 def build_timm(name: str, weights_path: str | None, pooling: str) -> Built:

@@ -29,8 +29,15 @@ from imgdedup.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EXPORT_ATOL", "EXPORT_VERSION", "cache_path", "default_cache_dir", "new_session", "onnx_session",
-           "weights_digest"]
+__all__ = [
+    "EXPORT_ATOL",
+    "EXPORT_VERSION",
+    "cache_path",
+    "default_cache_dir",
+    "new_session",
+    "onnx_session",
+    "weights_digest",
+]
 
 #: Bumped whenever the exported graph for the same model and weights would change.
 EXPORT_VERSION = 1
@@ -98,17 +105,20 @@ def gpu_possible() -> bool:
     return sys.platform != "darwin"
 
 
-def cache_path(cache_dir: str | os.PathLike | None, model_name: str, weights_sha256: str, input_size: int,
-               pooling: str, layer: str) -> Path:
+def cache_path(
+    cache_dir: str | os.PathLike | None, model_name: str, weights_sha256: str, input_size: int, pooling: str, layer: str
+) -> Path:
     """Where the export of this model, weights, input size, pooling and layer is cached.
 
     ``cache_dir`` None means :func:`default_cache_dir`. The file is
     ``<model slug>-<first 20 hex of a SHA-256 of the settings>.onnx``.
     """
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    key = hashlib.sha256(json.dumps(
-        [model_name, weights_sha256, input_size, pooling, layer, EXPORT_VERSION,
-         torch_version()], sort_keys=True).encode()).hexdigest()[:20]
+    key = hashlib.sha256(
+        json.dumps(
+            [model_name, weights_sha256, input_size, pooling, layer, EXPORT_VERSION, torch_version()], sort_keys=True
+        ).encode()
+    ).hexdigest()[:20]
     slug = model_name.replace(":", "-").replace("/", "-")
     return folder / f"{slug}-{key}.onnx"
 
@@ -183,27 +193,41 @@ def export(net, path: Path, input_size: int, model_name: str, device: str) -> No
     import torch
 
     net.to("cpu").eval()  # in place: the caller's module
-    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, input_size, input_size))
-                         .astype(np.float32))
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, input_size, input_size)).astype(np.float32))
     try:
         import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
+
         dynamo = True
     except ImportError:
         dynamo = False
     with warnings.catch_warnings():
         # The TorchScript exporter, used only when onnxscript is missing, announces its own deprecation.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-        warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning
+        )
         if dynamo:
             torch.onnx.export(
-                net, (x,), str(path), dynamo=True, verbose=False, external_data=False,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                net,
+                (x,),
+                str(path),
+                dynamo=True,
+                verbose=False,
+                external_data=False,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
             )
         else:
             torch.onnx.export(
-                net, (x,), str(path), dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17,
+                net,
+                (x,),
+                str(path),
+                dynamo=False,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                opset_version=17,
             )
     # Check the file before trusting it (and caching it for every later run), against torch on the CPU
     # where ``x`` is: the network goes back to ``device`` only after.

@@ -54,8 +54,7 @@ class Arguments:
 
 def parse_spec(spec: Any) -> tuple[str, str]:
     """'efficientnet_lite0' | 'torchvision:<name>' | 'timm:<name>' -> (kind, name)."""
-    msg = (f"model must be {DEFAULT_MODEL!r}, 'torchvision:<name>', 'timm:<name>' or a torch.nn.Module; "
-           f"got {spec!r}")
+    msg = f"model must be {DEFAULT_MODEL!r}, 'torchvision:<name>', 'timm:<name>' or a torch.nn.Module; got {spec!r}"
     if not isinstance(spec, str):
         raise ConfigError(msg)
     spec = spec.strip()
@@ -113,7 +112,9 @@ def check_arguments(
     if layer != "head" and kind != "lite0":
         raise ConfigError(f"layer={layer!r} is only defined for {DEFAULT_MODEL!r}; use layer='head' for {model!r}")
     if transform is not None and (grayscale or trim):
-        raise ConfigError("grayscale and trim belong to the built-in preprocessing; a custom transform must do them itself")
+        raise ConfigError(
+            "grayscale and trim belong to the built-in preprocessing; a custom transform must do them itself"
+        )
     _check_positive_int("threads", threads, optional=True)
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("input_size", input_size, minimum=32, optional=True)

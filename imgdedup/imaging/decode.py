@@ -224,7 +224,7 @@ def _tiff_ifd0(data: bytes) -> dict[int, str]:
             tag, kind, n, value = struct.unpack_from(order + "HHII", data, offset + 2 + 12 * k)
             text = ""
             if tag == 271 and kind == 2:
-                raw = data[offset + 2 + 12 * k + 8: offset + 2 + 12 * k + 8 + n] if n <= 4 else data[value:value + n]
+                raw = data[offset + 2 + 12 * k + 8 : offset + 2 + 12 * k + 8 + n] if n <= 4 else data[value : value + n]
                 text = raw.split(b"\0", 1)[0].decode("latin-1")
             tags[tag] = text
         return tags
@@ -246,7 +246,9 @@ def open_raw(data: bytes, max_pixels: int) -> Image.Image:
         with rawpy.imread(io.BytesIO(data)) as raw:
             width, height = raw.sizes.width, raw.sizes.height
             if width * height > max_pixels:
-                raise ImageLoadError(f"image is {width} x {height} = {width * height} pixels, above max_image_pixels={max_pixels}")
+                raise ImageLoadError(
+                    f"image is {width} x {height} = {width * height} pixels, above max_image_pixels={max_pixels}"
+                )
             try:
                 thumb = raw.extract_thumb()
             except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
@@ -350,7 +352,9 @@ def flatten(image: Image.Image, mode: str) -> Image.Image:
         image = Image.fromarray(np.clip(array / scale + 0.5, 0, 255).astype(np.uint8), "L")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode in ("RGB", "L") and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode in ("RGB", "L") and "transparency" in image.info
+    ):
         rgba = image.convert("RGBA")
         drawn = alpha_picture(rgba)
         if drawn is not None:
@@ -424,7 +428,9 @@ def load_opened(image: Image.Image, mode: str = "RGB", draft_size: tuple[int, in
     return flatten(_orient(image, orientation), mode)
 
 
-def load_image(data: bytes, mode: str = "RGB", max_pixels: int = 178_956_970, draft_size: tuple[int, int] | None = None) -> Image.Image:
+def load_image(
+    data: bytes, mode: str = "RGB", max_pixels: int = 178_956_970, draft_size: tuple[int, int] | None = None
+) -> Image.Image:
     """Default pixel path: bytes -> oriented, flattened image in ``mode``.
 
     ``draft_size`` lets the decoder skip pixels as long as both sides stay at

@@ -138,7 +138,9 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
     small_image = image.resize(small_size, Image.BOX)
     small = np.asarray(small_image.convert("L"))
     small_rgb = np.asarray(small_image, dtype=np.float32) / 255.0
-    small_chroma = np.stack([small_rgb[..., 0] - small_rgb[..., 1], (small_rgb[..., 0] + small_rgb[..., 1]) / 2 - small_rgb[..., 2]])
+    small_chroma = np.stack(
+        [small_rgb[..., 0] - small_rgb[..., 1], (small_rgb[..., 0] + small_rgb[..., 1]) / 2 - small_rgb[..., 2]]
+    )
     pixels = np.asarray(small_image.resize((PIXEL_GRID, PIXEL_GRID), Image.BOX), dtype=np.uint8)
     small_gray = np.asarray(small_image.convert("L").resize((64, 64), Image.BOX))
     box = margin_box(image)
@@ -150,12 +152,21 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
     grey = _unit(_block_mean(fine_raw, FINE_GRID // GRID))
     rgb = _block_mean(inner_rgb, FINE_GRID // CHROMA_GRID) / 255.0
     chroma = np.stack([rgb[..., 0] - rgb[..., 1], (rgb[..., 0] + rgb[..., 1]) / 2 - rgb[..., 2]])
-    magnitude = np.sqrt((chroma ** 2).sum(axis=0))
+    magnitude = np.sqrt((chroma**2).sum(axis=0))
     points, descriptors = orb_features(np.asarray(gray))
     return ImageEvidence(
-        grey=grey, fine=fine, contrast=float(fine_raw.std()), chroma_level=float(magnitude.mean()),
-        chroma=chroma.astype(np.float32), colourfulness=float(np.quantile(magnitude, 0.95)), pixels=pixels,
-        points=points, descriptors=descriptors, size=image.size, small=small,
+        grey=grey,
+        fine=fine,
+        contrast=float(fine_raw.std()),
+        chroma_level=float(magnitude.mean()),
+        chroma=chroma.astype(np.float32),
+        colourfulness=float(np.quantile(magnitude, 0.95)),
+        pixels=pixels,
+        points=points,
+        descriptors=descriptors,
+        size=image.size,
+        small=small,
         small_chroma=small_chroma.astype(np.float16),
-        low_information=is_low_information(small_gray), camera=camera,
+        low_information=is_low_information(small_gray),
+        camera=camera,
     )

@@ -270,7 +270,9 @@ def discover_url(url: str, recursive: bool = True) -> list:
     except (FileNotFoundError, PermissionError, OSError) as exc:
         raise InputError(f"cannot list {url!r}: {exc}") from None
     relatives = {path: posixpath.relpath(path, root) for path in listing}
-    ours = {posixpath.dirname(r) + "/" for r in relatives.values() if posixpath.basename(r) in OUTPUT_MARKERS and "/" in r}
+    ours = {
+        posixpath.dirname(r) + "/" for r in relatives.values() if posixpath.basename(r) in OUTPUT_MARKERS and "/" in r
+    }
     records = []
     for path, info in listing.items():
         relative = relatives[path]

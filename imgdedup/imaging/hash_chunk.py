@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image
 
 from imgdedup.errors import ImageLoadError
-from imgdedup.imaging.hashing import HASH_INPUT_SIZES, hash_pixels
-from imgdedup.imaging.discover import FileRecord, content_digest, read_bytes
 from imgdedup.imaging.decode import REDUCING_GAP, compat_rgb, load_opened, open_image, oriented_size
+from imgdedup.imaging.discover import FileRecord, content_digest, read_bytes
+from imgdedup.imaging.hashing import HASH_INPUT_SIZES, hash_pixels
 from imgdedup.imaging.lanczos import lanczos_resize
 
 
@@ -49,8 +49,6 @@ class HashChunk:
     formats: np.ndarray
     digests: np.ndarray
     errors: list[tuple[int, str]] = field(default_factory=list)
-
-
 
 
 def resize_gray(image: Image.Image, size: tuple[int, int], compat: bool) -> np.ndarray:
@@ -156,5 +154,3 @@ def hash_images(
         digests=np.asarray(digests, dtype="U32"),
         errors=errors,
     )
-
-

@@ -69,7 +69,9 @@ def _stack(pixels: np.ndarray, rows: int, cols: int, name: str) -> tuple[np.ndar
     if single:
         array = array[np.newaxis]
     if array.ndim != 3 or array.shape[1:] != (rows, cols):
-        raise ValueError(f"{name} needs grayscale arrays of shape ({rows}, {cols}) or (N, {rows}, {cols}), got {np.shape(pixels)}")
+        raise ValueError(
+            f"{name} needs grayscale arrays of shape ({rows}, {cols}) or (N, {rows}, {cols}), got {np.shape(pixels)}"
+        )
     return array, single
 
 

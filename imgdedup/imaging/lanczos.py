@@ -125,7 +125,7 @@ def _images_in_one_block() -> None:
         core.set_block_size(KEPT_BLOCK)
 
 
-def _kernels():
+def _kernels():  # noqa: C901  (numba kernels: the loops stay inline for speed)
     """The numba kernels ``(horizontal, vertical)``, compiled (or loaded from numba's cache) once per process.
 
     Both read and write C-contiguous 2-D uint8 arrays of whole lines, (lines,
@@ -144,8 +144,10 @@ def _kernels():
         lines, out = types.Array(types.uint8, 2, "C", readonly=True), types.uint8[:, ::1]
         bounds_t, weights_t = types.int64[:, ::1], types.int32[:, ::1]
 
-        @numba.njit(out(lines, types.int64, types.int64, types.int64, types.int64, bounds_t, weights_t), cache=True, nogil=True)
-        def horizontal(src, channels, stride, first, count, bounds, weights):
+        @numba.njit(
+            out(lines, types.int64, types.int64, types.int64, types.int64, bounds_t, weights_t), cache=True, nogil=True
+        )
+        def horizontal(src, channels, stride, first, count, bounds, weights):  # noqa: C901  (numba kernel: the loops stay inline for speed)
             # Lines first .. first + count of src (stride bytes per pixel, the first channels
             # of them bands) resampled along each line; the result packs the bands.
             width = src.shape[1] // stride
@@ -266,7 +268,9 @@ def pass_order(width: int, height: int, channels: int, size: tuple[int, int]) ->
     """
     noise = np.random.default_rng(width * 7919 + height).integers(0, 256, (height, width, channels), dtype=np.uint8)
     mode = "RGB" if channels == 3 else "L"
-    reference = np.asarray(Image.fromarray(noise if channels == 3 else noise[:, :, 0], mode).resize(size, Image.LANCZOS))
+    reference = np.asarray(
+        Image.fromarray(noise if channels == 3 else noise[:, :, 0], mode).resize(size, Image.LANCZOS)
+    )
     reference = reference if reference.ndim == 3 else reference[:, :, None]
     lines = noise.reshape(height, width * channels)
     for vertical_first in (False, True):

@@ -24,8 +24,9 @@ BLANK_LEVELS = 6
 BLANK_FRACTION = 0.985
 
 
-def is_low_information(gray: np.ndarray, min_std: float = MIN_STD, blank_levels: int = BLANK_LEVELS,
-                       blank_fraction: float = BLANK_FRACTION) -> bool:
+def is_low_information(
+    gray: np.ndarray, min_std: float = MIN_STD, blank_levels: int = BLANK_LEVELS, blank_fraction: float = BLANK_FRACTION
+) -> bool:
     """Whether a grey picture carries too little to be matched perceptually.
 
     Parameters

@@ -43,8 +43,11 @@ def preprocess_images(
     fmt = str(format).upper()
     if fmt not in _SAVE_SUFFIX:
         raise ValueError(f"`format` must be one of {', '.join(_SAVE_SUFFIX)}, got {format!r}")
-    if (not isinstance(target_size, (tuple, list)) or len(target_size) != 2
-            or not all(isinstance(v, int) and 1 <= v <= 16384 for v in target_size)):
+    if (
+        not isinstance(target_size, (tuple, list))
+        or len(target_size) != 2
+        or not all(isinstance(v, int) and 1 <= v <= 16384 for v in target_size)
+    ):
         raise ValueError(f"`target_size` must be (width, height) with ints in 1..16384, got {target_size!r}")
     source = Path(input_dir).resolve()
     output = Path(output_dir).resolve()
@@ -55,8 +58,13 @@ def preprocess_images(
     for record in discover_images(input_dir, recursive=recursive):
         target = output / Path(record.id).with_suffix(_SAVE_SUFFIX[fmt])
         if target in source_of:
-            errors.append((record.id, f"not written: its output {target.relative_to(output).as_posix()} "
-                                      f"is the copy of {source_of[target]}"))
+            errors.append(
+                (
+                    record.id,
+                    f"not written: its output {target.relative_to(output).as_posix()} "
+                    f"is the copy of {source_of[target]}",
+                )
+            )
             continue
         try:
             image = load_image(read_bytes(input_dir, record), mode="RGB", draft_size=tuple(target_size))

@@ -47,8 +47,9 @@ def _paired(a: int, b: int, symmetry: float) -> tuple[int, int]:
     return a, b
 
 
-def margin_box(image: Image.Image, tolerance: int = TOLERANCE, max_margin: float = MAX_MARGIN,
-               symmetry: float = SYMMETRY) -> tuple[int, int, int, int]:
+def margin_box(
+    image: Image.Image, tolerance: int = TOLERANCE, max_margin: float = MAX_MARGIN, symmetry: float = SYMMETRY
+) -> tuple[int, int, int, int]:
     """``(left, top, right, bottom)`` of ``image`` without its constant-colour margins.
 
     The full frame ``(0, 0, width, height)`` when there are none, or when

@@ -21,9 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
-from imgdedup.storage.locations import atomic_write_text
 from imgdedup.imaging.discover import FileRecord
-from imgdedup.storage.locations import Location, as_location, read_text
+from imgdedup.storage.locations import Location, as_location, atomic_write_text, read_text
 from imgdedup.storage.store import STATUS_ERROR, Manifest
 
 
@@ -60,12 +59,21 @@ def new_run_id() -> str:
 
 #: Beginnings of the reasons that say nothing about a file's content: such files are always read again.
 RETRIED_REASONS = (
-    "permission denied", "folder cannot be listed", "file missing", "broken symlink", "symlink loop",
-    "cannot read file", "changed ", "out of memory", "not processed",
+    "permission denied",
+    "folder cannot be listed",
+    "file missing",
+    "broken symlink",
+    "symlink loop",
+    "cannot read file",
+    "changed ",
+    "out of memory",
+    "not processed",
 )
 
 
-def files_to_process(records: Sequence[FileRecord], manifest: Manifest, features: Sequence[str], refused_under: str = "") -> list[int]:
+def files_to_process(
+    records: Sequence[FileRecord], manifest: Manifest, features: Sequence[str], refused_under: str = ""
+) -> list[int]:
     """Positions in ``records`` of the files this run must read.
 
     ``refused_under`` is this run's :func:`~imgdedup.imaging.decode.decoder_signature`.
@@ -91,7 +99,12 @@ MIN_SPLIT_CHUNK = 250
 
 
 def chunk_bounds(
-    n_files: int, chunk_size: int, n_workers: int = 1, *, min_split: int = MIN_SPLIT_CHUNK, whole_rounds: bool = False,
+    n_files: int,
+    chunk_size: int,
+    n_workers: int = 1,
+    *,
+    min_split: int = MIN_SPLIT_CHUNK,
+    whole_rounds: bool = False,
 ) -> list[tuple[int, int]]:
     """``(start, stop)`` of each chunk task over ``n_files`` files, in order.
 

@@ -18,11 +18,22 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from imgdedup.storage.locations import atomic_write_text
 from imgdedup.search.cluster import Cluster, neighbour_lists
-from imgdedup.storage.locations import Location, as_location, read_text
+from imgdedup.storage.locations import Location, as_location, atomic_write_text, read_text
 
-CLUSTER_CSV_FIELDS = ("cluster", "path", "keeper", "tier", "distance", "similarity", "width", "height", "bytes", "format", "digest")
+CLUSTER_CSV_FIELDS = (
+    "cluster",
+    "path",
+    "keeper",
+    "tier",
+    "distance",
+    "similarity",
+    "width",
+    "height",
+    "bytes",
+    "format",
+    "digest",
+)
 
 
 @dataclass
@@ -39,7 +50,14 @@ class ImageTable:
     digests: np.ndarray
 
 
-def duplicates_map(ids: Sequence[str], i: np.ndarray, j: np.ndarray, score: np.ndarray, scores: bool = False, higher_is_closer: bool = False) -> dict:
+def duplicates_map(
+    ids: Sequence[str],
+    i: np.ndarray,
+    j: np.ndarray,
+    score: np.ndarray,
+    scores: bool = False,
+    higher_is_closer: bool = False,
+) -> dict:
     """imagededup's ``find_duplicates`` result: every image a key, its neighbours as values."""
     lists = neighbour_lists(len(ids), i, j, score, higher_is_closer)
     if scores:
@@ -47,7 +65,9 @@ def duplicates_map(ids: Sequence[str], i: np.ndarray, j: np.ndarray, score: np.n
     return {ids[k]: [ids[b] for b, _ in entry] for k, entry in enumerate(lists)}
 
 
-def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: dict, tier_of: Callable[..., str] | None = None) -> dict:
+def clusters_document(
+    table: ImageTable, clusters: Sequence[Cluster], settings: dict, tier_of: Callable[..., str] | None = None
+) -> dict:
     """The clusters.json document: settings, then each cluster with its members' metadata.
 
     ``tier_of(same_digest=, same_dimensions=, distance=, similarity=)`` names each
@@ -76,14 +96,22 @@ def clusters_document(table: ImageTable, clusters: Sequence[Cluster], settings: 
                 entry["evidence"] = m.evidence  # how it was verified against the keeper
                 entry["verification"] = m.scores
             if tier_of is not None:
-                entry["tier"] = "keeper" if m.index == k else tier_of(
-                    same_digest=table.digests[m.index] == table.digests[k],
-                    same_dimensions=(table.width[m.index], table.height[m.index]) == (table.width[k], table.height[k]),
-                    distance=m.distance, similarity=m.similarity,
+                entry["tier"] = (
+                    "keeper"
+                    if m.index == k
+                    else tier_of(
+                        same_digest=table.digests[m.index] == table.digests[k],
+                        same_dimensions=(table.width[m.index], table.height[m.index])
+                        == (table.width[k], table.height[k]),
+                        distance=m.distance,
+                        similarity=m.similarity,
+                    )
                 )
             members.append(entry)
         reclaimable = sum(m["bytes"] for m in members if not m["keeper"])
-        out.append({"cluster": number, "keeper": ids[cluster.keeper], "reclaimable_bytes": reclaimable, "members": members})
+        out.append(
+            {"cluster": number, "keeper": ids[cluster.keeper], "reclaimable_bytes": reclaimable, "members": members}
+        )
     return {"root": table.root, **settings, "clusters": out}
 
 
@@ -102,7 +130,19 @@ def _csv_text(header: Sequence[str], rows) -> str:
 
 def write_clusters_csv(path: Location, document: dict) -> Location:
     rows = (
-        [c["cluster"], m["path"], int(m["keeper"]), m.get("tier", ""), m["distance"], m.get("similarity", ""), m["width"], m["height"], m["bytes"], m["format"], m["digest"]]
+        [
+            c["cluster"],
+            m["path"],
+            int(m["keeper"]),
+            m.get("tier", ""),
+            m["distance"],
+            m.get("similarity", ""),
+            m["width"],
+            m["height"],
+            m["bytes"],
+            m["format"],
+            m["digest"],
+        ]
         for c in document["clusters"]
         for m in c["members"]
     )

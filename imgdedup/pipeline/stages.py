@@ -32,22 +32,19 @@ import datetime as _dt
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from imgdedup.imaging.decode import decoder_signature
-from imgdedup.imaging.hash_chunk import hash_images
-from imgdedup.search.cluster import cluster_pairs, keeper_order
 from imgdedup.config import Config
 from imgdedup.errors import ImageLoadError, OutputError, StoreError
+from imgdedup.imaging.decode import decoder_signature
 from imgdedup.imaging.describe import describe_image
 from imgdedup.imaging.discover import FileRecord, content_digest, discover_images, read_bytes, root_location
-from imgdedup.storage import locations
-from imgdedup.storage.locations import Location, as_location, join
+from imgdedup.imaging.hash_chunk import hash_images
 from imgdedup.pipeline.plan import (
     ChunkWork,
     RunPlan,
@@ -64,8 +61,6 @@ from imgdedup.pipeline.plan import (
     write_plan,
 )
 from imgdedup.pipeline.pool import FIND_MIN_SPLIT, find_workers, map_chunks, threads_per_worker
-from imgdedup.review.report import display_name, human_bytes, render_report
-from imgdedup.review.thumbnails import fetch_from_store, keep_in_store, needed_thumbnails
 from imgdedup.pipeline.results import (
     ImageTable,
     clusters_document,
@@ -75,11 +70,16 @@ from imgdedup.pipeline.results import (
     write_errors_csv,
     write_json,
 )
-from imgdedup.search.rules import suppress_pairs, veto_pairs
+from imgdedup.review.report import display_name, human_bytes, render_report
+from imgdedup.review.thumbnails import fetch_from_store, keep_in_store, needed_thumbnails
+from imgdedup.search.cluster import cluster_pairs, keeper_order
 from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS, empty_pairs, finish_pairs, plan_pairs
+from imgdedup.search.rules import suppress_pairs, veto_pairs
+from imgdedup.search.tiers import TIERS, member_tier
 from imgdedup.search.tiles import SearchPlan, load_tile, merge_tiles, save_tile, search_tile
 from imgdedup.search.verify import verify_pair
-from imgdedup.search.tiers import TIERS, member_tier
+from imgdedup.storage import locations
+from imgdedup.storage.locations import Location, as_location, join
 from imgdedup.storage.store import (
     STATUS_ERROR,
     STATUS_OK,
@@ -128,14 +128,27 @@ class RunSummary:
             f"images:       {self.images} ({self.files} files scanned, {self.decoded} read this run)",
             f"unreadable:   {self.unreadable}",
             *(f"  {show_name(path)}: {reason}" for path, reason in self.unreadable_files),
-            *([f"  ... and {self.unreadable - len(self.unreadable_files)} more (errors.csv)"]
-              if self.unreadable > len(self.unreadable_files) else []),
+            *(
+                [f"  ... and {self.unreadable - len(self.unreadable_files)} more (errors.csv)"]
+                if self.unreadable > len(self.unreadable_files)
+                else []
+            ),
             f"clusters:     {self.clusters}",
             f"duplicates:   {self.duplicates}",
-            *([f"suppressed:   {self.suppressed_pairs} pairs marked not duplicates in a review"] if self.suppressed_pairs else []),
+            *(
+                [f"suppressed:   {self.suppressed_pairs} pairs marked not duplicates in a review"]
+                if self.suppressed_pairs
+                else []
+            ),
             f"reclaimable:  {human_bytes(self.reclaimable_bytes)}",
-            *([f"truth:        precision {self.scores['precision']:.4f}, recall {self.scores['recall']:.4f} "
-                f"(tp {self.scores['tp']}, fp {self.scores['fp']}, fn {self.scores['fn']})"] if self.scores else []),
+            *(
+                [
+                    f"truth:        precision {self.scores['precision']:.4f}, recall {self.scores['recall']:.4f} "
+                    f"(tp {self.scores['tp']}, fp {self.scores['fp']}, fn {self.scores['fn']})"
+                ]
+                if self.scores
+                else []
+            ),
             f"report:       {self.report}",
             f"review:       imgdedup review {self.out_dir}",
         ]
@@ -200,17 +213,30 @@ def embedder_for(config: Config, threads: int | None = None):
     key = (tuple(sorted(settings.items())), config.runtime, config.device, config.embed_batch_size, threads)
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = load_embedder(
-            config.model, pooling=config.pooling, mirror=config.mirror, layer=config.embed_layer,
-            grayscale=config.grayscale, trim=config.trim, runtime=config.runtime,
-            device=config.device, batch_size=config.embed_batch_size, threads=threads,
+            config.model,
+            pooling=config.pooling,
+            mirror=config.mirror,
+            layer=config.embed_layer,
+            grayscale=config.grayscale,
+            trim=config.trim,
+            runtime=config.runtime,
+            device=config.device,
+            batch_size=config.embed_batch_size,
+            threads=threads,
         )
     return _EMBEDDERS[key]
 
 
 def embedding_settings(config: Config) -> dict:
     """What the config says about embeddings; checked against the store without building a model."""
-    return {"model": config.model, "layer": config.embed_layer, "pooling": config.pooling, "mirror": config.mirror,
-            "grayscale": config.grayscale, "trim": config.trim}
+    return {
+        "model": config.model,
+        "layer": config.embed_layer,
+        "pooling": config.pooling,
+        "mirror": config.mirror,
+        "grayscale": config.grayscale,
+        "trim": config.trim,
+    }
 
 
 def embed_files(embedder, datas: list[bytes]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
@@ -233,8 +259,13 @@ def embed_files(embedder, datas: list[bytes]) -> tuple[np.ndarray, np.ndarray, d
 
 # --- stages ----------------------------------------------------------------------
 
+
 def preprocess(
-    root: str | os.PathLike, out_dir: str | os.PathLike, config: Config, store: Store, workers: int | None = None,
+    root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: Config,
+    store: Store,
+    workers: int | None = None,
 ) -> Location:
     """Discover files, compare them with the store, plan chunk tasks; return the plan's path.
 
@@ -250,7 +281,9 @@ def preprocess(
     for path in store.pending_paths():
         locations.remove(path)
     records = discover_images(root, recursive=config.recursive)
-    todo = files_to_process(records, manifest, config.features, decoder_signature(config.compat, config.max_image_pixels))
+    todo = files_to_process(
+        records, manifest, config.features, decoder_signature(config.compat, config.max_image_pixels)
+    )
     run_id = new_run_id()
     if workers is None:
         bounds = chunk_bounds(len(todo), config.chunk_size, config.n_workers)
@@ -274,7 +307,10 @@ def preprocess(
             else:
                 embedder = embedder_for(config)
                 store.ensure_array(
-                    "embeddings", rows, "float16", width=embedder.dim,
+                    "embeddings",
+                    rows,
+                    "float16",
+                    width=embedder.dim,
                     attributes={**settings, "identity": embedder.identity},
                 )
             for name in TRIMMED_HASH_ARRAYS:
@@ -285,19 +321,32 @@ def preprocess(
     for number, (start, stop) in enumerate(bounds):
         files = [records[k] for k in todo[start:stop]]
         work = ChunkWork(
-            root=root_location(root), store=str(store.path), run_id=run_id, number=number,
-            row_start=base_row + number * per_chunk, files=files,
+            root=root_location(root),
+            store=str(store.path),
+            run_id=run_id,
+            number=number,
+            row_start=base_row + number * per_chunk,
+            files=files,
         )
         chunk_paths.append(str(write_chunk_work(work, join(out_dir, WORK, f"chunk-{number:05d}.json"))))
     plan = RunPlan(
-        run_id=run_id, root=root_location(root), store=str(store.path), features=list(config.features),
-        discovered=len(records), reused=len(records) - len(todo), to_process=len(todo), chunk_paths=chunk_paths,
-        discovered_path=str(write_discovered(records, join(out_dir, WORK, "discovered.json"))), base_row=base_row,
+        run_id=run_id,
+        root=root_location(root),
+        store=str(store.path),
+        features=list(config.features),
+        discovered=len(records),
+        reused=len(records) - len(todo),
+        to_process=len(todo),
+        chunk_paths=chunk_paths,
+        discovered_path=str(write_discovered(records, join(out_dir, WORK, "discovered.json"))),
+        base_row=base_row,
     )
     return write_plan(plan, join(out_dir, WORK, "plan.json"))
 
 
-def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool], refused_under: str) -> Manifest:
+def _chunk_manifest(
+    work: ChunkWork, chunk, errors: dict[int, str], features: dict[str, bool], refused_under: str
+) -> Manifest:
     """Manifest entries of one chunk: readable files at their rows, the others with their reason and
     the decoder settings they were refused under."""
     ok = chunk.positions.tolist()
@@ -316,8 +365,13 @@ def _chunk_manifest(work: ChunkWork, chunk, errors: dict[int, str], features: di
         ids=[r.id for r in work.files],
         size=np.asarray([r.size for r in work.files], dtype=np.int64),
         mtime_ns=np.asarray([r.mtime_ns for r in work.files], dtype=np.int64),
-        status=status, reason=reason.astype(str), row=row, width=width, height=height,
-        formats=formats.astype(str), digests=digests.astype("U32"),
+        status=status,
+        reason=reason.astype(str),
+        row=row,
+        width=width,
+        height=height,
+        formats=formats.astype(str),
+        digests=digests.astype("U32"),
         features={feature: good & present for feature, present in features.items()},
         refused_under=np.where(good, "", refused_under),
     )
@@ -338,16 +392,22 @@ def hash_chunk(work_path: str | os.PathLike, config: Config) -> Location:
     features = {feature: True for feature in config.features if feature.startswith("hash:")}
     if config.uses_embeddings:
         features["embedding"] = False
-    manifest = _chunk_manifest(work, chunk, dict(chunk.errors), features, decoder_signature(config.compat, config.max_image_pixels))
+    manifest = _chunk_manifest(
+        work, chunk, dict(chunk.errors), features, decoder_signature(config.compat, config.max_image_pixels)
+    )
     if config.uses_embeddings:
-        path = locations.sibling(work_path, locations.name(as_location(work_path)).removesuffix(".json") + ".hashed.npz")
+        path = locations.sibling(
+            work_path, locations.name(as_location(work_path)).removesuffix(".json") + ".hashed.npz"
+        )
     else:
         path = store.pending_path(work.run_id, work.number)
     manifest.save(path)
     return path
 
 
-def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, config: Config, threads: int | None = None) -> Location:
+def embed_chunk(
+    hashed_path: str | os.PathLike, work_path: str | os.PathLike, config: Config, threads: int | None = None
+) -> Location:
     """Embed the readable files of a hashed chunk into its rows of the store (GPU or CPU work); commit it."""
     work: ChunkWork = read_chunk_work(work_path)
     store = Store.open(work.store)
@@ -364,14 +424,23 @@ def embed_chunk(hashed_path: str | os.PathLike, work_path: str | os.PathLike, co
             except ImageLoadError as exc:
                 data, changed[position] = b"", exc.reason
             if position not in changed and content_digest(data) != manifest.digests[position]:
-                data, changed[position] = b"", "changed after hashing (other content): not read, run again to include it"
+                data, changed[position] = (
+                    b"",
+                    "changed after hashing (other content): not read, run again to include it",
+                )
             datas.append(data)  # b"" keeps the rows aligned; embed_files records it as failed
         embedder = embedder_for(config, threads)
         recorded = store.group(mode="r")["embeddings"].attrs.get("identity")
         if recorded != embedder.identity:
-            changed = sorted(k for k in set(recorded or {}) | set(embedder.identity) if (recorded or {}).get(k) != embedder.identity.get(k))
-            raise StoreError(f"store {str(store.path)!r} holds embeddings of another model ({', '.join(changed)} differ); "
-                             "use another --store")
+            changed = sorted(
+                k
+                for k in set(recorded or {}) | set(embedder.identity)
+                if (recorded or {}).get(k) != embedder.identity.get(k)
+            )
+            raise StoreError(
+                f"store {str(store.path)!r} holds embeddings of another model ({', '.join(changed)} differ); "
+                "use another --store"
+            )
         vectors, hashes, failed = embed_files(embedder, datas)
         # Readable files take consecutive rows from the chunk's first readable one.
         first = int(manifest.row[ok[0]])
@@ -413,8 +482,12 @@ def process_chunk_or_skip(work_path: str | os.PathLike, config: Config, threads:
         raise
     except Exception as exc:  # any failure of one chunk (a bug, a store write, memory) costs only its files
         # One line, not a traceback on the person's terminal; the debug log keeps the traceback.
-        log.warning("chunk %s failed (%s: %s); its files are recorded as not processed, the next run retries them",
-                    work_path, type(exc).__name__, exc)
+        log.warning(
+            "chunk %s failed (%s: %s); its files are recorded as not processed, the next run retries them",
+            work_path,
+            type(exc).__name__,
+            exc,
+        )
         log.debug("chunk %s failed", work_path, exc_info=True)
         return None
 
@@ -440,10 +513,16 @@ def commit(plan_path: str | os.PathLike, config: Config) -> Location:
     if missing:
         n = len(missing)
         failed = Manifest(
-            ids=[r.id for r in missing], size=np.full(n, -1, np.int64), mtime_ns=np.zeros(n, np.int64),
-            status=np.full(n, STATUS_ERROR, np.uint8), reason=np.full(n, "not processed: its chunk task failed"),
-            row=np.full(n, -1, np.int64), width=np.zeros(n, np.int32), height=np.zeros(n, np.int32),
-            formats=np.full(n, ""), digests=np.full(n, "", "U32"),
+            ids=[r.id for r in missing],
+            size=np.full(n, -1, np.int64),
+            mtime_ns=np.zeros(n, np.int64),
+            status=np.full(n, STATUS_ERROR, np.uint8),
+            reason=np.full(n, "not processed: its chunk task failed"),
+            row=np.full(n, -1, np.int64),
+            width=np.zeros(n, np.int32),
+            height=np.zeros(n, np.int32),
+            formats=np.full(n, ""),
+            digests=np.full(n, "", "U32"),
         )
         manifest = Manifest.concatenate([manifest, failed])
         last = {file_id: k for k, file_id in enumerate(manifest.ids)}
@@ -460,8 +539,14 @@ def image_table(manifest: Manifest, root: str) -> tuple[ImageTable, np.ndarray]:
     ok = np.flatnonzero(manifest.status == STATUS_OK)
     part = manifest.take(ok)
     table = ImageTable(
-        root=root, ids=part.ids, sizes=part.size, mtime_ns=part.mtime_ns, width=part.width,
-        height=part.height, formats=part.formats, digests=part.digests,
+        root=root,
+        ids=part.ids,
+        sizes=part.size,
+        mtime_ns=part.mtime_ns,
+        width=part.width,
+        height=part.height,
+        formats=part.formats,
+        digests=part.digests,
     )
     return table, part.row
 
@@ -490,15 +575,22 @@ def count_tiles(search_path: str | os.PathLike) -> int:
     return len(locations.load_npz(as_location(search_path), ["tiles"])["tiles"])
 
 
-def index_tile(number: int, plan_path: str | os.PathLike, search_path: str | os.PathLike, out_dir: str | os.PathLike) -> Location:
+def index_tile(
+    number: int, plan_path: str | os.PathLike, search_path: str | os.PathLike, out_dir: str | os.PathLike
+) -> Location:
     """Search tile ``number``, reading only the store rows of its two partitions; save its pairs."""
     store = Store.open(read_plan(plan_path).store)
     found = search_tile(store, SearchPlan.load(as_location(search_path)), number)
     return save_tile(join(out_dir, WORK, f"tile-{number:05d}.npz"), found)
 
 
-def merge_index(plan_path: str | os.PathLike, search_path: str | os.PathLike, tile_paths: Iterable[str | os.PathLike],
-                config: Config, out_dir: str | os.PathLike) -> Location:
+def merge_index(
+    plan_path: str | os.PathLike,
+    search_path: str | os.PathLike,
+    tile_paths: Iterable[str | os.PathLike],
+    config: Config,
+    out_dir: str | os.PathLike,
+) -> Location:
     """Merge the tiles' pairs (and the reused cached ones) into the run's pairs; save as ``pairs.npz``."""
     plan = read_plan(plan_path)
     store = Store.open(plan.store)
@@ -532,12 +624,25 @@ def run_settings(config: Config) -> dict:
         settings.update({"hybrid_hashes": list(TRIMMED_HASH_ARRAYS), "hybrid_floor": config.hybrid_floor})
     settings["verify"] = config.verify and not config.compat
     if settings["verify"]:
-        settings.update({name: getattr(config, name) for name in
-                         ("verify_aligned", "verify_fine", "verify_colour", "verify_inliers", "verify_registered", "verify_blocks")})
+        settings.update(
+            {
+                name: getattr(config, name)
+                for name in (
+                    "verify_aligned",
+                    "verify_fine",
+                    "verify_colour",
+                    "verify_inliers",
+                    "verify_registered",
+                    "verify_blocks",
+                )
+            }
+        )
     return settings
 
 
-def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike) -> Location:
+def cluster(
+    plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike
+) -> Location:
     """Cluster the pairs and write duplicates.json, clusters.json/.csv and errors.csv."""
     out_dir = as_location(out_dir)
     plan = read_plan(plan_path)
@@ -553,7 +658,9 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
     i, j, distance, similarity = i[keep], j[keep], distance[keep], similarity[keep]
     if len(rows):
         # hybrid judges hash distances on the trimmed image: so do its distances to the keeper
-        distance_array = TRIMMED_HASH_ARRAYS[0] if config.method == "hybrid" else config.hash_array(config.hash_methods[0])
+        distance_array = (
+            TRIMMED_HASH_ARRAYS[0] if config.method == "hybrid" else config.hash_array(config.hash_methods[0])
+        )
         hashes = store.read_rows(distance_array, rows)
         embeddings = PositionRows(store, "embeddings", rows, np.concatenate([i, j])) if config.uses_embeddings else None
     else:
@@ -579,10 +686,19 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
         camera[k] = found is not None and found.camera
     rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, camera)
     clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings, verify=verifier)
-    document = clusters_document(table, clusters, run_settings(config), tier_of=lambda **kw: member_tier(
-        method=config.method, threshold=config.threshold, min_similarity=config.min_similarity,
-        review_bits=config.review_bits, review_similarity=config.review_similarity, **kw,
-    ))
+    document = clusters_document(
+        table,
+        clusters,
+        run_settings(config),
+        tier_of=lambda **kw: member_tier(
+            method=config.method,
+            threshold=config.threshold,
+            min_similarity=config.min_similarity,
+            review_bits=config.review_bits,
+            review_similarity=config.review_similarity,
+            **kw,
+        ),
+    )
     document["candidate_pairs"] = int(len(i))
     if verifier is not None:  # duplicates.json lists verified pairs only
         confirmed = np.fromiter((verifier(a, b)[0] for a, b in zip(i.tolist(), j.tolist())), dtype=bool, count=len(i))
@@ -592,11 +708,22 @@ def cluster(plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config:
     document["vetoed_pairs"] = vetoed
     document["suppressed_pairs"] = suppressed
     by_similarity = config.uses_embeddings
-    write_json(join(out_dir, "duplicates.json"), duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity))
-    errors = [(manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()]
+    write_json(
+        join(out_dir, "duplicates.json"),
+        duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity),
+    )
+    errors = [
+        (manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()
+    ]
     write_clusters_csv(join(out_dir, "clusters.csv"), document)
     write_errors_csv(join(out_dir, "errors.csv"), errors)
-    document.update(files=len(manifest), images=len(table.ids), decoded=plan.to_process, store=plan.store, errors=[list(e) for e in errors])
+    document.update(
+        files=len(manifest),
+        images=len(table.ids),
+        decoded=plan.to_process,
+        store=plan.store,
+        errors=[list(e) for e in errors],
+    )
     return write_json(join(out_dir, "clusters.json"), document)
 
 
@@ -606,12 +733,19 @@ def truth_scores(truth: Mapping[str, Sequence[str]], out_dir: str | os.PathLike)
 
     retrieved = read_json(join(as_location(out_dir), "duplicates.json"))
     common = set(truth) & set(retrieved)
-    return pairwise_scores({k: [v for v in vs if v in common] for k, vs in truth.items() if k in common},
-                           {k: [v for v in vs if v in common] for k, vs in retrieved.items() if k in common})
+    return pairwise_scores(
+        {k: [v for v in vs if v in common] for k, vs in truth.items() if k in common},
+        {k: [v for v in vs if v in common] for k, vs in retrieved.items() if k in common},
+    )
 
 
-def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike, seconds: dict[str, float],
-           truth: Mapping[str, Sequence[str]] | None = None) -> RunSummary:
+def report(
+    clusters_path: str | os.PathLike,
+    config: Config,
+    out_dir: str | os.PathLike,
+    seconds: dict[str, float],
+    truth: Mapping[str, Sequence[str]] | None = None,
+) -> RunSummary:
     """Render report.html and write summary.json; return the run's summary.
 
     ``truth`` (a ground-truth map, imagededup's format) adds the run's pairwise
@@ -623,11 +757,22 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
     errors = [tuple(e) for e in document["errors"]]
     clusters = document["clusters"]
     summary = RunSummary(
-        root=document["root"], out_dir=str(out_dir), store=document["store"], method=config.method,
-        threshold=config.threshold, files=document["files"], images=document["images"], unreadable=len(errors),
-        decoded=document["decoded"], clusters=len(clusters), duplicates=sum(len(c["members"]) - 1 for c in clusters),
-        reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters), report=str(join(out_dir, "report.html")),
-        seconds=dict(seconds), suppressed_pairs=int(document.get("suppressed_pairs", 0)), scores=scores,
+        root=document["root"],
+        out_dir=str(out_dir),
+        store=document["store"],
+        method=config.method,
+        threshold=config.threshold,
+        files=document["files"],
+        images=document["images"],
+        unreadable=len(errors),
+        decoded=document["decoded"],
+        clusters=len(clusters),
+        duplicates=sum(len(c["members"]) - 1 for c in clusters),
+        reclaimable_bytes=sum(c["reclaimable_bytes"] for c in clusters),
+        report=str(join(out_dir, "report.html")),
+        seconds=dict(seconds),
+        suppressed_pairs=int(document.get("suppressed_pairs", 0)),
+        scores=scores,
         unreadable_files=tuple(tuple(e) for e in errors[:UNREADABLE_SHOWN]),
     )
     thresholds = f"threshold {config.threshold}"
@@ -661,9 +806,16 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
     needed = needed_thumbnails(clusters, config.thumbnail_size)
     fetch_from_store(document["store"], out_dir, needed)  # thumbnails made by earlier runs into other folders
     render_report(
-        document, errors, shown, out_dir, config.thumbnail_size, pair_distances=pair_values, similarity=by_similarity,
+        document,
+        errors,
+        shown,
+        out_dir,
+        config.thumbnail_size,
+        pair_distances=pair_values,
+        similarity=by_similarity,
         threshold=config.min_similarity if by_similarity else config.threshold,
-        distance_label="cosine similarity" if by_similarity else "Hamming distance", scores=scores,
+        distance_label="cosine similarity" if by_similarity else "Hamming distance",
+        scores=scores,
     )
     keep_in_store(document["store"], out_dir, needed)
     write_json(join(out_dir, "summary.json"), summary.__dict__)
@@ -678,8 +830,13 @@ def report(clusters_path: str | os.PathLike, config: Config, out_dir: str | os.P
 Progress = Callable[[str, int, "int | None"], None]
 
 
-def find_duplicates_in_folder(root: str | os.PathLike, config: Config, out_dir: str | os.PathLike, progress: Progress | None = None,
-                              truth: Mapping[str, Sequence[str]] | None = None) -> RunSummary:
+def find_duplicates_in_folder(
+    root: str | os.PathLike,
+    config: Config,
+    out_dir: str | os.PathLike,
+    progress: Progress | None = None,
+    truth: Mapping[str, Sequence[str]] | None = None,
+) -> RunSummary:
     """Run every stage in this process, as the flow does (``truth``: see :func:`report`).
 
     Chunks, and the search's tiles, run on a pool of ``config.find_workers``

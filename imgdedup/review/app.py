@@ -39,8 +39,10 @@ PAGE = 20
 ACTIONS = ("delete", "move", "hardlink", "symlink")
 STATIC = {"review.css": "text/css", "review.js": "text/javascript"}
 MAX_FORM = 64 * 1024
-CSP = ("default-src 'none'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
-       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 def _refuse(status: int, why: str) -> PlainTextResponse:
@@ -120,7 +122,9 @@ async def _posted(request: Request) -> dict[str, str] | Response:
 
 def _page(request: Request, name: str, **values) -> HTMLResponse:
     template = environment().get_template(name)
-    return HTMLResponse(template.render(token=request.app.state.guard.token, human=human_bytes, show=display_name, **values))
+    return HTMLResponse(
+        template.render(token=request.app.state.guard.token, human=human_bytes, show=display_name, **values)
+    )
 
 
 def _back(form: dict, number: int | None = None) -> RedirectResponse:
@@ -156,13 +160,23 @@ async def clusters(request: Request):
     session = _session(request)
     n_pages = max(1, -(-len(session.clusters) // PAGE))
     page_no = min(max(_int(request.query_params.get("page"), 0), 0), n_pages - 1)
-    shown = session.clusters[page_no * PAGE:(page_no + 1) * PAGE]
+    shown = session.clusters[page_no * PAGE : (page_no + 1) * PAGE]
     entries = session.decisions["clusters"]
     rows = [_cluster_view(session, c, entries.get(str(c["cluster"]))) for c in shown]
-    return _page(request, "review.html", rows=rows, page=page_no, n_pages=n_pages, counts=session.counts(),
-                 references=session.decisions["references"], focus=_int(request.query_params.get("focus"), -1),
-                 root=display_name(session.root), actions=ACTIONS, suppressed=int(session.document.get("suppressed_pairs", 0)),
-                 no_store=session.store() is None)
+    return _page(
+        request,
+        "review.html",
+        rows=rows,
+        page=page_no,
+        n_pages=n_pages,
+        counts=session.counts(),
+        references=session.decisions["references"],
+        focus=_int(request.query_params.get("focus"), -1),
+        root=display_name(session.root),
+        actions=ACTIONS,
+        suppressed=int(session.document.get("suppressed_pairs", 0)),
+        no_store=session.store() is None,
+    )
 
 
 @router.get("/compare/{number}/{index}")
@@ -218,7 +232,7 @@ async def bulk(request: Request):
     if scope == "exact":
         chosen = [c for c in session.clusters if session.is_exact(c)]
     elif scope == "page":
-        chosen = session.clusters[page_no * PAGE:(page_no + 1) * PAGE]
+        chosen = session.clusters[page_no * PAGE : (page_no + 1) * PAGE]
     elif scope == "all":
         chosen = session.clusters
     else:
@@ -276,7 +290,17 @@ async def apply(request: Request):
     try:
         position = _session(request).apply(action, to)
     except (ImgdedupError, OSError) as exc:
-        return _page(request, "apply.html", action=action, to=to, error=str(exc), plan=None, outcome=None, lines=[], actions=ACTIONS)
+        return _page(
+            request,
+            "apply.html",
+            action=action,
+            to=to,
+            error=str(exc),
+            plan=None,
+            outcome=None,
+            lines=[],
+            actions=ACTIONS,
+        )
     return RedirectResponse(f"/applied/{position}", status_code=303)
 
 
@@ -331,18 +355,37 @@ def _cluster_view(session: ReviewSession, cluster, entry) -> dict:
     for k, m in enumerate(cluster["members"]):
         folder, _, name = m["path"].rpartition("/")
         evidence = {key: value for key, value in m.items() if key not in KNOWN_FIELDS}
-        members.append({
-            "index": k, "number": k + 1, "name": display_name(name), "folder": display_name(folder + "/" if folder else ""),
-            "path": display_name(m["path"]), "width": m["width"], "height": m["height"], "format": m["format"],
-            "bytes": m["bytes"], "distance": m["distance"], "similarity": m.get("similarity"), "digest": m["digest"],
-            "tier": "keeper" if m["keeper"] else m.get("tier"), "suggested": bool(m["keeper"]), "keeper": m["path"] == keeper,
-            "apart": m["path"] in apart, "date": _date(m.get("mtime_ns")), "evidence": evidence,
-            "thumb": m["digest"] in session.thumbs,
-        })
+        members.append(
+            {
+                "index": k,
+                "number": k + 1,
+                "name": display_name(name),
+                "folder": display_name(folder + "/" if folder else ""),
+                "path": display_name(m["path"]),
+                "width": m["width"],
+                "height": m["height"],
+                "format": m["format"],
+                "bytes": m["bytes"],
+                "distance": m["distance"],
+                "similarity": m.get("similarity"),
+                "digest": m["digest"],
+                "tier": "keeper" if m["keeper"] else m.get("tier"),
+                "suggested": bool(m["keeper"]),
+                "keeper": m["path"] == keeper,
+                "apart": m["path"] in apart,
+                "date": _date(m.get("mtime_ns")),
+                "evidence": evidence,
+                "thumb": m["digest"] in session.thumbs,
+            }
+        )
     return {
-        "number": int(cluster["cluster"]), "reclaimable": int(cluster["reclaimable_bytes"]), "members": members,
-        "exact": session.is_exact(cluster), "not_duplicates": bool(entry.get("not_duplicates")),
-        "done": bool(entry.get("done")), "decided": bool(entry) and (bool(entry.get("keeper")) or bool(entry.get("done"))),
+        "number": int(cluster["cluster"]),
+        "reclaimable": int(cluster["reclaimable_bytes"]),
+        "members": members,
+        "exact": session.is_exact(cluster),
+        "not_duplicates": bool(entry.get("not_duplicates")),
+        "done": bool(entry.get("done")),
+        "decided": bool(entry) and (bool(entry.get("keeper")) or bool(entry.get("done"))),
         "chosen": bool(entry.get("keeper")),
     }
 

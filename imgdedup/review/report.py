@@ -67,12 +67,19 @@ def human_bytes(n: int) -> str:
 
 # --- the distance plot -----------------------------------------------------------------
 
+
 def _fmt_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.3g}"
 
 
-def distance_histogram_svg(distances, threshold: float | None, label: str = "Hamming distance", similarity: bool = False,
-                           width: int = 640, height: int = 220) -> str:
+def distance_histogram_svg(
+    distances,
+    threshold: float | None,
+    label: str = "Hamming distance",
+    similarity: bool = False,
+    width: int = 640,
+    height: int = 220,
+) -> str:
     """An inline SVG histogram of pair distances with the threshold as a dashed red line.
 
     Integer distances get one bar per value; other values 40 equal bins. Each bar
@@ -83,7 +90,9 @@ def distance_histogram_svg(distances, threshold: float | None, label: str = "Ham
     if d.size == 0:
         return "<p class='note'>No pair within the threshold.</p>"
     d = d.astype(np.float64)
-    integral = bool(np.all(np.isfinite(d)) and np.all(d == np.round(d)) and (threshold is None or float(threshold).is_integer()))
+    integral = bool(
+        np.all(np.isfinite(d)) and np.all(d == np.round(d)) and (threshold is None or float(threshold).is_integer())
+    )
     if integral:
         lo = int(min(0, d.min()))
         hi = int(max(d.max(), threshold if threshold is not None else d.max()))
@@ -129,7 +138,9 @@ def distance_histogram_svg(distances, threshold: float | None, label: str = "Ham
     else:
         ticks = [x0 + (x1 - x0) * k / 4 for k in range(5)]
     for value in ticks:
-        parts.append(f"<text x='{x(value):.1f}' y='{top + plot_h + 14}' text-anchor='middle'>{esc(_fmt_number(value))}</text>")
+        parts.append(
+            f"<text x='{x(value):.1f}' y='{top + plot_h + 14}' text-anchor='middle'>{esc(_fmt_number(value))}</text>"
+        )
     if threshold is not None:
         tx = x(float(threshold) + (0.5 if integral and not similarity else -0.5 if integral else 0.0))
         side = "&#8804;" if not similarity else "&#8805;"
@@ -174,7 +185,9 @@ def _number(value):
     return int(value) if value.is_integer() else round(value, 4)
 
 
-def report_data(clusters_doc: Mapping, errors: Sequence[tuple[str, str]], thumbs: Mapping[str, str], thumbnail_size: int) -> dict:
+def report_data(
+    clusters_doc: Mapping, errors: Sequence[tuple[str, str]], thumbs: Mapping[str, str], thumbnail_size: int
+) -> dict:
     """The page's JSON data block: clusters largest reclaimable first, members as compact rows."""
     folders: dict[str, int] = {}
     folder_rows: list[list[str]] = []
@@ -194,10 +207,21 @@ def report_data(clusters_doc: Mapping, errors: Sequence[tuple[str, str]], thumbs
             name = display_name(raw_name)
             # not valid UTF-8: the browser needs the exact bytes, percent-encoded
             name_url = _url_part(raw_name) if name != raw_name else None
-            row = [name, folders[raw_folder], int(m["width"]), int(m["height"]), formats[fmt], int(m["bytes"]),
-                   _number(m["distance"]), 1 if m["keeper"] else 0, 1 if m["digest"] in thumbs else 0, str(m["digest"]),
-                   None if m.get("similarity") is None else _number(m["similarity"]), name_url,
-                   None if m["keeper"] else m.get("tier")]
+            row = [
+                name,
+                folders[raw_folder],
+                int(m["width"]),
+                int(m["height"]),
+                formats[fmt],
+                int(m["bytes"]),
+                _number(m["distance"]),
+                1 if m["keeper"] else 0,
+                1 if m["digest"] in thumbs else 0,
+                str(m["digest"]),
+                None if m.get("similarity") is None else _number(m["similarity"]),
+                name_url,
+                None if m["keeper"] else m.get("tier"),
+            ]
             members.append(row)
         rows.append([int(cluster["cluster"]), int(cluster["reclaimable_bytes"]), members])
     root = str(clusters_doc.get("root") or "")
@@ -279,17 +303,24 @@ def render_report(
     if pair_distances is not None:
         n_pairs = int(np.asarray(pair_distances).size)
         plot = Markup(distance_histogram_svg(pair_distances, threshold, label, similarity))  # built with html.escape
-    page = environment().get_template("report.html").render(
-        csp=Markup(_CSP.format(script=script_hash(script))),  # a constant: quotes stay quotes
-        css=Markup(static_text("report.css")),
-        script=Markup(script),
-        data=Markup(json_for_script(data)),  # no <, > or &: cannot end the element
-        root=display_name(str(clusters_doc.get("root", ""))),
-        summary=[(str(k), _summary_value(v)) for k, v in summary.items()],
-        plot=plot, n_pairs=n_pairs, similarity=similarity,
-        scores=_score_rows(scores) if scores is not None else None,
-        run_dir=display_name(str(out_dir)),
-        n_clusters=len(data["clusters"]), n_errors=len(errors),
+    page = (
+        environment()
+        .get_template("report.html")
+        .render(
+            csp=Markup(_CSP.format(script=script_hash(script))),  # a constant: quotes stay quotes
+            css=Markup(static_text("report.css")),
+            script=Markup(script),
+            data=Markup(json_for_script(data)),  # no <, > or &: cannot end the element
+            root=display_name(str(clusters_doc.get("root", ""))),
+            summary=[(str(k), _summary_value(v)) for k, v in summary.items()],
+            plot=plot,
+            n_pairs=n_pairs,
+            similarity=similarity,
+            scores=_score_rows(scores) if scores is not None else None,
+            run_dir=display_name(str(out_dir)),
+            n_clusters=len(data["clusters"]),
+            n_errors=len(errors),
+        )
     )
     path = join(out_dir, REPORT_NAME)
     atomic_write_text(path, page)

@@ -31,8 +31,26 @@ from imgdedup.review.thumbnails import THUMBS
 from imgdedup.storage.locations import is_url
 
 #: Formats a browser shows as they are; the others are converted to PNG to be compared.
-BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp"}
-KNOWN_FIELDS = {"path", "keeper", "distance", "similarity", "width", "height", "bytes", "format", "digest", "mtime_ns", "tier"}
+BROWSER_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+}
+KNOWN_FIELDS = {
+    "path",
+    "keeper",
+    "distance",
+    "similarity",
+    "width",
+    "height",
+    "bytes",
+    "format",
+    "digest",
+    "mtime_ns",
+    "tier",
+}
 
 
 def _pairs(cluster: Mapping, entry: Mapping | None) -> set[tuple[str, str]]:
@@ -52,8 +70,14 @@ def _pairs(cluster: Mapping, entry: Mapping | None) -> set[tuple[str, str]]:
     return pairs
 
 
-def plan_decisions(run_dir: str | os.PathLike, action: str, to: str | os.PathLike | None = None,
-                   references: Sequence[str] = (), tiers: Sequence[str] | None = None, decisions: Mapping | None = None) -> Plan:
+def plan_decisions(
+    run_dir: str | os.PathLike,
+    action: str,
+    to: str | os.PathLike | None = None,
+    references: Sequence[str] = (),
+    tiers: Sequence[str] | None = None,
+    decisions: Mapping | None = None,
+) -> Plan:
     """The plan of the decisions saved in ``RUN_DIR/decisions.json`` (touches nothing).
 
     Only decided clusters are acted on, each keeping the person's keeper (the
@@ -65,8 +89,14 @@ def plan_decisions(run_dir: str | os.PathLike, action: str, to: str | os.PathLik
     document = json.loads((Path(run_dir) / "clusters.json").read_text(encoding="utf-8"))
     numbers = [int(c["cluster"]) for c in document["clusters"]]
     decisions = decisions if decisions is not None else dec.load_decisions(run_dir)
-    return plan_actions(dec.decided_run(run, numbers, decisions), action, keep="resolution",
-                        references=[*decisions["references"], *references], to=to, tiers=tiers)
+    return plan_actions(
+        dec.decided_run(run, numbers, decisions),
+        action,
+        keep="resolution",
+        references=[*decisions["references"], *references],
+        to=to,
+        tiers=tiers,
+    )
 
 
 @dataclass
@@ -88,7 +118,9 @@ class ReviewSession:
         except (OSError, ValueError) as exc:
             raise ActionError(f"cannot read {str(self.run_dir / 'clusters.json')!r}: {exc}") from None
         self.root = str(self.document["root"])
-        self.clusters = sorted(self.document["clusters"], key=lambda c: (-int(c["reclaimable_bytes"]), int(c["cluster"])))
+        self.clusters = sorted(
+            self.document["clusters"], key=lambda c: (-int(c["reclaimable_bytes"]), int(c["cluster"]))
+        )
         self.by_number = {int(c["cluster"]): c for c in self.clusters}
         thumbs = self.run_dir / THUMBS
         names = sorted(os.listdir(thumbs)) if thumbs.is_dir() else []

@@ -38,7 +38,9 @@ def _write_thumbnail(root: str, member: Mapping, target: Location, size: int) ->
         return False  # the report then shows the name without a picture
 
 
-def make_thumbnails(root: str, members: Sequence[Mapping], folder: str | os.PathLike, size: int, workers: int | None = None) -> dict[str, str]:
+def make_thumbnails(
+    root: str, members: Sequence[Mapping], folder: str | os.PathLike, size: int, workers: int | None = None
+) -> dict[str, str]:
     """Write one JPEG thumbnail per distinct digest; return digest -> src relative to the page.
 
     A thumbnail that already exists (same digest and size) is reused, so a
@@ -87,8 +89,11 @@ def share_files(source: Location, target: Location, names: Iterable[str] | None 
     """
     wanted = set(names) if names is not None else None
     present = set(locations.list_names(target))
-    todo = [n for n in locations.list_names(source)
-            if not n.startswith(".") and n not in present and (wanted is None or n in wanted)]
+    todo = [
+        n
+        for n in locations.list_names(source)
+        if not n.startswith(".") and n not in present and (wanted is None or n in wanted)
+    ]
     if todo:
         locations.make_folder(target)
         locations.copy_files([join(source, n) for n in todo], [join(target, n) for n in todo])

@@ -16,7 +16,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 #: Folder names (any level) and file-name words that mark a file as a copy, not the original.
-COPY_NAMES = re.compile(r"(^|[^a-z])(cop(y|ies)|exports?|exported|thumbs?|thumbnails?|resized|previews?|small|cache)([^a-z]|$)")
+COPY_NAMES = re.compile(
+    r"(^|[^a-z])(cop(y|ies)|exports?|exported|thumbs?|thumbnails?|resized|previews?|small|cache)([^a-z]|$)"
+)
 #: Largest number of direct keeper checks made for one component (a guard against pathological graphs).
 MAX_KEEPER_CHECKS = 20_000
 
@@ -50,7 +52,9 @@ def looks_like_copy(path: str) -> bool:
     """Whether a relative path sits in a folder named like copies/exports/thumbnails, or its name says copy."""
     parts = path.lower().replace("\\", "/").split("/")
     stem = parts[-1].rsplit(".", 1)[0]
-    return any(COPY_NAMES.search(part) for part in parts[:-1]) or bool(re.search(r"(^|[^a-z])cop(y|ies)([^a-z]|$)|\(\d+\)$", stem))
+    return any(COPY_NAMES.search(part) for part in parts[:-1]) or bool(
+        re.search(r"(^|[^a-z])cop(y|ies)([^a-z]|$)|\(\d+\)$", stem)
+    )
 
 
 def keeper_order(
@@ -176,7 +180,10 @@ def verified_groups(
                     verdicts[key] = verify(*key)
                 verdict = verdicts.get(key)
                 if verdict is not None and verdict[0]:
-                    members[other] = (verdict[1] if graph.has_edge(*key) else f"{verdict[1]} (keeper check)", verdict[2])
+                    members[other] = (
+                        verdict[1] if graph.has_edge(*key) else f"{verdict[1]} (keeper check)",
+                        verdict[2],
+                    )
             remaining.discard(keeper)
             remaining -= set(members)
             if members:
@@ -235,15 +242,23 @@ def cluster_pairs(
             similarities = None
             order = np.lexsort((members, distances, members != keeper))
         else:
-            similarities = np.asarray(embeddings[members], dtype=np.float32) @ np.asarray(embeddings[keeper], dtype=np.float32)
+            similarities = np.asarray(embeddings[members], dtype=np.float32) @ np.asarray(
+                embeddings[keeper], dtype=np.float32
+            )
             order = np.lexsort((members, -similarities, members != keeper))
         clusters.append(
             Cluster(
                 keeper=keeper,
                 members=tuple(
                     ClusterMember(
-                        int(members[k]), int(distances[k]), None if similarities is None else round(float(similarities[k]), 4),
-                        *((None if verify is None else "keeper", {}) if members[k] == keeper else evidence[int(members[k])]),
+                        int(members[k]),
+                        int(distances[k]),
+                        None if similarities is None else round(float(similarities[k]), 4),
+                        *(
+                            (None if verify is None else "keeper", {})
+                            if members[k] == keeper
+                            else evidence[int(members[k])]
+                        ),
                     )
                     for k in order
                 ),
@@ -253,7 +268,9 @@ def cluster_pairs(
     return clusters
 
 
-def neighbour_lists(n: int, i: np.ndarray, j: np.ndarray, score: np.ndarray, higher_is_closer: bool = False) -> list[list[tuple[int, float]]]:
+def neighbour_lists(
+    n: int, i: np.ndarray, j: np.ndarray, score: np.ndarray, higher_is_closer: bool = False
+) -> list[list[tuple[int, float]]]:
     """For each image, its direct neighbours as ``(index, score)``, nearest first, then by index.
 
     This is imagededup's ``find_duplicates`` shape: a pair within the threshold,

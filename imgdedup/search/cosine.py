@@ -47,7 +47,11 @@ def _check(embeddings: np.ndarray, name: str) -> np.ndarray:
 
 
 def _check_threshold(min_similarity: float) -> float:
-    if isinstance(min_similarity, bool) or not isinstance(min_similarity, (int, float)) or not -1.0 <= min_similarity <= 1.0:
+    if (
+        isinstance(min_similarity, bool)
+        or not isinstance(min_similarity, (int, float))
+        or not -1.0 <= min_similarity <= 1.0
+    ):
         raise ValueError(f"`min_similarity` must be a number in -1..1, got {min_similarity!r}")
     return float(min_similarity)
 
@@ -118,10 +122,12 @@ def _candidates(scores: "torch.Tensor", floor: float) -> tuple[np.ndarray, np.nd
     return hit_rows[r].numpy().astype(np.int64), c.numpy().astype(np.int64)
 
 
-def _verify(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _verify(
+    a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keep_a, keep_b, keep_s = [], [], []
     for start in range(0, len(ia), VERIFY_BATCH):
-        pa, pb = ia[start:start + VERIFY_BATCH], ib[start:start + VERIFY_BATCH]
+        pa, pb = ia[start : start + VERIFY_BATCH], ib[start : start + VERIFY_BATCH]
         s = np.einsum("ij,ij->i", a[pa], b[pb])
         ok = s >= threshold
         keep_a.append(pa[ok])
@@ -133,7 +139,10 @@ def _verify(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, thresh
 
 
 def cosine_pairs(
-    embeddings: np.ndarray, min_similarity: float, block: int | None = None, dtype: "torch.dtype | None" = None,
+    embeddings: np.ndarray,
+    min_similarity: float,
+    block: int | None = None,
+    dtype: "torch.dtype | None" = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair ``i < j`` with ``embeddings[i] @ embeddings[j] >= min_similarity``.
 
@@ -180,8 +189,11 @@ def cosine_pairs(
 
 
 def cosine_query(
-    index_embeddings: np.ndarray, query_embeddings: np.ndarray, min_similarity: float,
-    block: int | None = None, dtype: "torch.dtype | None" = None,
+    index_embeddings: np.ndarray,
+    query_embeddings: np.ndarray,
+    min_similarity: float,
+    block: int | None = None,
+    dtype: "torch.dtype | None" = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All ``(query, index, similarity)`` with similarity >= ``min_similarity``, sorted by (query, index).
 

@@ -154,7 +154,9 @@ class _Sorted:
         np.minimum(pos, self.keys.size - 1, out=pos)
         return np.where(self.keys[pos] == keys, pos, -1)
 
-    def sub_pairs(self, other: _Sorted, ua: np.ndarray, ub: np.ndarray, same: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sub_pairs(
+        self, other: _Sorted, ua: np.ndarray, ub: np.ndarray, same: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sub-bucket pairs (a, b, diagonal) for distinct-key pairs (ua, ub).
 
         With ``same``, each pair is a key with itself: every unordered pair of
@@ -228,9 +230,7 @@ def _block(
     return q, k, l, dist.reshape(-1)[flat]
 
 
-def _verify(
-    left: _Sorted, right: _Sorted, a: np.ndarray, b: np.ndarray, diag: np.ndarray, radius: int
-) -> _Hits | None:
+def _verify(left: _Sorted, right: _Sorted, a: np.ndarray, b: np.ndarray, diag: np.ndarray, radius: int) -> _Hits | None:
     """Every (left index, right index, distance) within ``radius`` between sub-buckets ``a[p]`` and ``b[p]``."""
     if a.size == 0:
         return None
@@ -265,6 +265,7 @@ def _verify(
     if not out_i:
         return None
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
+
 
 # --------------------------------------------------------------------------- #
 # Joins
@@ -358,7 +359,11 @@ def _mih_join(hashes_a: np.ndarray, hashes_b: np.ndarray | None, radius: int, pa
             return _drop_found_earlier(_verify(left, left, a, b, diag, radius), hashes_a, hb, earlier)
 
         def probe(
-            lhs: np.ndarray, targets: np.ndarray, left: _Sorted = left, right: _Sorted = right, earlier: Sequence[Part] = earlier
+            lhs: np.ndarray,
+            targets: np.ndarray,
+            left: _Sorted = left,
+            right: _Sorted = right,
+            earlier: Sequence[Part] = earlier,
         ) -> _Hits | None:
             found = right.lookup(targets)
             hit = np.flatnonzero(found >= 0)
@@ -366,7 +371,8 @@ def _mih_join(hashes_a: np.ndarray, hashes_b: np.ndarray | None, radius: int, pa
             return _drop_found_earlier(_verify(left, right, a, b, diag, radius), hashes_a, hb, earlier)
 
         items: Iterator[Callable[[], _Hits | None]] = (
-            (lambda lhs=lhs, targets=targets, probe=probe: probe(lhs, targets)) for lhs, targets in _probes(left, part, self_join)
+            (lambda lhs=lhs, targets=targets, probe=probe: probe(lhs, targets))
+            for lhs, targets in _probes(left, part, self_join)
         )
         if self_join:
             items = itertools.chain([same_key], items)
@@ -447,7 +453,9 @@ def _resolve_plan(substrings: Any, n_left: int, n_right: int, radius: int, self_
     return parts
 
 
-def hamming_pairs(hashes: np.ndarray, radius: int, *, substrings: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hamming_pairs(
+    hashes: np.ndarray, radius: int, *, substrings: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of hashes within ``radius`` bits of each other (exact).
 
     Parameters

@@ -34,8 +34,6 @@ _NS_PER_PART = 5e6  # fixed cost of one substring: mask lists, thread pool, smal
 _NS_PER_TABLE_SLOT = 1.0  # allocating and filling the direct lookup table
 
 
-
-
 @dataclass(frozen=True)
 class Part:
     """One substring: bits ``shift .. shift + bits - 1`` may differ in up to ``threshold`` bits."""

@@ -53,10 +53,16 @@ def search_component(store: Store, config: Config) -> Component:
     few candidates are judged by hash afterwards (:func:`finish_pairs`).
     """
     if config.uses_embeddings:
-        similarity = min(config.hybrid_floor, config.min_similarity) if config.method == "hybrid" else config.min_similarity
-        return Component("cosine", "embeddings", similarity, str(join(store.path, "pairs", f"cosine-s{similarity:.6f}.npz")))
+        similarity = (
+            min(config.hybrid_floor, config.min_similarity) if config.method == "hybrid" else config.min_similarity
+        )
+        return Component(
+            "cosine", "embeddings", similarity, str(join(store.path, "pairs", f"cosine-s{similarity:.6f}.npz"))
+        )
     array = config.hash_array(config.hash_methods[0])
-    return Component("hamming", array, config.threshold, str(join(store.path, "pairs", f"{array}-r{config.threshold}.npz")))
+    return Component(
+        "hamming", array, config.threshold, str(join(store.path, "pairs", f"{array}-r{config.threshold}.npz"))
+    )
 
 
 def plan_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: Config) -> SearchPlan:

@@ -98,17 +98,34 @@ class SearchPlan:
     def save(self, path: Location) -> Location:
         c = self.component
         return locations.save_npz(
-            path, kind=np.array(c.kind), array=np.array(c.array), parameter=np.array(c.parameter, np.float64),
-            cache=np.array(c.cache), rows=self.rows, joined=self.joined, old=self.old, kept_i=self.kept_i,
-            kept_j=self.kept_j, kept_value=self.kept_value, tiles=self.tiles,
+            path,
+            kind=np.array(c.kind),
+            array=np.array(c.array),
+            parameter=np.array(c.parameter, np.float64),
+            cache=np.array(c.cache),
+            rows=self.rows,
+            joined=self.joined,
+            old=self.old,
+            kept_i=self.kept_i,
+            kept_j=self.kept_j,
+            kept_value=self.kept_value,
+            tiles=self.tiles,
         )
 
     @classmethod
     def load(cls, path: Location) -> SearchPlan:
         data = locations.load_npz(path)
         component = Component(str(data["kind"]), str(data["array"]), float(data["parameter"]), str(data["cache"]))
-        return cls(component, data["rows"], data["joined"], data["old"], data["kept_i"], data["kept_j"],
-                   data["kept_value"], data["tiles"])
+        return cls(
+            component,
+            data["rows"],
+            data["joined"],
+            data["old"],
+            data["kept_i"],
+            data["kept_j"],
+            data["kept_value"],
+            data["tiles"],
+        )
 
 
 def partition_bounds(n: int, block: int) -> list[tuple[int, int]]:
@@ -148,7 +165,9 @@ def plan_search(component: Component, rows: np.ndarray, new_mask: np.ndarray, bl
         if np.isin(old_rows, covered).all():
             keep = np.isin(row_i, old_rows) & np.isin(row_j, old_rows)
             ki, kj = _to_positions(rows, row_i[keep], row_j[keep])
-            plan = SearchPlan(component, rows, np.flatnonzero(new_mask), old, ki, kj, value[keep].astype(component.value_dtype))
+            plan = SearchPlan(
+                component, rows, np.flatnonzero(new_mask), old, ki, kj, value[keep].astype(component.value_dtype)
+            )
     plan.tiles = tile_table(len(plan.joined), len(plan.old), block)
     return plan
 
@@ -178,7 +197,9 @@ def merge_tiles(plan: SearchPlan, found: list[Pairs]) -> Pairs:
     order = np.lexsort((b, a))
     a, b, value = a[order], b[order], value[order]
     rows = plan.rows
-    locations.save_npz(locations.as_location(plan.component.cache), rows=rows, row_i=rows[a], row_j=rows[b], value=value)
+    locations.save_npz(
+        locations.as_location(plan.component.cache), rows=rows, row_i=rows[a], row_j=rows[b], value=value
+    )
     return a, b, value
 
 

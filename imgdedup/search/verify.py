@@ -103,8 +103,14 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a.ravel(), b.ravel()) / norm) if norm > 1e-9 else 0.0
 
 
-def keypoint_transform(points_a: np.ndarray, desc_a: np.ndarray, points_b: np.ndarray, desc_b: np.ndarray,
-                       ratio: float = 0.8, reprojection: float = 4.0) -> tuple[np.ndarray | None, int]:
+def keypoint_transform(
+    points_a: np.ndarray,
+    desc_a: np.ndarray,
+    points_b: np.ndarray,
+    desc_b: np.ndarray,
+    ratio: float = 0.8,
+    reprojection: float = 4.0,
+) -> tuple[np.ndarray | None, int]:
     """The similarity transform most ORB matches (Lowe's ratio test) agree on, by RANSAC.
 
     Parameters
@@ -126,13 +132,16 @@ def keypoint_transform(points_a: np.ndarray, desc_a: np.ndarray, points_b: np.nd
     import cv2
 
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    good = [p[0] for p in matcher.knnMatch(desc_a, desc_b, k=2) if len(p) == 2 and p[0].distance < ratio * p[1].distance]
+    good = [
+        p[0] for p in matcher.knnMatch(desc_a, desc_b, k=2) if len(p) == 2 and p[0].distance < ratio * p[1].distance
+    ]
     if len(good) < 4:
         return None, 0
     source = points_a[[m.queryIdx for m in good]].reshape(-1, 1, 2)
     target = points_b[[m.trainIdx for m in good]].reshape(-1, 1, 2)
-    transform, mask = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=reprojection,
-                                                  maxIters=500, confidence=0.99)
+    transform, mask = cv2.estimateAffinePartial2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=reprojection, maxIters=500, confidence=0.99
+    )
     return (None, 0) if mask is None or transform is None else (transform, int(mask.sum()))
 
 
@@ -171,10 +180,10 @@ def _centre_crop(values: np.ndarray, aspect: float) -> np.ndarray:
     if width / height > aspect:
         keep = max(1, round(height * aspect))
         start = (width - keep) // 2
-        return values[..., :, start:start + keep]
+        return values[..., :, start : start + keep]
     keep = max(1, round(width / aspect))
     start = (height - keep) // 2
-    return values[..., start:start + keep, :]
+    return values[..., start : start + keep, :]
 
 
 def common_aspect(a, b, side: int = 32) -> tuple[float, float, float]:
@@ -186,8 +195,12 @@ def common_aspect(a, b, side: int = 32) -> tuple[float, float, float]:
 
     def maps(e) -> tuple[np.ndarray, np.ndarray]:
         grey = cv2.resize(_centre_crop(e.small.astype(np.float32), aspect), (side, side), interpolation=cv2.INTER_AREA)
-        chroma = np.stack([cv2.resize(c, (side // 4, side // 4), interpolation=cv2.INTER_AREA)
-                           for c in _centre_crop(e.small_chroma.astype(np.float32), aspect)])
+        chroma = np.stack(
+            [
+                cv2.resize(c, (side // 4, side // 4), interpolation=cv2.INTER_AREA)
+                for c in _centre_crop(e.small_chroma.astype(np.float32), aspect)
+            ]
+        )
         return grey, chroma
 
     (ga, ca), (gb, cb) = maps(a), maps(b)
@@ -223,9 +236,13 @@ def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, f
     norm = float(np.linalg.norm(x) * np.linalg.norm(y))
     spread = sorted((float(x.std()), float(y.std())))
     contrast = spread[1] / max(spread[0], 1e-6)
-    chroma_b = np.stack([cv2.warpAffine(c.astype(np.float32), scaled, (width, height), flags=flags) for c in b.small_chroma])
+    chroma_b = np.stack(
+        [cv2.warpAffine(c.astype(np.float32), scaled, (width, height), flags=flags) for c in b.small_chroma]
+    )
     colour = _cosine(a.small_chroma.astype(np.float32)[:, mask], chroma_b[:, mask])
-    blocks = worst_block(cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0), cv2.GaussianBlur(warped, (3, 3), 0), mask)
+    blocks = worst_block(
+        cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0), cv2.GaussianBlur(warped, (3, 3), 0), mask
+    )
     return (float(x @ y) / norm if norm > 1e-6 else 0.0), overlap, share_b, colour, blocks, contrast
 
 
@@ -254,7 +271,10 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
         if difference <= settings.pixel_tolerance and int(delta.max()) <= MAX_PIXEL_DELTA and same_aspect:
             return Verdict(True, "pixels", scores)
         return Verdict(False, "low_information", scores)
-    direct, mirrored = float(np.dot(a.grey.ravel(), b.grey.ravel())), float(np.dot(a.grey.ravel(), b.grey[:, ::-1].ravel()))
+    direct, mirrored = (
+        float(np.dot(a.grey.ravel(), b.grey.ravel())),
+        float(np.dot(a.grey.ravel(), b.grey[:, ::-1].ravel())),
+    )
     flip = mirrored > direct
     aligned = max(direct, mirrored)
     fine = float(np.dot(a.fine.ravel(), (b.fine[:, ::-1] if flip else b.fine).ravel()))
@@ -279,7 +299,11 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
         # one picture cut for another screen: compare what both show
         shared, shared_blocks, shared_colour = common_aspect(a, b)
         scores.update(shared=round(shared, 3), shared_blocks=round(shared_blocks, 3))
-        if shared >= settings.aligned and shared_blocks <= settings.blocks and (not colourful or shared_colour >= settings.colour):
+        if (
+            shared >= settings.aligned
+            and shared_blocks <= settings.blocks
+            and (not colourful or shared_colour >= settings.colour)
+        ):
             return Verdict(True, "aligned (common aspect)", scores)
     transform, inliers = None, 0
     # too few keypoints never agree; pictures anti-correlated even as aligned maps are not crops of
@@ -290,14 +314,25 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
     if transform is not None and inliers >= settings.inliers:
         registered, overlap, share_b, colour, blocks, contrast = registered_correlation(a, b, transform)
         angle = abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
-        scores.update(registered=round(registered, 3), overlap=round(overlap, 3), contained=round(max(overlap, share_b), 3),
-                      blocks=round(blocks, 3), angle=round(angle, 1))
+        scores.update(
+            registered=round(registered, 3),
+            overlap=round(overlap, 3),
+            contained=round(max(overlap, share_b), 3),
+            blocks=round(blocks, 3),
+            angle=round(angle, 1),
+        )
         if colourful:
             scores["registered_colour"] = round(colour, 3)
         # one picture must lie (nearly) wholly within the other: a crop, not two pictures sharing a part
-        if (registered >= settings.registered and overlap >= MIN_OVERLAP and max(overlap, share_b) >= MIN_CONTAINED
-                and blocks <= REGISTERED_BLOCKS and angle <= MAX_ANGLE and contrast <= MAX_CONTRAST_RATIO
-                and (not colourful or colour >= REGISTERED_COLOUR)):
+        if (
+            registered >= settings.registered
+            and overlap >= MIN_OVERLAP
+            and max(overlap, share_b) >= MIN_CONTAINED
+            and blocks <= REGISTERED_BLOCKS
+            and angle <= MAX_ANGLE
+            and contrast <= MAX_CONTRAST_RATIO
+            and (not colourful or colour >= REGISTERED_COLOUR)
+        ):
             return Verdict(True, "keypoints", scores)
         if colourful and colour < REGISTERED_COLOUR and registered >= settings.registered:
             return Verdict(False, "colour", scores)  # the same layout, other colours: a look-alike

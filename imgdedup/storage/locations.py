@@ -52,7 +52,6 @@ def is_url(path: object) -> bool:
     return "://" in text and text.split("://", 1)[0] not in _LOCAL_PROTOCOLS
 
 
-
 def as_location(value: str | os.PathLike, error: type[ImgdedupError] = ImgdedupError) -> Location:
     """A URL as a ``str`` without trailing slash; anything else (``file://`` too) as a ``Path``."""
     text = os.fsdecode(os.fspath(value)) if isinstance(value, os.PathLike) else str(value)
@@ -66,7 +65,7 @@ def as_location(value: str | os.PathLike, error: type[ImgdedupError] = ImgdedupE
         return text.rstrip("/")
     for scheme in _FILE_SCHEMES:
         if text.startswith(scheme):
-            text = text[len(scheme):]
+            text = text[len(scheme) :]
     return Path(text)
 
 
@@ -116,6 +115,7 @@ def _fresh(location: str):
 
 # --- reading -----------------------------------------------------------------------
 
+
 def read_bytes(location: Location) -> bytes:
     if isinstance(location, Path):
         return location.read_bytes()
@@ -159,6 +159,7 @@ def load_npz(location: Location, keys: Sequence[str] | None = None) -> dict:
 
 
 # --- writing -----------------------------------------------------------------------
+
 
 def _temporary(path: Path) -> Path:
     # Hidden and not ending in the target's suffix: never mistaken for a committed file.
@@ -263,4 +264,3 @@ def copy_files(sources: Sequence[Location], targets: Sequence[Location]) -> None
 def atomic_write_text(path: str | os.PathLike, text: str, errors: str = "strict") -> None:
     """Write UTF-8 text as one whole file (temporary name then rename, or one PUT): a reader never sees half of it."""
     write_text(as_location(path), text, errors=errors)
-

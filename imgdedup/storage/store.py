@@ -49,8 +49,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from imgdedup.storage import locations
 from imgdedup.errors import StoreError
+from imgdedup.storage import locations
 from imgdedup.storage.locations import Location, join
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,9 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot create store {str(store.path)!r}: {exc.strerror or exc}") from None
         if body.get("version") != STORE_VERSION:
-            raise StoreError(f"store {str(store.path)!r} has layout version {body.get('version')}, this imgdedup reads {STORE_VERSION}")
+            raise StoreError(
+                f"store {str(store.path)!r} has layout version {body.get('version')}, this imgdedup reads {STORE_VERSION}"
+            )
         store.row_chunk = int(body["row_chunk"])
         return store
 
@@ -312,7 +314,9 @@ class Store:
                 different = {k: (stored.get(k), v) for k, v in attributes.items() if stored.get(k) != v}
                 if different:
                     detail = "; ".join(f"{k}: store has {a!r}, run uses {b!r}" for k, (a, b) in different.items())
-                    raise StoreError(f"store {str(self.path)!r} holds {name} built differently ({detail}); use another --store")
+                    raise StoreError(
+                        f"store {str(self.path)!r} holds {name} built differently ({detail}); use another --store"
+                    )
             if width is not None and array.shape[1] != width:
                 raise StoreError(f"store {name} has width {array.shape[1]}, run produces {width}; use another --store")
             if array.shape[0] < rows:
@@ -326,7 +330,7 @@ class Store:
     def write_rows(self, name: str, start: int, values: np.ndarray) -> None:
         """Write ``values`` into rows ``start ...`` of an existing array (a chunk task's own range)."""
         if len(values):
-            self.group(mode="r+")[name][start:start + len(values)] = values
+            self.group(mode="r+")[name][start : start + len(values)] = values
 
     def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
         array = self.group(mode="r")[name]
@@ -396,7 +400,9 @@ class _Lease:
 
     def _busy(self, holder: dict) -> StoreError:
         owner = holder.get("owner") or "another run"
-        return StoreError(f"store {self.store!r} is in use by {owner}; wait for that run to finish or use another --store")
+        return StoreError(
+            f"store {self.store!r} is in use by {owner}; wait for that run to finish or use another --store"
+        )
 
     def acquire(self) -> None:
         try:
@@ -435,7 +441,9 @@ class _Lease:
             self._put(IfMatch=etag)  # only if nobody renewed or took it since we read it
         except OSError:
             raise self._busy(holder) from None
-        log.warning("took over the expired lock of store %s from %s", self.store, holder.get("owner") or "an unknown owner")
+        log.warning(
+            "took over the expired lock of store %s from %s", self.store, holder.get("owner") or "an unknown owner"
+        )
 
     def _renew(self) -> None:
         while not self._stop.wait(self.seconds / 4):

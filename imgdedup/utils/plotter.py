@@ -67,7 +67,9 @@ def plot_duplicates(
     pairs = _pairs(duplicate_map, filename)
     document, errors = _clusters(Path(image_dir), pairs)
     total = len(document["clusters"])
-    document["clusters"] = sorted(document["clusters"], key=lambda c: (-c["reclaimable_bytes"], c["cluster"]))[:num_images]
+    document["clusters"] = sorted(document["clusters"], key=lambda c: (-c["reclaimable_bytes"], c["cluster"]))[
+        :num_images
+    ]
     summary = {
         "folder": document["root"],
         "duplicate map": f"{len(duplicate_map)} images, {len(pairs)} pairs",
@@ -108,16 +110,21 @@ def _clusters(root: Path, pairs: list[tuple[str, str]]) -> tuple[dict, list[tupl
     records = [r for r in discover_images(root, recursive=True) if r.id in wanted]
     missing = wanted - {r.id for r in records}
     if missing:
-        raise ValueError(f"{len(missing)} name(s) of `duplicate_map` are not files under {str(root)!r}, "
-                         f"e.g. {sorted(missing)[:3]}")
+        raise ValueError(
+            f"{len(missing)} name(s) of `duplicate_map` are not files under {str(root)!r}, e.g. {sorted(missing)[:3]}"
+        )
     chunk = hash_images(root, records, 0, ("phash",))
     readable = chunk.positions.tolist()
     ids = [records[p].id for p in readable]
     table = ImageTable(
-        root=str(root.resolve()), ids=ids,
+        root=str(root.resolve()),
+        ids=ids,
         sizes=np.asarray([records[p].size for p in readable], dtype=np.int64),
         mtime_ns=np.asarray([records[p].mtime_ns for p in readable], dtype=np.int64),
-        width=chunk.width, height=chunk.height, formats=chunk.formats, digests=chunk.digests,
+        width=chunk.width,
+        height=chunk.height,
+        formats=chunk.formats,
+        digests=chunk.digests,
     )
     index = {name: k for k, name in enumerate(ids)}
     kept = [(index[a], index[b]) for a, b in pairs if a in index and b in index]

@@ -31,7 +31,9 @@ class BKTree:
         ``Hashing.hamming_distance`` computes).
     """
 
-    def __init__(self, hash_dict: Optional[Mapping[str, str]] = None, distance_function: Optional[Callable] = None) -> None:
+    def __init__(
+        self, hash_dict: Optional[Mapping[str, str]] = None, distance_function: Optional[Callable] = None
+    ) -> None:
         if distance_function is not None and not callable(distance_function):
             raise ValueError(f"`distance_function` must be callable or None, got {distance_function!r}")
         self.distance_function = distance_function
@@ -61,7 +63,9 @@ class BKTree:
             raise ValueError(f"`hash_dict` must be a dict of name -> hex hash, got {type(hash_dict).__name__}")
         out: Dict[str, list] = {}
         for name, value in hash_dict.items():
-            found = [(other, d) for other, d in self._tree.query(_hash(name, value), distance_threshold) if other != name]
+            found = [
+                (other, d) for other, d in self._tree.query(_hash(name, value), distance_threshold) if other != name
+            ]
             out[name] = found if scores else [other for other, _ in found]
         return out
 
