@@ -50,7 +50,7 @@ def score(pairs: set[frozenset], labels: dict[str, dict], clusters: list[list[st
     truth = {frozenset(p) for members in groups.values() for p in itertools.combinations(members, 2)}
     out: dict = {}
     for key in sorted({(r["category"], r["split"]) for r in labels.values()}):
-        inside = lambda path: (labels[path]["category"], labels[path]["split"]) == key  # noqa: E731
+        inside = lambda path, key=key: (labels[path]["category"], labels[path]["split"]) == key  # noqa: E731
         found = {p for p in pairs if any(inside(x) for x in p)}
         true = {p for p in truth if all(inside(x) for x in p)}
         hits = found & truth

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         wide = candidate | (d["cosine"] >= floor)
         found = wide & verdicts(d, aligned, colour, inliers, registered) & in_split
         line = [min_sim, floor, threshold, aligned, colour, inliers, registered]
-        worst_p, worst_r = 1.0, 1.0
+        worst_p = 1.0
         per = []
         for c in sorted(set(category)):
             mask = found & ((category[i] == c) | (category[j] == c))
