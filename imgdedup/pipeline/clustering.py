@@ -1,0 +1,154 @@
+"""Cluster stage: verify candidate pairs, cluster them, write the result files."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from imgdedup.config import Config
+from imgdedup.errors import ImageLoadError
+from imgdedup.imaging.describe import describe_image
+from imgdedup.imaging.discover import FileRecord, read_bytes
+from imgdedup.pipeline.embedders import embedding_settings
+from imgdedup.pipeline.indexing import image_table
+from imgdedup.pipeline.plan import read_plan
+from imgdedup.pipeline.results import (
+    ImageTable,
+    clusters_document,
+    duplicates_map,
+    write_clusters_csv,
+    write_errors_csv,
+    write_json,
+)
+from imgdedup.search.cluster import cluster_pairs, keeper_order
+from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS
+from imgdedup.search.rules import suppress_pairs, veto_pairs
+from imgdedup.search.tiers import member_tier
+from imgdedup.search.verify import verify_pair
+from imgdedup.storage import locations
+from imgdedup.storage.locations import Location, as_location, join
+from imgdedup.storage.store import STATUS_ERROR, PositionRows, Store
+
+
+def describe_candidates(table: ImageTable, indices: np.ndarray, max_pixels: int) -> dict:
+    """:class:`ImageEvidence` of the images in candidate pairs (None for a file unreadable now)."""
+    found: dict = {}
+    for k in np.asarray(indices).tolist():
+        record = FileRecord(id=table.ids[k], size=int(table.sizes[k]), mtime_ns=int(table.mtime_ns[k]))
+        try:
+            found[k] = describe_image(read_bytes(table.root, record), max_pixels)
+        except (ImageLoadError, MemoryError):
+            found[k] = None
+    return found
+
+
+def run_settings(config: Config) -> dict:
+    settings: dict = {"method": config.method, "threshold": config.threshold, "compat": config.compat}
+    if config.uses_embeddings:
+        settings.update({"min_similarity": config.min_similarity, **embedding_settings(config)})
+    if config.method == "hybrid":
+        settings.update({"hybrid_hashes": list(TRIMMED_HASH_ARRAYS), "hybrid_floor": config.hybrid_floor})
+    settings["verify"] = config.verify and not config.compat
+    if settings["verify"]:
+        settings.update(
+            {
+                name: getattr(config, name)
+                for name in (
+                    "verify_aligned",
+                    "verify_fine",
+                    "verify_colour",
+                    "verify_inliers",
+                    "verify_registered",
+                    "verify_blocks",
+                )
+            }
+        )
+    return settings
+
+
+def cluster(
+    plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike
+) -> Location:
+    """Cluster the pairs and write duplicates.json, clusters.json/.csv and errors.csv."""
+    out_dir = as_location(out_dir)
+    plan = read_plan(plan_path)
+    store = Store.open(plan.store)
+    manifest = store.load_manifest()
+    table, rows = image_table(manifest, plan.root)
+    pairs = locations.load_npz(as_location(pairs_path))
+    i, j, distance, similarity = pairs["i"], pairs["j"], pairs["distance"], pairs["similarity"]
+    keep, vetoed = veto_pairs(i, j, table.ids, table.width, table.height, config.pair_rules)
+    apart = suppress_pairs(i, j, table.digests, store.not_duplicates())  # marked in `imgdedup review`
+    suppressed = int((keep & ~apart).sum())
+    keep &= apart
+    i, j, distance, similarity = i[keep], j[keep], distance[keep], similarity[keep]
+    if len(rows):
+        # hybrid judges hash distances on the trimmed image: so do its distances to the keeper
+        distance_array = (
+            TRIMMED_HASH_ARRAYS[0] if config.method == "hybrid" else config.hash_array(config.hash_methods[0])
+        )
+        hashes = store.read_rows(distance_array, rows)
+        embeddings = PositionRows(store, "embeddings", rows, np.concatenate([i, j])) if config.uses_embeddings else None
+    else:
+        hashes, embeddings = np.zeros(0, np.uint64), None
+    verifier, evidence, outcomes, verdicts = None, {}, {}, {}
+    if config.verify and not config.compat and len(i):
+        evidence = describe_candidates(table, np.unique(np.concatenate([i, j])), config.max_image_pixels)
+        settings = config.verify_settings
+
+        def verifier(a: int, b: int) -> tuple[bool, str, dict]:
+            key = (min(a, b), max(a, b))
+            if key not in verdicts:
+                if evidence.get(a) is None or evidence.get(b) is None:
+                    verdicts[key] = (False, "unreadable", {})
+                else:
+                    verdict = verify_pair(evidence[a], evidence[b], table.digests[a] == table.digests[b], settings)
+                    verdicts[key] = (verdict.ok, verdict.evidence, verdict.scores)
+                outcomes[verdicts[key][1]] = outcomes.get(verdicts[key][1], 0) + 1
+            return verdicts[key]
+
+    camera = np.zeros(len(table.ids), bool)
+    for k, found in evidence.items():
+        camera[k] = found is not None and found.camera
+    rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, camera)
+    clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings, verify=verifier)
+    document = clusters_document(
+        table,
+        clusters,
+        run_settings(config),
+        tier_of=lambda **kw: member_tier(
+            method=config.method,
+            threshold=config.threshold,
+            min_similarity=config.min_similarity,
+            review_bits=config.review_bits,
+            review_similarity=config.review_similarity,
+            **kw,
+        ),
+    )
+    document["candidate_pairs"] = int(len(i))
+    if verifier is not None:  # duplicates.json lists verified pairs only
+        confirmed = np.fromiter((verifier(a, b)[0] for a, b in zip(i.tolist(), j.tolist())), dtype=bool, count=len(i))
+        i, j, distance, similarity = i[confirmed], j[confirmed], distance[confirmed], similarity[confirmed]
+    document["verification"] = dict(sorted(outcomes.items()))  # checks made, by evidence or reason refuted
+    document["low_information"] = sum(1 for found in evidence.values() if found is not None and found.low_information)
+    document["vetoed_pairs"] = vetoed
+    document["suppressed_pairs"] = suppressed
+    by_similarity = config.uses_embeddings
+    write_json(
+        join(out_dir, "duplicates.json"),
+        duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity),
+    )
+    errors = [
+        (manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()
+    ]
+    write_clusters_csv(join(out_dir, "clusters.csv"), document)
+    write_errors_csv(join(out_dir, "errors.csv"), errors)
+    document.update(
+        files=len(manifest),
+        images=len(table.ids),
+        decoded=plan.to_process,
+        store=plan.store,
+        errors=[list(e) for e in errors],
+    )
+    return write_json(join(out_dir, "clusters.json"), document)
