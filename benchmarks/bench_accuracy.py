@@ -29,7 +29,7 @@ except ImportError:  # running from a checkout without installing
 from benchmarks.transforms import make_transformed_copies  # noqa: E402
 from imgdedup.compat.evaluation import score_run  # noqa: E402
 from imgdedup.config import load_config  # noqa: E402
-from imgdedup.pipeline.stages import find_duplicates_in_folder  # noqa: E402
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder  # noqa: E402
 
 METHODS = ("phash", "dhash", "ahash", "whash", "cnn", "hybrid")
 

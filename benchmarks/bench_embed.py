@@ -106,7 +106,7 @@ def run_imagededup(folder: Path, paths: list[Path], threads: int) -> np.ndarray:
 def pipeline_settings() -> dict:
     """The embedder settings of a hybrid/cnn run with the default configuration, as the pipeline builds them."""
     from imgdedup.config import Config
-    from imgdedup.pipeline.stages import embedding_settings
+    from imgdedup.pipeline.embedders import embedding_settings
 
     settings = embedding_settings(Config())
     del settings["model"]  # the Embedder's default

@@ -36,7 +36,7 @@ and into the full run's folder (``same``: thumbnails are reused).
 Flows run inside ``prefect.testing.utilities.prefect_test_harness`` (a
 temporary Prefect server, started once; PREFECT_HOME in a temporary folder,
 analytics off, log level WARNING), with ``n_workers=2``. In-process runs call
-``imgdedup.pipeline.stages.find_duplicates_in_folder`` and first drop the embedder
+``imgdedup.pipeline.inprocess.find_duplicates_in_folder`` and first drop the embedder
 that an earlier run in this process cached, so each pays what a new ``imgdedup
 find`` process pays (the ONNX model is exported once, before timing).
 
@@ -164,11 +164,12 @@ def run_flow(folder: Path, method: str, store: Path, out: Path, **settings):
 
 def run_in_process(folder: Path, method: str, store: Path, out: Path, **settings):
     from imgdedup.config import load_config
-    from imgdedup.pipeline.stages import stages as pipeline
+    from imgdedup.pipeline.embedders import _EMBEDDERS
+    from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 
-    pipeline._EMBEDDERS.clear()  # as a new `imgdedup find` process: build the embedder again
+    _EMBEDDERS.clear()  # as a new `imgdedup find` process: build the embedder again
     started = time.perf_counter()
-    summary = pipeline.find_duplicates_in_folder(folder, load_config(method=method, store=str(store), **settings), out)
+    summary = find_duplicates_in_folder(folder, load_config(method=method, store=str(store), **settings), out)
     return time.perf_counter() - started, summary
 
 
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if any(m in ("hybrid", "cnn") for m in args.methods):
         from imgdedup.config import Config
-        from imgdedup.pipeline.stages import embedder_for
+        from imgdedup.pipeline.embedders import embedder_for
 
         started = time.perf_counter()
         embedder_for(Config())  # exports and caches the ONNX model once, before anything is timed

@@ -10,8 +10,8 @@ size-preserving copies (1100 JPEGs for ``--images 1100``), generated once into
 ``--workdir`` (default ``$TMPDIR/imgdedup-bench-scaling-N``) and reused. Every
 measurement uses a fresh store; the page cache is warm.
 
-1. Throughput: ``imgdedup.pipeline.stages.preprocess`` plans chunks of ``--chunk-size``
-   (50) files, then ``imgdedup.pipeline.stages.hash_chunk`` (phash) runs on every chunk
+1. Throughput: ``imgdedup.pipeline.chunks.preprocess`` plans chunks of ``--chunk-size``
+   (50) files, then ``imgdedup.pipeline.chunks.hash_chunk`` (phash) runs on every chunk
    in a ``distributed.LocalCluster(n_workers=k, threads_per_worker=1,
    processes=True)`` for k = 1, 2, 4 (cluster started and warmed before the
    clock). images/s is wall clock; CPU ms/image is the workers' own CPU time
@@ -107,8 +107,9 @@ def make_folder(workdir: Path, n_images: int, n_small: int) -> tuple[Path, Path]
 def plan(folder: Path, scratch: Path, name: str, chunk_size: int, method: str = "phash"):
     """A fresh store and out folder, planned by the pipeline's preprocess: (config, chunk paths)."""
     from imgdedup.config import load_config
+    from imgdedup.pipeline.chunks import preprocess
     from imgdedup.pipeline.plan import read_plan
-    from imgdedup.pipeline.stages import open_store, prepare_out_dir, preprocess
+    from imgdedup.pipeline.run import open_store, prepare_out_dir
 
     config = load_config(method=method, store=str(scratch / f"store-{name}"), chunk_size=chunk_size)
     out = prepare_out_dir(scratch / f"out-{name}")
@@ -132,7 +133,7 @@ def start_cluster(k: int):
 
 def _warm() -> None:
     import imgdedup.imaging.hash_chunk
-    import imgdedup.pipeline.stages  # noqa: F401
+    import imgdedup.pipeline.chunks  # noqa: F401
 
 
 def _cpu_seconds() -> float:
@@ -155,7 +156,7 @@ def _noop(x):
 
 def dask_hash(client, config, chunk_paths) -> tuple[float, float]:
     """Wall seconds and worker CPU seconds to hash every chunk on the cluster."""
-    from imgdedup.pipeline.stages import hash_chunk
+    from imgdedup.pipeline.chunks import hash_chunk
 
     cpu0 = sum(client.run(_cpu_seconds).values())
     started = time.perf_counter()
@@ -165,7 +166,7 @@ def dask_hash(client, config, chunk_paths) -> tuple[float, float]:
 
 
 def serial_hash(config, chunk_paths) -> float:
-    from imgdedup.pipeline.stages import hash_chunk
+    from imgdedup.pipeline.chunks import hash_chunk
 
     started = time.perf_counter()
     for path in chunk_paths:

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imgdedup.config import load_config  # noqa: E402
-from imgdedup.pipeline.stages import find_duplicates_in_folder  # noqa: E402
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder  # noqa: E402
 
 
 def read_labels(folder: Path) -> dict[str, dict]:

@@ -24,17 +24,11 @@ from prefect_dask import DaskTaskRunner
 from imgdedup.config import Config, Cosine, FolderRule, Method, PositiveInt, PositiveNumber, Threshold, load_config
 from imgdedup.errors import ImgdedupError
 from imgdedup.flows.placement import Placement, place_tasks, scheduler_worker_resources
+from imgdedup.pipeline.indexing import count_tiles
+from imgdedup.pipeline.inprocess import Progress
 from imgdedup.pipeline.plan import read_chunk_work, read_plan
 from imgdedup.pipeline.results import read_json
-from imgdedup.pipeline.stages import (
-    Progress,
-    RunSummary,
-    StageClock,
-    count_tiles,
-    default_out_dir,
-    open_store,
-    prepare_out_dir,
-)
+from imgdedup.pipeline.run import RunSummary, StageClock, default_out_dir, open_store, prepare_out_dir
 from imgdedup.review.report import human_bytes
 from imgdedup.storage.locations import is_url, join
 from imgdedup.tasks.dedup import (
@@ -81,7 +75,7 @@ def on_resources(resources: dict | None):
 
 
 #: The ``progress(stage, done, total)`` of a run started in this process (``imgdedup run`` sets it; see
-#: :data:`imgdedup.pipeline.stages.Progress`): not a flow parameter, since a deployment's run has no terminal.
+#: :data:`imgdedup.pipeline.inprocess.Progress`): not a flow parameter, since a deployment's run has no terminal.
 stage_progress: ContextVar[Progress | None] = ContextVar("imgdedup_stage_progress", default=None)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from imgdedup.config import load_config
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 from imgdedup.sample import random_scene
 
 EVIL = "<img src=x onerror=alert(1)>.png"

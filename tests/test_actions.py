@@ -489,7 +489,7 @@ def test_on_a_real_find_run(sample_folder, tmp_path):
     import shutil
 
     from imgdedup.config import load_config
-    from imgdedup.pipeline.stages import find_duplicates_in_folder
+    from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 
     folder = tmp_path / "photos"
     shutil.copytree(sample_folder[0], folder)

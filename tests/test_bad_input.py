@@ -90,7 +90,7 @@ def jpeg_header_bomb(width: int, height: int) -> bytes:
 
 
 def scan(root: Path, **config) -> tuple[dict, dict[str, str], object]:
-    from imgdedup.pipeline.stages import find_duplicates_in_folder
+    from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 
     out = root.parent / f"run-{root.name}"
     summary = find_duplicates_in_folder(root, load_config(**config), out)
@@ -452,7 +452,7 @@ _TORTURE_CHILD = """
 import json, sys
 from imgdedup.config import load_config
 from imgdedup.imaging.discover import discover_images
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 root, out = sys.argv[1], sys.argv[2]
 ids = [r.id for r in discover_images(root)]
 summary = find_duplicates_in_folder(root, load_config(), out)

@@ -15,7 +15,7 @@ from distributed import Client
 
 from imgdedup.config import load_config
 from imgdedup.flows.dedup import dedup_flow
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 from imgdedup.sample import make_sample_folder
 from tests.dask_plugins import PlacementRecorder
 from tests.processes import free_port, stop

@@ -6,7 +6,7 @@ import pytest
 
 from imgdedup.config import load_config
 from imgdedup.flows.dedup import dedup_flow
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 from imgdedup.storage.store import Store
 from tests.conftest import found_pairs, known_pairs
 

@@ -7,7 +7,7 @@ import pytest
 from benchmarks.transforms import make_transformed_copies
 from imgdedup.compat.evaluation import score_run
 from imgdedup.config import load_config
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 
 HARD_FOR_HASHES = ["border_10", "grayscale", "mirror", "caption_bar", "crop_5"]
 

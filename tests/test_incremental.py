@@ -11,14 +11,10 @@ import pytest
 
 from imgdedup.config import load_config
 from imgdedup.errors import StoreError
+from imgdedup.pipeline.chunks import preprocess, process_chunk
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 from imgdedup.pipeline.plan import read_plan
-from imgdedup.pipeline.stages import (
-    find_duplicates_in_folder,
-    open_store,
-    prepare_out_dir,
-    preprocess,
-    process_chunk,
-)
+from imgdedup.pipeline.run import open_store, prepare_out_dir
 from imgdedup.sample import make_sample_folder, random_scene
 
 
@@ -166,24 +162,24 @@ def test_store_built_with_another_model_is_refused(tmp_path):
 
 def test_embed_tasks_refuse_a_store_recorded_with_other_weights(tmp_path):
     """Planning reuses the store's record of the model; the embed task checks its own model against it."""
-    import imgdedup.pipeline.stages as pipeline
+    from imgdedup.pipeline import embedders
     from imgdedup.storage.store import Store
 
     folder, config = embedded_folder(tmp_path, 2)
     array = Store.open(tmp_path / "store").group(mode="r+")["embeddings"]
     array.attrs["identity"] = {**array.attrs["identity"], "weights_sha256": "0" * 64}  # as if the weights had changed
     random_scene(np.random.default_rng(7)).save(folder / "new.jpg")
-    built = dict(pipeline._EMBEDDERS)
-    pipeline._EMBEDDERS.clear()
+    built = dict(embedders._EMBEDDERS)
+    embedders._EMBEDDERS.clear()
     try:
         store = open_store(folder, config)
         with store.lock():
             plan = read_plan(preprocess(folder, prepare_out_dir(tmp_path / "r2"), config, store))
-        assert plan.to_process == 1 and not pipeline._EMBEDDERS  # no model built to plan
+        assert plan.to_process == 1 and not embedders._EMBEDDERS  # no model built to plan
         with pytest.raises(StoreError, match="embeddings of another model .*weights_sha256"):
             find_duplicates_in_folder(folder, config, tmp_path / "r3")
     finally:
-        pipeline._EMBEDDERS.update(built)
+        embedders._EMBEDDERS.update(built)
 
 
 def test_deleted_files_leave_the_results(library, tmp_path):
@@ -297,7 +293,7 @@ def test_a_store_belongs_to_one_folder(tmp_path):
 def test_a_file_edited_between_hashing_and_embedding_is_recorded_not_mixed(tmp_path):
     """Hashes and embedding come from one version of a file: one edited after hash_chunk (even with its size and
     mtime put back) is recorded as changed, the next run reads it."""
-    from imgdedup.pipeline.stages import embed_chunk, hash_chunk
+    from imgdedup.pipeline.chunks import embed_chunk, hash_chunk
     from imgdedup.storage.store import STATUS_ERROR, STATUS_OK, Manifest
 
     folder = tmp_path / "photos"

@@ -8,7 +8,7 @@ from PIL import Image
 
 from imgdedup.config import load_config
 from imgdedup.errors import OutputError
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 from tests.conftest import found_pairs, known_pairs
 
 

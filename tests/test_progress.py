@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from imgdedup.cli.main import main
 from imgdedup.cli.progress import make_progress
 from imgdedup.config import load_config
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 from imgdedup.sample import make_sample_folder
 
 

@@ -11,7 +11,7 @@ pytest.importorskip("pidng", reason="pidng writes the test DNGs (test extra)")
 from imgdedup.config import load_config  # noqa: E402
 from imgdedup.errors import ImageLoadError  # noqa: E402
 from imgdedup.imaging.decode import open_image, raw_kind  # noqa: E402
-from imgdedup.pipeline.stages import find_duplicates_in_folder  # noqa: E402
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder  # noqa: E402
 from imgdedup.sample import random_scene  # noqa: E402
 from tests.raw_files import write_dng  # noqa: E402
 

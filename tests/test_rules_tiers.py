@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from imgdedup.cli.main import main
 from imgdedup.config import load_config
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 from imgdedup.search.rules import PairRules, veto_pairs
 from imgdedup.search.tiers import member_tier
 

@@ -12,7 +12,7 @@ import pytest
 
 from imgdedup.config import load_config
 from imgdedup.imaging.discover import discover_images
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 from imgdedup.sample import make_sample_folder
 from tests.conftest import found_pairs, known_pairs
 from tests.processes import free_port, stop

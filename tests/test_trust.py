@@ -10,7 +10,7 @@ from imgdedup.config import load_config
 from imgdedup.imaging.decode import load_image
 from imgdedup.imaging.describe import describe_image
 from imgdedup.imaging.lowinfo import is_low_information
-from imgdedup.pipeline.stages import find_duplicates_in_folder
+from imgdedup.pipeline.inprocess import find_duplicates_in_folder
 from imgdedup.sample import random_scene
 from imgdedup.search.cluster import keeper_order, looks_like_copy, verified_groups
 from imgdedup.search.verify import verify_pair

@@ -189,7 +189,8 @@ def find(
     Example: imgdedup find ~/Pictures --method phash --threshold 10 --out runs/pictures
     """
     from imgdedup.cli.progress import make_progress
-    from imgdedup.pipeline.stages import default_out_dir, find_duplicates_in_folder
+    from imgdedup.pipeline.inprocess import find_duplicates_in_folder
+    from imgdedup.pipeline.run import default_out_dir
 
     settings = _settings(
         config_name,
@@ -280,7 +281,7 @@ def run(
     from imgdedup.cli.progress import make_progress
     from imgdedup.flows.api import prefect_api
     from imgdedup.flows.dedup import dedup_flow, stage_progress
-    from imgdedup.pipeline.stages import default_out_dir
+    from imgdedup.pipeline.run import default_out_dir
 
     progress, close = make_progress(quiet=quiet, embeds=settings.uses_embeddings)
     shown = stage_progress.set(progress)
@@ -427,7 +428,7 @@ def demo(folder, out, store) -> None:
 
     Example: imgdedup demo --folder /tmp/sample --out /tmp/sample-run
     """
-    from imgdedup.pipeline.stages import find_duplicates_in_folder
+    from imgdedup.pipeline.inprocess import find_duplicates_in_folder
     from imgdedup.sample import make_sample_folder
 
     truth = make_sample_folder(folder)

@@ -1,7 +1,7 @@
 """Live progress of a run for people: a rich progress display on a terminal, plain lines otherwise.
 
 :func:`make_progress` returns the ``progress(stage, done, total)`` callback that
-:func:`imgdedup.pipeline.stages.find_duplicates_in_folder` calls (see its
+:func:`imgdedup.pipeline.inprocess.find_duplicates_in_folder` calls (see its
 ``Progress``), and a ``close()`` to call when the run ends. Output goes to
 stderr, so stdout keeps only the summary.
 """

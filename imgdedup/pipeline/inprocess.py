@@ -27,7 +27,7 @@ def find_duplicates_in_folder(
     progress: Progress | None = None,
     truth: Mapping[str, Sequence[str]] | None = None,
 ) -> RunSummary:
-    """Run every stage in this process, as the flow does (``truth``: see :func:`report`).
+    """Run every stage in this process, as the flow does (``truth``: see :func:`~imgdedup.pipeline.reporting.report`).
 
     Chunks, and the search's tiles, run on a pool of ``config.find_workers``
     processes (default: one per core); the result does not depend on their number.

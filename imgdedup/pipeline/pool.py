@@ -59,7 +59,7 @@ def map_chunks(
     ----------
     function : callable
         A module-level function (it is pickled by reference), e.g.
-        :func:`imgdedup.pipeline.stages.process_chunk`.
+        :func:`imgdedup.pipeline.chunks.process_chunk`.
     chunk_paths : sequence
         One chunk's work file each (or any picklable items: tile numbers).
     args : tuple
