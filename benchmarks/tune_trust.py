@@ -54,8 +54,8 @@ def all_scores(a, b) -> list[float]:
     direct, mirrored = float(a.grey.ravel() @ b.grey.ravel()), float(a.grey.ravel() @ b.grey[:, ::-1].ravel())
     flip = mirrored > direct
     grey = min(a.colourfulness, b.colourfulness) < v.GREY
-    colour = v._cosine(a.chroma, b.chroma[:, :, ::-1] if flip else b.chroma)
-    mean_colour = v._cosine(a.chroma.mean(axis=(1, 2)), b.chroma.mean(axis=(1, 2)))
+    colour = v.cosine(a.chroma, b.chroma[:, :, ::-1] if flip else b.chroma)
+    mean_colour = v.cosine(a.chroma.mean(axis=(1, 2)), b.chroma.mean(axis=(1, 2)))
     transform, inliers = v.keypoint_transform(a.points, a.descriptors, b.points, b.descriptors)
     registered, overlap, share_b, rcolour, rblocks, _ = (
         v.registered_correlation(a, b, transform)

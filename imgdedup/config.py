@@ -90,10 +90,11 @@ class Config(BaseModel):
     review_bits: Threshold = 2
     review_similarity: Annotated[float, Field(ge=0, le=2, strict=True), Rule("a number in 0..2")] = 0.03
     verify: Flag = True
+    verify_floor: Cosine = 0.85  # hybrid with verify: every pair with cosine >= this is a candidate
     verify_aligned: Cosine = 0.9
     verify_fine: Cosine = 0.85
     verify_colour: Cosine = 0.85
-    verify_inliers: Annotated[int, Field(ge=3, strict=True), Rule("an int >= 3")] = 25
+    verify_inliers: Annotated[int, Field(ge=3, strict=True), Rule("an int >= 3")] = 12
     verify_registered: Cosine = 0.9
     verify_blocks: Annotated[float, Field(gt=0, strict=True), Rule("a positive number")] = 1.0
     recursive: Flag = True

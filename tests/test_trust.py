@@ -126,17 +126,27 @@ def test_a_crop_is_confirmed_by_keypoints_and_an_unrelated_picture_is_not():
 
 
 def test_a_chain_is_split_around_the_keeper():
-    # 0-1 and 1-2 verify, 0-2 does not: 2 must not join 0's cluster through 1
-    ok = {(0, 1), (1, 2)}
-    groups = verified_groups(
-        3, np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2]), lambda a, b: ((a, b) in ok, "aligned", {})
-    )
-    assert groups == [(0, {1: ("aligned", {})})]
+    # a path 0-1-2-3 of verified pairs, nothing else verifies: 3 must not join through 1 and 2
+    ok = {(0, 1), (1, 2), (2, 3)}
+    verify = lambda a, b: ((a, b) in ok, "aligned", {})  # noqa: E731
+    groups = verified_groups(4, np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([0, 1, 2, 3]), verify)
+    # 1 and 2 are each verified against two others; 1 ranks better: it keeps, 3 is left alone
+    assert groups == [(1, {0: ("aligned", {}), 2: ("aligned", {})})]
     # a member verified directly against the keeper joins even when it was not a candidate pair
     groups = verified_groups(
-        3, np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2]), lambda a, b: (True, "aligned", {})
+        4, np.array([0, 0, 2]), np.array([1, 2, 3]), np.array([0, 1, 2, 3]), lambda a, b: (True, "aligned", {})
     )
-    assert groups == [(0, {1: ("aligned", {}), 2: ("aligned (keeper check)", {})})]
+    assert groups == [(0, {1: ("aligned", {}), 2: ("aligned", {}), 3: ("aligned (keeper check)", {})})]
+
+
+def test_the_keeper_is_the_image_its_copies_verify_against():
+    # 0: a copy stretched wider (the most pixels), 1: the original, 2: a crop of the original;
+    # the crop verifies against the original only, so the original holds the three together
+    ok = {(0, 1), (1, 2)}
+    groups = verified_groups(
+        3, np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2]), lambda a, b: ((a, b) in ok, "keypoints", {})
+    )
+    assert groups == [(1, {0: ("keypoints", {}), 2: ("keypoints", {})})]
 
 
 def test_keeper_prefers_the_original():
@@ -171,3 +181,43 @@ def test_find_keeps_look_alikes_apart_and_says_why_members_are_there(tmp_path):
     member = next(m for m in document["clusters"][0]["members"] if not m["keeper"])
     assert member["evidence"] == "aligned" and "aligned" in member["verification"]
     assert document["clusters"][0]["keeper"] == "red.png"
+
+
+def test_a_caption_bar_copy_is_verified_by_the_rest_of_the_picture():
+    scene = textured_scene(4)
+    captioned = scene.copy()
+    draw = ImageDraw.Draw(captioned)
+    draw.rectangle((0, int(scene.height * 0.88), scene.width, scene.height), fill="black")
+    draw.text((10, int(scene.height * 0.9)), "imgdedup test caption", fill="white")
+    a, b = describe_image(encoded(scene)), describe_image(encoded(captioned, "JPEG", quality=85))
+    verdict = verify_pair(a, b, same_digest=False)
+    assert verdict.ok and verdict.evidence == "aligned (edge band cut)", verdict
+    assert verdict.scores["band_edge"] == "bottom"
+    # the same bar over another picture: what is left differs
+    other = textured_scene(5)
+    ImageDraw.Draw(other).rectangle((0, int(scene.height * 0.88), scene.width, scene.height), fill="black")
+    assert not verify_pair(a, describe_image(encoded(other, "JPEG", quality=85)), same_digest=False).ok
+
+
+def test_a_picture_found_inside_a_larger_one_with_blank_around_it_is_a_part_not_a_crop():
+    # a glyph, and the same glyph with an accent above it: the plain one lies wholly inside the other
+    def glyph(accent: bool) -> Image.Image:
+        image = Image.new("RGB", (220, 300 if accent else 220), "white")
+        draw = ImageDraw.Draw(image)
+        top = 80 if accent else 0
+        draw.ellipse((10, top + 10, 210, top + 210), outline="black", width=38)
+        draw.rectangle((150, top + 40, 180, top + 200), fill="black")  # no symmetry: one reading only
+        draw.rectangle((50, top + 150, 100, top + 175), fill="black")
+        draw.polygon([(60, top + 60), (110, top + 70), (70, top + 110)], fill="black")
+        if accent:
+            draw.ellipse((50, 10, 90, 50), fill="black")
+            draw.ellipse((130, 10, 170, 50), fill="black")
+        return image
+
+    plain, accented = describe_image(encoded(glyph(False))), describe_image(encoded(glyph(True)))
+    verdict = verify_pair(plain, accented, same_digest=False)
+    assert not verdict.ok and verdict.evidence == "part", verdict
+    # a copy with a white border added is a framed copy, not a part
+    framed = Image.new("RGB", (264, 264), "white")
+    framed.paste(glyph(False), (22, 22))
+    assert verify_pair(plain, describe_image(encoded(framed, "JPEG", quality=90)), same_digest=False).ok

@@ -55,6 +55,7 @@ def run_settings(config: Config) -> dict:
             {
                 name: getattr(config, name)
                 for name in (
+                    "verify_floor",
                     "verify_aligned",
                     "verify_fine",
                     "verify_colour",

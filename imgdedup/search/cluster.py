@@ -146,7 +146,10 @@ def verified_groups(
     """Groups of images around keepers, every member verified against its keeper.
 
     Candidate pairs are verified; each connected component of the verified pairs
-    is split: its best-ranked image is a keeper, and a member is every other image
+    is split: its keeper is the image verified against the most others of the
+    component, the best-ranked of those (copies are verified against their
+    original, not always against each other: a crop against a stretched copy, so
+    the original holds the group together), and a member is every other image
     of the component verified against it (directly when the two were a candidate
     pair, else by a fresh check); the rest form groups of their own the same way.
 
@@ -171,7 +174,8 @@ def verified_groups(
         remaining = set(component)
         checks = 0
         while len(remaining) > 1:
-            keeper = min(remaining, key=lambda k: (int(keeper_rank[k]), k))
+            degree = graph.subgraph(remaining).degree
+            keeper = min(remaining, key=lambda k: (-degree[k], int(keeper_rank[k]), k))
             members: dict[int, tuple[str, dict]] = {}
             for other in sorted(remaining - {keeper}):
                 key = (min(keeper, other), max(keeper, other))

@@ -46,15 +46,23 @@ class PairSet:
     similarity: np.ndarray
 
 
+def verifies(config: Config) -> bool:
+    """Whether the run verifies its candidate pairs (compat runs reproduce imagededup: they do not)."""
+    return config.verify and not config.compat
+
+
 def search_component(store: Store, config: Config) -> Component:
     """The one search a run's method needs, with the store file that caches its pairs.
 
-    hybrid: every hybrid pair has cosine >= the floor, so that is searched and the
-    few candidates are judged by hash afterwards (:func:`finish_pairs`).
+    hybrid: every hybrid pair has cosine >= the floor (``verify_floor`` when pairs are
+    verified), so that is searched and the few candidates are judged by hash
+    afterwards (:func:`finish_pairs`).
     """
     if config.uses_embeddings:
         similarity = (
-            min(config.hybrid_floor, config.min_similarity) if config.method == "hybrid" else config.min_similarity
+            min(config.hybrid_floor, config.min_similarity, *((config.verify_floor,) if verifies(config) else ()))
+            if config.method == "hybrid"
+            else config.min_similarity
         )
         return Component(
             "cosine", "embeddings", similarity, str(join(store.path, "pairs", f"cosine-s{similarity:.6f}.npz"))
@@ -83,7 +91,7 @@ def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -
     ``min_similarity``, or when its similarity is at least ``hybrid_floor`` and
     the smaller of its phash and dhash distances, both taken on the image as
     the embedder prepares it (margins trimmed, grey), is within ``threshold``.
-    With ``verify`` every pair with similarity at least ``hybrid_floor`` is a
+    With ``verify`` every pair with similarity at least ``verify_floor`` is a
     candidate (the cluster stage verifies each, see :mod:`imgdedup.search.verify`).
     """
     primary = config.hash_methods[0]
@@ -91,9 +99,9 @@ def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -
         ci, cj, cs = found
         near = trimmed_distance(store, rows, ci, cj)
         keep = (cs >= config.min_similarity) | ((near <= config.threshold) & (cs >= config.hybrid_floor))
-        if config.verify and not config.compat:
+        if verifies(config):
             # verification confirms each pair on its own evidence, so the candidates reach further: crops
-            keep |= cs >= config.hybrid_floor
+            keep |= cs >= config.verify_floor
         i, j, distance = ci[keep], cj[keep], near[keep]
     else:
         i, j, _ = found

@@ -15,6 +15,9 @@ evidence        the pair is a duplicate when
 ``aligned       the same, on the centre of both cut to the aspect ratio they share (one
 (common         artwork shipped for several screens)
 aspect)``
+``aligned       (one frame) the same, with the edge band where the two differ most cut from
+(edge band      both, at most :data:`MAX_BAND` of the height or width: a caption bar, a
+cut)``          watermark strip, a banner
 ``keypoints``   at least ``inliers`` ORB keypoint matches agree on one similarity
                 transform (OpenCV RANSAC), the second picture warped by it onto the
                 first correlates at least ``registered`` over their overlap, and their
@@ -34,6 +37,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from imgdedup.search.maps import band_cut, common_aspect, cosine, worst_block
+from imgdedup.search.registration import contained_part, keypoint_transform, registered_correlation
 
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
@@ -56,10 +62,18 @@ KEYPOINT_MIN_ALIGNED = 0.0
 #: (an upside-down "u" is an "n", not a copy).
 MAX_ANGLE = 30.0
 #: Smallest chroma cosine over a keypoint-registered overlap (stricter than the aligned maps' ``colour``:
-#: a registered look-alike of the same shape differs only there).
-REGISTERED_COLOUR = 0.95
+#: a registered look-alike of the same shape differs only there; copies of small sprites, re-encoded
+#: with JPEG's halved chroma, score 0.90-0.95, look-alikes of other colours far below).
+REGISTERED_COLOUR = 0.9
 #: Pixel equality (low-information images) also needs aspect ratios within this fraction.
 MAX_ASPECT_DIFFERENCE = 0.02
+#: Aspect ratios within this fraction count as one frame (:func:`band_cut`).
+SAME_FRAME = 0.05
+#: What is left after :func:`band_cut` must be the same picture, not a similar one: a copy under
+#: a caption bar correlates >= 0.997 on the tuning half, two drawings of one penguin 0.93.
+BAND_CORRELATION = 0.98
+#: Largest :func:`worst_block` of what is left after :func:`band_cut` (caption copies <= 0.08).
+BAND_BLOCKS = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,7 @@ class VerifySettings:
     aligned: float = 0.9
     fine: float = 0.85
     colour: float = 0.85
-    inliers: int = 25
+    inliers: int = 12
     registered: float = 0.9
     blocks: float = 1.0
     pixel_tolerance: float = 1.5
@@ -98,213 +112,25 @@ class Verdict:
     scores: dict = field(default_factory=dict)
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(np.dot(a.ravel(), b.ravel()) / norm) if norm > 1e-9 else 0.0
-
-
-def keypoint_transform(
-    points_a: np.ndarray,
-    desc_a: np.ndarray,
-    points_b: np.ndarray,
-    desc_b: np.ndarray,
-    ratio: float = 0.8,
-    reprojection: float = 4.0,
-) -> tuple[np.ndarray | None, int]:
-    """The similarity transform most ORB matches (Lowe's ratio test) agree on, by RANSAC.
-
-    Parameters
-    ----------
-    points_a, points_b : (K, 2) float32 ndarray
-    desc_a, desc_b : (K, 32) uint8 ndarray
-    ratio : float
-        A match counts when its distance is below ``ratio`` times the second best's.
-    reprojection : float
-        RANSAC's inlier distance, in pixels of the described copies.
-
-    Returns
-    -------
-    transform : (2, 3) float64 ndarray mapping points of ``a`` onto ``b``, or None
-    inliers : int, 0 when there are too few matches to fit one.
-    """
-    if len(desc_a) < 2 or len(desc_b) < 2:
-        return None, 0
-    import cv2
-
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    good = [
-        p[0] for p in matcher.knnMatch(desc_a, desc_b, k=2) if len(p) == 2 and p[0].distance < ratio * p[1].distance
-    ]
-    if len(good) < 4:
-        return None, 0
-    source = points_a[[m.queryIdx for m in good]].reshape(-1, 1, 2)
-    target = points_b[[m.trainIdx for m in good]].reshape(-1, 1, 2)
-    transform, mask = cv2.estimateAffinePartial2D(
-        source, target, method=cv2.RANSAC, ransacReprojThreshold=reprojection, maxIters=500, confidence=0.99
-    )
-    return (None, 0) if mask is None or transform is None else (transform, int(mask.sum()))
-
-
-def worst_block(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None, block: int = 8) -> float:
-    """The largest mean absolute difference, over ``block``-pixel squares, of two standardised pictures.
-
-    Both are brought to zero mean and unit variance (over ``mask``), so brightness and
-    contrast changes cancel; one square that differs (a letter, a dot, a sign) shows.
-    Squares not wholly inside ``mask`` are skipped.
-
-    Parameters
-    ----------
-    x, y : (H, W) float ndarray
-    mask : (H, W) bool ndarray, optional
-    """
-    inside = np.ones(x.shape, bool) if mask is None else mask
-    if inside.sum() < 16:
-        return float("inf")
-
-    def standard(v: np.ndarray) -> np.ndarray:
-        values = v[inside]
-        return (v - values.mean()) / max(float(values.std()), 1e-6)
-
-    residual = np.abs(standard(x) - standard(y))
-    h, w = (x.shape[0] // block) * block, (x.shape[1] // block) * block
-    if h == 0 or w == 0:
-        return float(residual[inside].mean())
-    blocks = residual[:h, :w].reshape(h // block, block, w // block, block).mean(axis=(1, 3))
-    full = inside[:h, :w].reshape(h // block, block, w // block, block).all(axis=(1, 3))
-    return float(blocks[full].max()) if full.any() else float("inf")
-
-
-def _centre_crop(values: np.ndarray, aspect: float) -> np.ndarray:
-    """The centre of ``(..., H, W)`` values cut to width / height = ``aspect`` (only ever narrower or lower)."""
-    height, width = values.shape[-2:]
-    if width / height > aspect:
-        keep = max(1, round(height * aspect))
-        start = (width - keep) // 2
-        return values[..., :, start : start + keep]
-    keep = max(1, round(width / aspect))
-    start = (height - keep) // 2
-    return values[..., start : start + keep, :]
-
-
-def common_aspect(a, b, side: int = 32) -> tuple[float, float, float]:
-    """Both pictures cut to the aspect ratio they share around the centre (how wallpapers ship
-    per screen), at ``side`` x ``side``: grey correlation, :func:`worst_block`, chroma cosine."""
-    import cv2
-
-    aspect = min(a.small.shape[1] / a.small.shape[0], b.small.shape[1] / b.small.shape[0])
-
-    def maps(e) -> tuple[np.ndarray, np.ndarray]:
-        grey = cv2.resize(_centre_crop(e.small.astype(np.float32), aspect), (side, side), interpolation=cv2.INTER_AREA)
-        chroma = np.stack(
-            [
-                cv2.resize(c, (side // 4, side // 4), interpolation=cv2.INTER_AREA)
-                for c in _centre_crop(e.small_chroma.astype(np.float32), aspect)
-            ]
-        )
-        return grey, chroma
-
-    (ga, ca), (gb, cb) = maps(a), maps(b)
-    x, y = ga - ga.mean(), gb - gb.mean()
-    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
-    return (float((x * y).sum()) / norm if norm > 1e-6 else 0.0), worst_block(ga, gb, block=4), _cosine(ca, cb)
-
-
-def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, float, float, float, float]:
-    """``b`` warped onto ``a``: grey correlation, the overlap's share of ``a`` and of ``b``,
-    chroma cosine over the overlap, its :func:`worst_block`, and the ratio of the two
-    pictures' contrast there (>= 1).
-
-    ``transform`` maps ``a``'s described pixels onto ``b``'s (:func:`keypoint_transform`).
-    """
-    import cv2
-
-    sa, sb = a.small.shape[1] / a.size[0], b.small.shape[1] / b.size[0]
-    scaled = np.hstack([transform[:, :2] * (sb / sa), transform[:, 2:] * sb])
-    height, width = a.small.shape
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpAffine(b.small.astype(np.float32), scaled, (width, height), flags=flags)
-    mask = cv2.warpAffine(np.ones(b.small.shape, np.float32), scaled, (width, height), flags=flags) > 0.99
-    overlap = float(mask.mean())
-    if mask.sum() < 64:
-        return 0.0, overlap, 0.0, 0.0, float("inf"), float("inf")
-    # the share of b inside a: b's area seen in a's frame is its area over the transform's scale squared
-    scale = float(abs(np.linalg.det(scaled[:, :2])))
-    share_b = min(1.0, float(mask.sum()) * scale / b.small.size)
-    x = cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0)[mask]
-    y = cv2.GaussianBlur(warped, (3, 3), 0)[mask]
-    x, y = x - x.mean(), y - y.mean()
-    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
-    spread = sorted((float(x.std()), float(y.std())))
-    contrast = spread[1] / max(spread[0], 1e-6)
-    chroma_b = np.stack(
-        [cv2.warpAffine(c.astype(np.float32), scaled, (width, height), flags=flags) for c in b.small_chroma]
-    )
-    colour = _cosine(a.small_chroma.astype(np.float32)[:, mask], chroma_b[:, mask])
-    blocks = worst_block(
-        cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0), cv2.GaussianBlur(warped, (3, 3), 0), mask
-    )
-    return (float(x @ y) / norm if norm > 1e-6 else 0.0), overlap, share_b, colour, blocks, contrast
-
-
-def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettings()) -> Verdict:
-    """Confirm or refute one candidate pair.
-
-    Parameters
-    ----------
-    a, b : imgdedup.imaging.describe.ImageEvidence
-    same_digest : bool
-        The files have the same content digest.
-    settings : VerifySettings
-
-    Returns
-    -------
-    Verdict
-    """
-    if same_digest:
-        return Verdict(True, "digest")
-    if a.low_information or b.low_information:
-        delta = np.abs(a.pixels.astype(np.int16) - b.pixels.astype(np.int16))
-        difference = float(delta.mean())
-        scores = {"pixel_difference": round(difference, 2)}
-        aspect_a, aspect_b = a.size[0] / a.size[1], b.size[0] / b.size[1]
-        same_aspect = abs(aspect_a - aspect_b) <= MAX_ASPECT_DIFFERENCE * min(aspect_a, aspect_b)
-        if difference <= settings.pixel_tolerance and int(delta.max()) <= MAX_PIXEL_DELTA and same_aspect:
-            return Verdict(True, "pixels", scores)
-        return Verdict(False, "low_information", scores)
-    direct, mirrored = (
-        float(np.dot(a.grey.ravel(), b.grey.ravel())),
-        float(np.dot(a.grey.ravel(), b.grey[:, ::-1].ravel())),
-    )
-    flip = mirrored > direct
-    aligned = max(direct, mirrored)
-    fine = float(np.dot(a.fine.ravel(), (b.fine[:, ::-1] if flip else b.fine).ravel()))
-    scores: dict = {"aligned": round(aligned, 3), "fine": round(fine, 3)}
-    colourful = a.colourfulness >= GREY and b.colourfulness >= GREY
-    colour_ok = True
-    if colourful:
-        colour = _cosine(a.chroma, b.chroma[:, :, ::-1] if flip else b.chroma)
-        scores["colour"] = round(colour, 3)
-        colour_ok = colour >= settings.colour
-    blocks = worst_block(a.fine, b.fine[:, ::-1] if flip else b.fine, block=6)
-    contrast = max(a.contrast, b.contrast) / max(min(a.contrast, b.contrast), 1e-6)
-    chroma_ratio = max(a.chroma_level, b.chroma_level) / max(min(a.chroma_level, b.chroma_level), 1e-6)
-    scores.update(blocks=round(blocks, 3), contrast_ratio=round(contrast, 2))
-    # contrast and colour strength change little in a copy (brightness, contrast, saturation)
-    aligned_ok = aligned >= settings.aligned and fine >= settings.fine and blocks <= settings.blocks
-    tone_ok = contrast <= MAX_CONTRAST_RATIO and (not colourful or chroma_ratio <= MAX_CHROMA_RATIO)
-    if aligned_ok and colour_ok and tone_ok:
-        return Verdict(True, "aligned", scores)
+def pixel_verdict(a, b, settings: VerifySettings) -> Verdict:
+    """Low-information images match by (nearly) equal pixels of one frame, or not at all."""
+    delta = np.abs(a.pixels.astype(np.int16) - b.pixels.astype(np.int16))
+    difference = float(delta.mean())
+    scores = {"pixel_difference": round(difference, 2)}
     aspect_a, aspect_b = a.size[0] / a.size[1], b.size[0] / b.size[1]
-    if abs(aspect_a - aspect_b) > 0.05 * min(aspect_a, aspect_b) and contrast <= MAX_CONTRAST_RATIO:
-        # one picture cut for another screen: compare what both show
-        shared, shared_blocks, shared_colour = common_aspect(a, b)
-        scores.update(shared=round(shared, 3), shared_blocks=round(shared_blocks, 3))
-        if (
-            shared >= settings.aligned
-            and shared_blocks <= settings.blocks
-            and (not colourful or shared_colour >= settings.colour)
-        ):
-            return Verdict(True, "aligned (common aspect)", scores)
+    same_aspect = abs(aspect_a - aspect_b) <= MAX_ASPECT_DIFFERENCE * min(aspect_a, aspect_b)
+    if difference <= settings.pixel_tolerance and int(delta.max()) <= MAX_PIXEL_DELTA and same_aspect:
+        return Verdict(True, "pixels", scores)
+    return Verdict(False, "low_information", scores)
+
+
+def keypoint_verdict(
+    a, b, settings: VerifySettings, aligned: float, colourful: bool, chroma_ratio: float, scores: dict
+) -> Verdict | None:
+    """The verdict of keypoint registration (a crop, a small rotation), or None when it says nothing.
+
+    ``scores`` gains the registration's scores.
+    """
     transform, inliers = None, 0
     # too few keypoints never agree; pictures anti-correlated even as aligned maps are not crops of
     # each other (on the tuning half this skips a fifth of the matching and loses 2 of 647 crops)
@@ -331,9 +157,78 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
             and blocks <= REGISTERED_BLOCKS
             and angle <= MAX_ANGLE
             and contrast <= MAX_CONTRAST_RATIO
-            and (not colourful or colour >= REGISTERED_COLOUR)
+            and (not colourful or (colour >= REGISTERED_COLOUR and chroma_ratio <= MAX_CHROMA_RATIO))
         ):
+            if min(overlap, share_b) < 0.95 and contained_part(a, b, transform):
+                return Verdict(False, "part", scores)  # found inside the other with blank around: a part
             return Verdict(True, "keypoints", scores)
         if colourful and colour < REGISTERED_COLOUR and registered >= settings.registered:
             return Verdict(False, "colour", scores)  # the same layout, other colours: a look-alike
+    return None
+
+
+def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettings()) -> Verdict:
+    """Confirm or refute one candidate pair.
+
+    Parameters
+    ----------
+    a, b : imgdedup.imaging.describe.ImageEvidence
+    same_digest : bool
+        The files have the same content digest.
+    settings : VerifySettings
+
+    Returns
+    -------
+    Verdict
+    """
+    if same_digest:
+        return Verdict(True, "digest")
+    if a.low_information or b.low_information:
+        return pixel_verdict(a, b, settings)
+    direct, mirrored = (
+        float(np.dot(a.grey.ravel(), b.grey.ravel())),
+        float(np.dot(a.grey.ravel(), b.grey[:, ::-1].ravel())),
+    )
+    flip = mirrored > direct
+    aligned = max(direct, mirrored)
+    fine = float(np.dot(a.fine.ravel(), (b.fine[:, ::-1] if flip else b.fine).ravel()))
+    scores: dict = {"aligned": round(aligned, 3), "fine": round(fine, 3)}
+    colourful = a.colourfulness >= GREY and b.colourfulness >= GREY
+    colour_ok = True
+    if colourful:
+        colour = cosine(a.chroma, b.chroma[:, :, ::-1] if flip else b.chroma)
+        scores["colour"] = round(colour, 3)
+        colour_ok = colour >= settings.colour
+    blocks = worst_block(a.fine, b.fine[:, ::-1] if flip else b.fine, block=6)
+    contrast = max(a.contrast, b.contrast) / max(min(a.contrast, b.contrast), 1e-6)
+    chroma_ratio = max(a.chroma_level, b.chroma_level) / max(min(a.chroma_level, b.chroma_level), 1e-6)
+    scores.update(blocks=round(blocks, 3), contrast_ratio=round(contrast, 2))
+    # contrast and colour strength change little in a copy (brightness, contrast, saturation)
+    aligned_ok = aligned >= settings.aligned and fine >= settings.fine and blocks <= settings.blocks
+    tone_ok = contrast <= MAX_CONTRAST_RATIO and (not colourful or chroma_ratio <= MAX_CHROMA_RATIO)
+    if aligned_ok and colour_ok and tone_ok:
+        return Verdict(True, "aligned", scores)
+    aspect_a, aspect_b = a.size[0] / a.size[1], b.size[0] / b.size[1]
+    if abs(aspect_a - aspect_b) > SAME_FRAME * min(aspect_a, aspect_b) and contrast <= MAX_CONTRAST_RATIO:
+        # one picture cut for another screen: compare what both show
+        shared, shared_blocks, shared_colour = common_aspect(a, b)
+        scores.update(shared=round(shared, 3), shared_blocks=round(shared_blocks, 3))
+        if (
+            shared >= settings.aligned
+            and shared_blocks <= settings.blocks
+            and (not colourful or shared_colour >= settings.colour)
+        ):
+            return Verdict(True, "aligned (common aspect)", scores)
+    if abs(aspect_a - aspect_b) <= SAME_FRAME * min(aspect_a, aspect_b) and not aligned_ok:
+        kept, kept_blocks, kept_colour, edge = band_cut(a, b)
+        scores.update(band=round(kept, 3), band_blocks=round(kept_blocks, 3), band_edge=edge)
+        if (
+            kept >= BAND_CORRELATION
+            and kept_blocks <= BAND_BLOCKS
+            and (not colourful or kept_colour >= settings.colour)
+        ):
+            return Verdict(True, "aligned (edge band cut)", scores)
+    verdict = keypoint_verdict(a, b, settings, aligned, colourful, chroma_ratio, scores)
+    if verdict is not None:
+        return verdict
     return Verdict(False, "colour" if aligned_ok and not colour_ok else "structure", scores)

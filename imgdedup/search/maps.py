@@ -1,0 +1,125 @@
+"""Aligned comparisons of two pictures' small maps, for :mod:`imgdedup.search.verify`.
+
+Each function takes two :class:`~imgdedup.imaging.describe.ImageEvidence` (or
+their arrays) and returns scores; the thresholds that turn scores into a verdict
+live in :mod:`~imgdedup.search.verify`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Largest share of the height (or width) the edge band cut by :func:`band_cut` may cover.
+MAX_BAND = 0.2
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a.ravel(), b.ravel()) / norm) if norm > 1e-9 else 0.0
+
+
+def worst_block(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None, block: int = 8) -> float:
+    """The largest mean absolute difference, over ``block``-pixel squares, of two standardised pictures.
+
+    Both are brought to zero mean and unit variance (over ``mask``), so brightness and
+    contrast changes cancel; one square that differs (a letter, a dot, a sign) shows.
+    Squares not wholly inside ``mask`` are skipped.
+
+    Parameters
+    ----------
+    x, y : (H, W) float ndarray
+    mask : (H, W) bool ndarray, optional
+    """
+    inside = np.ones(x.shape, bool) if mask is None else mask
+    if inside.sum() < 16:
+        return float("inf")
+
+    def standard(v: np.ndarray) -> np.ndarray:
+        values = v[inside]
+        return (v - values.mean()) / max(float(values.std()), 1e-6)
+
+    residual = np.abs(standard(x) - standard(y))
+    h, w = (x.shape[0] // block) * block, (x.shape[1] // block) * block
+    if h == 0 or w == 0:
+        return float(residual[inside].mean())
+    blocks = residual[:h, :w].reshape(h // block, block, w // block, block).mean(axis=(1, 3))
+    full = inside[:h, :w].reshape(h // block, block, w // block, block).all(axis=(1, 3))
+    return float(blocks[full].max()) if full.any() else float("inf")
+
+
+def _centre_crop(values: np.ndarray, aspect: float) -> np.ndarray:
+    """The centre of ``(..., H, W)`` values cut to width / height = ``aspect`` (only ever narrower or lower)."""
+    height, width = values.shape[-2:]
+    if width / height > aspect:
+        keep = max(1, round(height * aspect))
+        start = (width - keep) // 2
+        return values[..., :, start : start + keep]
+    keep = max(1, round(width / aspect))
+    start = (height - keep) // 2
+    return values[..., start : start + keep, :]
+
+
+def common_aspect(a, b, side: int = 32) -> tuple[float, float, float]:
+    """Both pictures cut to the aspect ratio they share around the centre (how wallpapers ship
+    per screen), at ``side`` x ``side``: grey correlation, :func:`worst_block`, chroma cosine."""
+    import cv2
+
+    aspect = min(a.small.shape[1] / a.small.shape[0], b.small.shape[1] / b.small.shape[0])
+
+    def maps(e) -> tuple[np.ndarray, np.ndarray]:
+        grey = cv2.resize(_centre_crop(e.small.astype(np.float32), aspect), (side, side), interpolation=cv2.INTER_AREA)
+        chroma = np.stack(
+            [
+                cv2.resize(c, (side // 4, side // 4), interpolation=cv2.INTER_AREA)
+                for c in _centre_crop(e.small_chroma.astype(np.float32), aspect)
+            ]
+        )
+        return grey, chroma
+
+    (ga, ca), (gb, cb) = maps(a), maps(b)
+    x, y = ga - ga.mean(), gb - gb.mean()
+    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return (float((x * y).sum()) / norm if norm > 1e-6 else 0.0), worst_block(ga, gb, block=4), cosine(ca, cb)
+
+
+def band_cut(a, b, grid: int = 48) -> tuple[float, float, float, str]:
+    """Two pictures of one frame compared with the edge band where they differ most cut from both.
+
+    A caption bar, a watermark strip or a banner covers an edge of a copy; what is
+    left must still match. Every cut from 6 % to :data:`MAX_BAND` of each edge is
+    tried on ``grid``-pixel grey maps of the whole frames (``small``), and the cut
+    that correlates best is kept.
+
+    Returns
+    -------
+    correlation, worst_block, chroma cosine of what is left, and the edge cut
+    (``"bottom"``, ``"top"``, ``"left"`` or ``"right"``).
+    """
+    import cv2
+
+    aspect = a.small.shape[1] / a.small.shape[0]
+    h, w = (grid, max(8, round(grid * aspect))) if aspect <= 1 else (max(8, round(grid / aspect)), grid)
+
+    def maps(e) -> tuple[np.ndarray, np.ndarray]:
+        grey = cv2.resize(e.small.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        chroma = [cv2.resize(c.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for c in e.small_chroma]
+        return grey, np.stack(chroma)
+
+    (ga, ca), (gb, cb) = maps(a), maps(b)
+    best = (-1.0, float("inf"), 0.0, "")
+    for edge in ("bottom", "top", "left", "right"):
+        length = h if edge in ("bottom", "top") else w
+        for cut in range(max(1, round(0.06 * length)), round(MAX_BAND * length) + 1, max(1, length // 24)):
+            keep = {
+                "bottom": (slice(0, h - cut), slice(None)),
+                "top": (slice(cut, None), slice(None)),
+                "left": (slice(None), slice(cut, None)),
+                "right": (slice(None), slice(0, w - cut)),
+            }[edge]
+            x, y = ga[keep] - ga[keep].mean(), gb[keep] - gb[keep].mean()
+            norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+            correlation = float((x * y).sum()) / norm if norm > 1e-6 else 0.0
+            if correlation > best[0]:
+                colour = cosine(ca[(slice(None), *keep)], cb[(slice(None), *keep)])
+                best = (correlation, worst_block(ga[keep], gb[keep], block=6), colour, edge)
+    return best

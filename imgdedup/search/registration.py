@@ -1,0 +1,134 @@
+"""Keypoint registration of two pictures (OpenCV ORB + RANSAC), for :mod:`imgdedup.search.verify`.
+
+:func:`keypoint_transform` finds the similarity transform most ORB matches agree
+on; :func:`registered_correlation` warps one picture onto the other by it and
+scores the overlap; :func:`contained_part` tells a crop from a part (a smaller
+picture found inside a larger one with blank around it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imgdedup.search.maps import cosine, worst_block
+
+#: Grey-level spread (0-255) below which the ring around a contained picture counts as blank.
+BLANK_RING = 6.0
+#: Width of that ring, as a share of the larger picture's longer side.
+RING = 0.02
+
+
+def keypoint_transform(
+    points_a: np.ndarray,
+    desc_a: np.ndarray,
+    points_b: np.ndarray,
+    desc_b: np.ndarray,
+    ratio: float = 0.8,
+    reprojection: float = 4.0,
+) -> tuple[np.ndarray | None, int]:
+    """The similarity transform most ORB matches (Lowe's ratio test) agree on, by RANSAC.
+
+    Parameters
+    ----------
+    points_a, points_b : (K, 2) float32 ndarray
+    desc_a, desc_b : (K, 32) uint8 ndarray
+    ratio : float
+        A match counts when its distance is below ``ratio`` times the second best's.
+    reprojection : float
+        RANSAC's inlier distance, in pixels of the described copies.
+
+    Returns
+    -------
+    transform : (2, 3) float64 ndarray mapping points of ``a`` onto ``b``, or None
+    inliers : int, 0 when there are too few matches to fit one.
+    """
+    if len(desc_a) < 2 or len(desc_b) < 2:
+        return None, 0
+    import cv2
+
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    good = [
+        p[0] for p in matcher.knnMatch(desc_a, desc_b, k=2) if len(p) == 2 and p[0].distance < ratio * p[1].distance
+    ]
+    if len(good) < 4:
+        return None, 0
+    source = points_a[[m.queryIdx for m in good]].reshape(-1, 1, 2)
+    target = points_b[[m.trainIdx for m in good]].reshape(-1, 1, 2)
+    transform, mask = cv2.estimateAffinePartial2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=reprojection, maxIters=500, confidence=0.99
+    )
+    return (None, 0) if mask is None or transform is None else (transform, int(mask.sum()))
+
+
+def blank_surroundings(picture: np.ndarray, footprint: np.ndarray) -> bool:
+    """Whether the ring just outside ``footprint`` (a bool mask over ``picture``) is blank while
+    the picture further out is not.
+
+    A crop cuts through the picture, so what lies just beyond its edge in the
+    original is more picture. A small picture found inside a larger one with
+    blank around it and more picture beyond is a part of it (a letter inside a
+    letter with an accent, an icon inside a scene), not a crop of it; blank all
+    the way to the edge is a border added to a copy.
+    """
+    import cv2
+
+    width = max(2, round(RING * max(picture.shape)))
+    grown = cv2.dilate(footprint.astype(np.uint8), np.ones((2 * width + 1, 2 * width + 1), np.uint8)) > 0
+    ring, beyond = grown & ~footprint, ~grown
+    if ring.sum() < 8 or beyond.sum() < 8:
+        return False  # the footprint (nearly) fills the frame: nothing around it to look at
+    # blank around and more picture further out; blank all the way out is a frame added to a copy
+    return float(picture[ring].std()) < BLANK_RING and float(picture[beyond].std()) >= BLANK_RING
+
+
+def contained_part(a, b, transform: np.ndarray) -> bool:
+    """Whether the smaller of the two pictures sits, under ``transform``, inside the larger with
+    blank surroundings (:func:`blank_surroundings`): a part of it, not a crop."""
+    import cv2
+
+    sa, sb = a.small.shape[1] / a.size[0], b.small.shape[1] / b.size[0]
+    forward = np.hstack([transform[:, :2] * (sb / sa), transform[:, 2:] * sb])  # a's small pixels -> b's
+    backward = cv2.invertAffineTransform(forward)
+    area_a = a.small.size
+    area_b_in_a = b.small.size / max(abs(float(np.linalg.det(forward[:, :2]))), 1e-9)
+    small, large, mapping = (a, b, forward) if area_a < area_b_in_a else (b, a, backward)
+    height, width = large.small.shape
+    footprint = cv2.warpAffine(np.ones(small.small.shape, np.uint8), mapping, (width, height)) > 0
+    return blank_surroundings(large.small.astype(np.float32), footprint)
+
+
+def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """``b`` warped onto ``a``: grey correlation, the overlap's share of ``a`` and of ``b``,
+    chroma cosine over the overlap, its :func:`worst_block`, and the ratio of the two
+    pictures' contrast there (>= 1).
+
+    ``transform`` maps ``a``'s described pixels onto ``b``'s (:func:`keypoint_transform`).
+    """
+    import cv2
+
+    sa, sb = a.small.shape[1] / a.size[0], b.small.shape[1] / b.size[0]
+    scaled = np.hstack([transform[:, :2] * (sb / sa), transform[:, 2:] * sb])
+    height, width = a.small.shape
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpAffine(b.small.astype(np.float32), scaled, (width, height), flags=flags)
+    mask = cv2.warpAffine(np.ones(b.small.shape, np.float32), scaled, (width, height), flags=flags) > 0.99
+    overlap = float(mask.mean())
+    if mask.sum() < 64:
+        return 0.0, overlap, 0.0, 0.0, float("inf"), float("inf")
+    # the share of b inside a: b's area seen in a's frame is its area over the transform's scale squared
+    scale = float(abs(np.linalg.det(scaled[:, :2])))
+    share_b = min(1.0, float(mask.sum()) * scale / b.small.size)
+    x = cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0)[mask]
+    y = cv2.GaussianBlur(warped, (3, 3), 0)[mask]
+    x, y = x - x.mean(), y - y.mean()
+    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    spread = sorted((float(x.std()), float(y.std())))
+    contrast = spread[1] / max(spread[0], 1e-6)
+    chroma_b = np.stack(
+        [cv2.warpAffine(c.astype(np.float32), scaled, (width, height), flags=flags) for c in b.small_chroma]
+    )
+    colour = cosine(a.small_chroma.astype(np.float32)[:, mask], chroma_b[:, mask])
+    blocks = worst_block(
+        cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0), cv2.GaussianBlur(warped, (3, 3), 0), mask
+    )
+    return (float(x @ y) / norm if norm > 1e-6 else 0.0), overlap, share_b, colour, blocks, contrast
