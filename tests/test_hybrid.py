@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks.transforms import make_transformed_copies
@@ -50,3 +51,22 @@ def test_hybrid_run_records_its_rule_and_trimmed_distances(runs):
     assert document["hybrid_hashes"] == ["trimmed_phash", "trimmed_dhash"] and document["layer"] == "block"
     bordered = [m for c in document["clusters"] for m in c["members"] if m["path"].endswith("__border_10.jpg")]
     assert bordered and all(m["distance"] <= 8 for m in bordered)  # the border is trimmed before hashing
+
+
+def test_nearest_partners_keeps_each_images_most_similar_pairs():
+    from imgdedup.search.incremental import nearest_partners
+
+    # image 0 has four partners; 4 and 5 also pair with each other
+    i = np.array([0, 0, 0, 0, 4])
+    j = np.array([1, 2, 3, 4, 5])
+    similarity = np.array([0.90, 0.95, 0.86, 0.88, 0.87], dtype=np.float32)
+    # top 2 of image 0: pairs 1 (0.95) and 0 (0.90); pair 2 is image 3's only pair, kept by it,
+    # and so on: with k=1 only pairs that are some image's best survive
+    assert nearest_partners(i, j, similarity, 2).tolist() == [True, True, True, True, True]
+    assert nearest_partners(i, j, similarity, 1).tolist() == [True, True, True, True, True]
+    dense = np.array([0, 0, 0, 1, 1, 2]), np.array([1, 2, 3, 2, 3, 3])
+    scores = np.array([0.99, 0.98, 0.97, 0.96, 0.95, 0.94], dtype=np.float32)
+    # a clique of four: with k=1, 0-1 is best of 0 and of 1, 0-2 best of 2, 0-3 best of 3
+    assert nearest_partners(*dense, scores, 1).tolist() == [True, True, True, False, False, False]
+    with pytest.raises(ValueError, match="`k` must be at least 1"):
+        nearest_partners(*dense, scores, 0)

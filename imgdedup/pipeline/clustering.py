@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,16 +32,24 @@ from imgdedup.storage.locations import Location, as_location, join
 from imgdedup.storage.store import STATUS_ERROR, PositionRows, Store
 
 
-def describe_candidates(table: ImageTable, indices: np.ndarray, max_pixels: int) -> dict:
-    """:class:`ImageEvidence` of the images in candidate pairs (None for a file unreadable now)."""
-    found: dict = {}
-    for k in np.asarray(indices).tolist():
+def describe_candidates(table: ImageTable, indices: np.ndarray, max_pixels: int, threads: int | None = None) -> dict:
+    """:class:`ImageEvidence` of the images in candidate pairs (None for a file unreadable now).
+
+    Images are described on ``threads`` threads (default: one per core): decoding
+    (Pillow) and keypoints (OpenCV) release the GIL, and threads share the result
+    without pickling it.
+    """
+
+    def describe(k: int):
         record = FileRecord(id=table.ids[k], size=int(table.sizes[k]), mtime_ns=int(table.mtime_ns[k]))
         try:
-            found[k] = describe_image(read_bytes(table.root, record), max_pixels)
+            return describe_image(read_bytes(table.root, record), max_pixels)
         except (ImageLoadError, MemoryError):
-            found[k] = None
-    return found
+            return None
+
+    wanted = np.asarray(indices).tolist()
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        return dict(zip(wanted, pool.map(describe, wanted)))
 
 
 def run_settings(config: Config) -> dict:
@@ -56,6 +65,7 @@ def run_settings(config: Config) -> dict:
                 name: getattr(config, name)
                 for name in (
                     "verify_floor",
+                    "verify_neighbours",
                     "verify_aligned",
                     "verify_fine",
                     "verify_colour",
@@ -98,16 +108,27 @@ def cluster(
         evidence = describe_candidates(table, np.unique(np.concatenate([i, j])), config.max_image_pixels)
         settings = config.verify_settings
 
+        def judge(key: tuple[int, int]) -> tuple[bool, str, dict]:
+            a, b = key
+            if evidence.get(a) is None or evidence.get(b) is None:
+                return False, "unreadable", {}
+            verdict = verify_pair(evidence[a], evidence[b], table.digests[a] == table.digests[b], settings)
+            return verdict.ok, verdict.evidence, verdict.scores
+
         def verifier(a: int, b: int) -> tuple[bool, str, dict]:
             key = (min(a, b), max(a, b))
             if key not in verdicts:
-                if evidence.get(a) is None or evidence.get(b) is None:
-                    verdicts[key] = (False, "unreadable", {})
-                else:
-                    verdict = verify_pair(evidence[a], evidence[b], table.digests[a] == table.digests[b], settings)
-                    verdicts[key] = (verdict.ok, verdict.evidence, verdict.scores)
+                verdicts[key] = judge(key)
                 outcomes[verdicts[key][1]] = outcomes.get(verdicts[key][1], 0) + 1
             return verdicts[key]
+
+        # every candidate pair is verified anyway: do it on a thread per core (OpenCV's matching and
+        # warping release the GIL); keeper checks of pairs that were no candidates follow one by one
+        keys = sorted({(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist())})
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for key, verdict in zip(keys, pool.map(judge, keys)):
+                verdicts[key] = verdict
+                outcomes[verdict[1]] = outcomes.get(verdict[1], 0) + 1
 
     camera = np.zeros(len(table.ids), bool)
     for k, found in evidence.items():

@@ -84,6 +84,39 @@ def trimmed_distance(store: Store, rows: np.ndarray, i: np.ndarray, j: np.ndarra
     return np.minimum(np.bitwise_count(phash[i] ^ phash[j]), np.bitwise_count(dhash[i] ^ dhash[j])).astype(np.uint8)
 
 
+def nearest_partners(i: np.ndarray, j: np.ndarray, similarity: np.ndarray, k: int) -> np.ndarray:
+    """Keep-mask of the pairs that are among the ``k`` most similar of either of their images.
+
+    Ties go by the pair's position, so the mask depends on the pairs alone.
+
+    Parameters
+    ----------
+    i, j : (P,) int ndarray
+    similarity : (P,) float ndarray
+    k : int, at least 1
+
+    Returns
+    -------
+    (P,) bool ndarray
+    """
+    if k < 1:
+        raise ValueError(f"`k` must be at least 1, got {k!r}")
+    keep = np.zeros(len(i), dtype=bool)
+    if not len(i):
+        return keep
+    pair = np.arange(len(i))
+    # every pair once under each of its two images, ranked within each image by similarity
+    image = np.concatenate([i, j])
+    pairs = np.concatenate([pair, pair])
+    scores = np.concatenate([similarity, similarity])
+    order = np.lexsort((pairs, -scores, image))
+    sorted_image = image[order]
+    start = np.flatnonzero(np.r_[True, sorted_image[1:] != sorted_image[:-1]])
+    rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
+    keep[pairs[order[rank < k]]] = True
+    return keep
+
+
 def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -> PairSet:
     """The run's duplicate pairs from its search's pairs ``found`` (see :func:`search_pairs`).
 
@@ -100,8 +133,11 @@ def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -
         near = trimmed_distance(store, rows, ci, cj)
         keep = (cs >= config.min_similarity) | ((near <= config.threshold) & (cs >= config.hybrid_floor))
         if verifies(config):
-            # verification confirms each pair on its own evidence, so the candidates reach further: crops
-            keep |= cs >= config.verify_floor
+            # verification confirms each pair on its own evidence, so the candidates reach further
+            # (crops), each image to its few most similar partners: a copy is among them, and dense
+            # neighbourhoods of look-alikes (letters, sprites of one game) add no pairs past those
+            wide = ~keep & (cs >= config.verify_floor)
+            keep |= wide & nearest_partners(ci, cj, cs, config.verify_neighbours)
         i, j, distance = ci[keep], cj[keep], near[keep]
     else:
         i, j, _ = found

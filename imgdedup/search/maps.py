@@ -82,13 +82,27 @@ def common_aspect(a, b, side: int = 32) -> tuple[float, float, float]:
     return (float((x * y).sum()) / norm if norm > 1e-6 else 0.0), worst_block(ga, gb, block=4), cosine(ca, cb)
 
 
-def band_cut(a, b, grid: int = 48) -> tuple[float, float, float, str]:
+def _cut_correlations(x: np.ndarray, y: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Correlation of ``x`` and ``y`` (H, W) with the last ``cuts`` rows dropped, for every cut at once
+    (running sums over rows: one pass, however many cuts)."""
+    n = x.shape[1]
+    sums = [np.cumsum(v.sum(axis=1)) for v in (x, y, x * x, y * y, x * y)]
+    rows = x.shape[0] - cuts
+    sx, sy, sxx, syy, sxy = (s[rows - 1] for s in sums)
+    count = rows * n
+    covariance = sxy - sx * sy / count
+    spread = np.sqrt(np.maximum(sxx - sx * sx / count, 0) * np.maximum(syy - sy * sy / count, 0))
+    return np.where(spread > 1e-6, covariance / np.maximum(spread, 1e-12), 0.0)
+
+
+def band_cut(a, b, grid: int = 48, need: float = -1.0) -> tuple[float, float, float, str]:
     """Two pictures of one frame compared with the edge band where they differ most cut from both.
 
     A caption bar, a watermark strip or a banner covers an edge of a copy; what is
     left must still match. Every cut from 6 % to :data:`MAX_BAND` of each edge is
     tried on ``grid``-pixel grey maps of the whole frames (``small``), and the cut
-    that correlates best is kept.
+    that correlates best is kept. When its correlation is below ``need`` the other
+    scores are not computed (``inf`` and 0).
 
     Returns
     -------
@@ -99,27 +113,31 @@ def band_cut(a, b, grid: int = 48) -> tuple[float, float, float, str]:
 
     aspect = a.small.shape[1] / a.small.shape[0]
     h, w = (grid, max(8, round(grid * aspect))) if aspect <= 1 else (max(8, round(grid / aspect)), grid)
-
-    def maps(e) -> tuple[np.ndarray, np.ndarray]:
-        grey = cv2.resize(e.small.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-        chroma = [cv2.resize(c.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for c in e.small_chroma]
-        return grey, np.stack(chroma)
-
-    (ga, ca), (gb, cb) = maps(a), maps(b)
-    best = (-1.0, float("inf"), 0.0, "")
-    for edge in ("bottom", "top", "left", "right"):
-        length = h if edge in ("bottom", "top") else w
-        for cut in range(max(1, round(0.06 * length)), round(MAX_BAND * length) + 1, max(1, length // 24)):
-            keep = {
-                "bottom": (slice(0, h - cut), slice(None)),
-                "top": (slice(cut, None), slice(None)),
-                "left": (slice(None), slice(cut, None)),
-                "right": (slice(None), slice(0, w - cut)),
-            }[edge]
-            x, y = ga[keep] - ga[keep].mean(), gb[keep] - gb[keep].mean()
-            norm = float(np.linalg.norm(x) * np.linalg.norm(y))
-            correlation = float((x * y).sum()) / norm if norm > 1e-6 else 0.0
-            if correlation > best[0]:
-                colour = cosine(ca[(slice(None), *keep)], cb[(slice(None), *keep)])
-                best = (correlation, worst_block(ga[keep], gb[keep], block=6), colour, edge)
-    return best
+    ga, gb = (cv2.resize(e.small.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for e in (a, b))
+    # each edge as "the last rows" of a flipped or transposed view
+    views = {"bottom": lambda v: v, "top": lambda v: v[::-1], "right": lambda v: v.T, "left": lambda v: v.T[::-1]}
+    best = (-1.0, "", 0)
+    for edge, view in views.items():
+        length = view(ga).shape[0]
+        cuts = np.arange(max(1, round(0.06 * length)), round(MAX_BAND * length) + 1)
+        if not len(cuts):
+            continue
+        correlations = _cut_correlations(view(ga), view(gb), cuts)
+        k = int(np.argmax(correlations))
+        if correlations[k] > best[0]:
+            best = (float(correlations[k]), edge, int(cuts[k]))
+    correlation, edge, cut = best
+    if not edge or correlation < need:
+        return correlation, float("inf"), 0.0, edge  # below what the caller needs: the rest is not worth it
+    keep = {
+        "bottom": (slice(0, h - cut), slice(None)),
+        "top": (slice(cut, None), slice(None)),
+        "left": (slice(None), slice(cut, None)),
+        "right": (slice(None), slice(0, w - cut)),
+    }[edge]
+    chroma = [
+        np.stack([cv2.resize(c.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for c in e.small_chroma])
+        for e in (a, b)
+    ]
+    colour = cosine(chroma[0][(slice(None), *keep)], chroma[1][(slice(None), *keep)])
+    return correlation, worst_block(ga[keep], gb[keep], block=6), colour, edge

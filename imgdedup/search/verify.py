@@ -199,12 +199,16 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
         colour = cosine(a.chroma, b.chroma[:, :, ::-1] if flip else b.chroma)
         scores["colour"] = round(colour, 3)
         colour_ok = colour >= settings.colour
-    blocks = worst_block(a.fine, b.fine[:, ::-1] if flip else b.fine, block=6)
+    # the worst square only decides between maps that correlate well (and costs more than the rest)
+    near = aligned >= settings.aligned and fine >= settings.fine
+    blocks = worst_block(a.fine, b.fine[:, ::-1] if flip else b.fine, block=6) if near else float("inf")
     contrast = max(a.contrast, b.contrast) / max(min(a.contrast, b.contrast), 1e-6)
     chroma_ratio = max(a.chroma_level, b.chroma_level) / max(min(a.chroma_level, b.chroma_level), 1e-6)
-    scores.update(blocks=round(blocks, 3), contrast_ratio=round(contrast, 2))
+    scores.update(contrast_ratio=round(contrast, 2))
+    if near:
+        scores["blocks"] = round(blocks, 3)
     # contrast and colour strength change little in a copy (brightness, contrast, saturation)
-    aligned_ok = aligned >= settings.aligned and fine >= settings.fine and blocks <= settings.blocks
+    aligned_ok = near and blocks <= settings.blocks
     tone_ok = contrast <= MAX_CONTRAST_RATIO and (not colourful or chroma_ratio <= MAX_CHROMA_RATIO)
     if aligned_ok and colour_ok and tone_ok:
         return Verdict(True, "aligned", scores)
@@ -220,7 +224,7 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
         ):
             return Verdict(True, "aligned (common aspect)", scores)
     if abs(aspect_a - aspect_b) <= SAME_FRAME * min(aspect_a, aspect_b) and not aligned_ok:
-        kept, kept_blocks, kept_colour, edge = band_cut(a, b)
+        kept, kept_blocks, kept_colour, edge = band_cut(a, b, need=BAND_CORRELATION)
         scores.update(band=round(kept, 3), band_blocks=round(kept_blocks, 3), band_edge=edge)
         if (
             kept >= BAND_CORRELATION
