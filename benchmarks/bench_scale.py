@@ -155,13 +155,13 @@ def run_command(command: str, folder: Path, work: Path, method: str, label: str,
     return {"wall": wall, "seconds": summary["seconds"], "images": summary["images"], "peaks": peaks, "out": out}
 
 
-def planted_found(out: Path, planted: list[tuple[str, str]]) -> int:
+def planted_found(out: Path, planted: list[tuple[str, str]]) -> tuple[int, int]:
+    """Planted pairs that duplicates.json lists, and the other pairs it lists (false: the
+    generated scenes are distinct)."""
     duplicates = json.loads((out / "duplicates.json").read_text())
-    found = 0
-    for original, copy in planted:
-        listed = {d if isinstance(d, str) else d[0] for d in duplicates.get(original, [])}
-        found += copy in listed
-    return found
+    listed = {frozenset((a, d if isinstance(d, str) else d[0])) for a, found in duplicates.items() for d in found}
+    truth = {frozenset(pair) for pair in planted}
+    return len(listed & truth), len(listed - truth)
 
 
 def report(
@@ -173,8 +173,10 @@ def report(
         print(f"  unchanged rerun: {100 * result['wall'] / full_wall:.1f} % of the full run's wall time")
     for pid, (name, rss) in sorted(result["peaks"].items(), key=lambda kv: -kv[1][1]):
         print(f"  peak RSS {rss / 2**20:7.0f} MiB  pid {pid}  {name}")
+    found, false = planted_found(result["out"], planted)
     print(
-        f"  store {folder_bytes(store) / 2**20:.1f} MiB; planted pairs found {planted_found(result['out'], planted)}/{len(planted)}"
+        f"  store {folder_bytes(store) / 2**20:.1f} MiB; planted pairs found {found}/{len(planted)}, "
+        f"other pairs {false}"
     )
 
 
