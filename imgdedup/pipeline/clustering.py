@@ -52,6 +52,13 @@ def describe_candidates(table: ImageTable, indices: np.ndarray, max_pixels: int,
         return dict(zip(wanted, pool.map(describe, wanted)))
 
 
+def cluster_member_pairs(clusters) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of members of each cluster, as index arrays ``(i, j)`` with ``i < j``."""
+    pairs = [(min(a, b), max(a, b)) for c in clusters for n, a in enumerate(c.indices) for b in c.indices[n + 1 :]]
+    found = np.asarray(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+    return found[:, 0], found[:, 1]
+
+
 def run_settings(config: Config) -> dict:
     settings: dict = {"method": config.method, "threshold": config.threshold, "compat": config.compat}
     if config.uses_embeddings:
@@ -149,9 +156,15 @@ def cluster(
         ),
     )
     document["candidate_pairs"] = int(len(i))
-    if verifier is not None:  # duplicates.json lists verified pairs only
-        confirmed = np.fromiter((verifier(a, b)[0] for a, b in zip(i.tolist(), j.tolist())), dtype=bool, count=len(i))
-        i, j, distance, similarity = i[confirmed], j[confirmed], distance[confirmed], similarity[confirmed]
+    if verifier is not None:
+        # duplicates.json lists each image's cluster: verified pairs, and pairs joined through the
+        # keeper both were verified against (candidates are each image's nearest few only)
+        i, j = cluster_member_pairs(clusters)
+        distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
+        if embeddings is not None and len(i):
+            similarity = np.einsum("ij,ij->i", embeddings[i], embeddings[j]).astype(np.float32)
+        else:
+            similarity = np.full(len(i), np.nan, np.float32)
     document["verification"] = dict(sorted(outcomes.items()))  # checks made, by evidence or reason refuted
     document["low_information"] = sum(1 for found in evidence.values() if found is not None and found.low_information)
     document["vetoed_pairs"] = vetoed
