@@ -221,3 +221,29 @@ def test_a_picture_found_inside_a_larger_one_with_blank_around_it_is_a_part_not_
     framed = Image.new("RGB", (264, 264), "white")
     framed.paste(glyph(False), (22, 22))
     assert verify_pair(plain, describe_image(encoded(framed, "JPEG", quality=90)), same_digest=False).ok
+
+
+def test_an_unchanged_rerun_reuses_the_kept_verdicts(tmp_path, monkeypatch):
+    import imgdedup.pipeline.verification as verification
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    scene = textured_scene(11)
+    scene.save(folder / "scene.png")
+    scene.resize((360, 270)).save(folder / "scene-small.jpg", quality=85)
+    textured_scene(12).save(folder / "other.png")
+    config = load_config(method="phash", threshold=40, store=str(tmp_path / "store"))
+    find_duplicates_in_folder(folder, config, tmp_path / "first")
+    kept = list((tmp_path / "store" / "verdicts").glob("verdicts-*.npz"))
+    assert len(kept) == 1
+    described = []
+    real = verification.describe_image
+    monkeypatch.setattr(verification, "describe_image", lambda *a, **k: described.append(1) or real(*a, **k))
+    find_duplicates_in_folder(folder, config, tmp_path / "second")
+    assert described == []  # every pair's verdict was kept: nothing is decoded again
+    first, second = (json.loads((tmp_path / r / "clusters.json").read_text()) for r in ("first", "second"))
+    assert [c["members"] for c in first["clusters"]] == [c["members"] for c in second["clusters"]]
+    assert first["verification"] == second["verification"] and first["clusters"]
+    # other thresholds are other verdicts: verified afresh, in a file of their own
+    find_duplicates_in_folder(folder, config.replace(verify_aligned=0.95), tmp_path / "third")
+    assert described and len(list((tmp_path / "store" / "verdicts").glob("verdicts-*.npz"))) == 2

@@ -14,7 +14,8 @@ Modules, in the order a run uses them (each imports only those above it):
 - ``embedders``: one embedder per process and setting, the embedding of a batch
 - ``chunks``: preprocess (discover and plan), hash and embed one chunk, commit
 - ``indexing``: the run's images and the search for pairs, cut into tiles
-- ``clustering``: verify candidate pairs, cluster, write duplicates.json and clusters.json/.csv
+- ``verification``: describe the candidates' images, verify their pairs, keep the verdicts in the store
+- ``clustering``: cluster the verified pairs, write duplicates.json and clusters.json/.csv
 - ``reporting``: report.html, summary.json, scores against a ground truth
 - ``inprocess``: :func:`find_duplicates_in_folder`, every stage in this process
 - ``stages``: the old address of all these names, re-exported

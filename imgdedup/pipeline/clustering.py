@@ -3,53 +3,28 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from imgdedup.config import Config
-from imgdedup.errors import ImageLoadError
-from imgdedup.imaging.describe import describe_image
-from imgdedup.imaging.discover import FileRecord, read_bytes
 from imgdedup.pipeline.embedders import embedding_settings
 from imgdedup.pipeline.indexing import image_table
 from imgdedup.pipeline.plan import read_plan
 from imgdedup.pipeline.results import (
-    ImageTable,
     clusters_document,
     duplicates_map,
     write_clusters_csv,
     write_errors_csv,
     write_json,
 )
+from imgdedup.pipeline.verification import PairChecks
 from imgdedup.search.cluster import cluster_pairs, keeper_order
 from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS
 from imgdedup.search.rules import suppress_pairs, veto_pairs
 from imgdedup.search.tiers import member_tier
-from imgdedup.search.verify import verify_pair
 from imgdedup.storage import locations
 from imgdedup.storage.locations import Location, as_location, join
 from imgdedup.storage.store import STATUS_ERROR, PositionRows, Store
-
-
-def describe_candidates(table: ImageTable, indices: np.ndarray, max_pixels: int, threads: int | None = None) -> dict:
-    """:class:`ImageEvidence` of the images in candidate pairs (None for a file unreadable now).
-
-    Images are described on ``threads`` threads (default: one per core): decoding
-    (Pillow) and keypoints (OpenCV) release the GIL, and threads share the result
-    without pickling it.
-    """
-
-    def describe(k: int):
-        record = FileRecord(id=table.ids[k], size=int(table.sizes[k]), mtime_ns=int(table.mtime_ns[k]))
-        try:
-            return describe_image(read_bytes(table.root, record), max_pixels)
-        except (ImageLoadError, MemoryError):
-            return None
-
-    wanted = np.asarray(indices).tolist()
-    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
-        return dict(zip(wanted, pool.map(describe, wanted)))
 
 
 def cluster_member_pairs(clusters) -> tuple[np.ndarray, np.ndarray]:
@@ -110,38 +85,16 @@ def cluster(
         embeddings = PositionRows(store, "embeddings", rows, np.concatenate([i, j])) if config.uses_embeddings else None
     else:
         hashes, embeddings = np.zeros(0, np.uint64), None
-    verifier, evidence, outcomes, verdicts = None, {}, {}, {}
-    if config.verify and not config.compat and len(i):
-        evidence = describe_candidates(table, np.unique(np.concatenate([i, j])), config.max_image_pixels)
-        settings = config.verify_settings
-
-        def judge(key: tuple[int, int]) -> tuple[bool, str, dict]:
-            a, b = key
-            if evidence.get(a) is None or evidence.get(b) is None:
-                return False, "unreadable", {}
-            verdict = verify_pair(evidence[a], evidence[b], table.digests[a] == table.digests[b], settings)
-            return verdict.ok, verdict.evidence, verdict.scores
-
-        def verifier(a: int, b: int) -> tuple[bool, str, dict]:
-            key = (min(a, b), max(a, b))
-            if key not in verdicts:
-                verdicts[key] = judge(key)
-                outcomes[verdicts[key][1]] = outcomes.get(verdicts[key][1], 0) + 1
-            return verdicts[key]
-
-        # every candidate pair is verified anyway: do it on a thread per core (OpenCV's matching and
-        # warping release the GIL); keeper checks of pairs that were no candidates follow one by one
-        keys = sorted({(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist())})
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for key, verdict in zip(keys, pool.map(judge, keys)):
-                verdicts[key] = verdict
-                outcomes[verdict[1]] = outcomes.get(verdict[1], 0) + 1
-
+    checks = None
     camera = np.zeros(len(table.ids), bool)
-    for k, found in evidence.items():
-        camera[k] = found is not None and found.camera
+    if config.verify and not config.compat and len(i):
+        checks = PairChecks(table, store, config, i, j)
+        camera = checks.camera
+    verifier = None if checks is None else checks.verify
     rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, camera)
     clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings, verify=verifier)
+    if checks is not None:
+        checks.save()
     document = clusters_document(
         table,
         clusters,
@@ -165,8 +118,10 @@ def cluster(
             similarity = np.einsum("ij,ij->i", embeddings[i], embeddings[j]).astype(np.float32)
         else:
             similarity = np.full(len(i), np.nan, np.float32)
-    document["verification"] = dict(sorted(outcomes.items()))  # checks made, by evidence or reason refuted
-    document["low_information"] = sum(1 for found in evidence.values() if found is not None and found.low_information)
+    document["verification"] = (
+        {} if checks is None else dict(sorted(checks.outcomes.items()))
+    )  # checks made, by evidence or reason refuted
+    document["low_information"] = 0 if checks is None else checks.low_information
     document["vetoed_pairs"] = vetoed
     document["suppressed_pairs"] = suppressed
     by_similarity = config.uses_embeddings

@@ -11,7 +11,7 @@ imports from the module that holds the name:
   :func:`embed_chunk`, :func:`process_chunk`, :func:`process_chunk_or_skip`, :func:`commit`
 - :mod:`imgdedup.pipeline.indexing`: :func:`image_table`, :func:`index`,
   :func:`plan_index`, :func:`count_tiles`, :func:`index_tile`, :func:`merge_index`
-- :mod:`imgdedup.pipeline.clustering`: :func:`describe_candidates`,
+- :mod:`imgdedup.pipeline.verification`: :func:`describe_candidates`; :mod:`imgdedup.pipeline.clustering`:
   :func:`run_settings`, :func:`cluster`
 - :mod:`imgdedup.pipeline.reporting`: :func:`truth_scores`, :func:`report`
 - :mod:`imgdedup.pipeline.inprocess`: ``Progress``, :func:`find_duplicates_in_folder`
@@ -26,7 +26,7 @@ from imgdedup.pipeline.chunks import (
     process_chunk,
     process_chunk_or_skip,
 )
-from imgdedup.pipeline.clustering import cluster, describe_candidates, run_settings
+from imgdedup.pipeline.clustering import cluster, run_settings
 from imgdedup.pipeline.embedders import _EMBEDDERS, embed_files, embedder_for, embedding_settings
 from imgdedup.pipeline.indexing import count_tiles, image_table, index, index_tile, merge_index, plan_index
 from imgdedup.pipeline.inprocess import Progress, find_duplicates_in_folder
@@ -40,6 +40,7 @@ from imgdedup.pipeline.run import (
     prepare_out_dir,
     show_name,
 )
+from imgdedup.pipeline.verification import describe_candidates
 
 __all__ = [
     "UNREADABLE_SHOWN",

@@ -41,6 +41,9 @@ import numpy as np
 from imgdedup.search.maps import band_cut, common_aspect, cosine, worst_block
 from imgdedup.search.registration import contained_part, keypoint_transform, registered_correlation
 
+#: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
+#: raise it whenever a rule or constant here changes a verdict.
+VERIFY_RULES = 2
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
 GREY = 0.012

@@ -11,6 +11,7 @@ Layout of a store (a local folder, or a URL prefix on object storage such as
     pairs/            cached search results, for new-vs-all queries on the next run
     thumbs/           report thumbnails of the current clusters, named by content digest and size
     not_duplicates.json  content-digest pairs a person marked "not duplicates" in ``imgdedup review``
+    verdicts/         verdicts of verified pairs by content digests, per verification settings
     lock              held by the run using the store (see :meth:`Store.lock`)
 
 Rows are append-only. A file processed in a run gets fresh rows; its old rows

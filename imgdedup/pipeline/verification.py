@@ -1,0 +1,136 @@
+"""Verification in the cluster stage: describe the candidates' images, verify their pairs, keep the verdicts.
+
+:class:`PairChecks` is what :func:`imgdedup.pipeline.clustering.cluster` hands to
+the clustering as its verifier: it verifies each candidate pair once (on a
+thread per core), and any other pair the clustering asks about (a member against
+its keeper) when asked, reusing the verdicts an earlier run kept in the store
+(:mod:`imgdedup.search.verdicts`), so an unchanged rerun decodes nothing again.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from imgdedup.config import Config
+from imgdedup.errors import ImageLoadError
+from imgdedup.imaging.describe import describe_image
+from imgdedup.imaging.discover import FileRecord, read_bytes
+from imgdedup.pipeline.results import ImageTable
+from imgdedup.search.verdicts import Verdict, digest_key, load_verdicts, save_verdicts, verdicts_location
+from imgdedup.search.verify import VERIFY_RULES, verify_pair
+from imgdedup.storage.store import Store
+
+#: Settings that choose the candidates, not a verdict.
+CANDIDATE_SETTINGS = ("verify_floor", "verify_neighbours")
+
+
+def describe_candidates(table: ImageTable, indices: np.ndarray, max_pixels: int, threads: int | None = None) -> dict:
+    """:class:`ImageEvidence` of the images in candidate pairs (None for a file unreadable now).
+
+    Images are described on ``threads`` threads (default: one per core): decoding
+    (Pillow) and keypoints (OpenCV) release the GIL, and threads share the result
+    without pickling it.
+    """
+
+    def describe(k: int):
+        record = FileRecord(id=table.ids[k], size=int(table.sizes[k]), mtime_ns=int(table.mtime_ns[k]))
+        try:
+            return describe_image(read_bytes(table.root, record), max_pixels)
+        except (ImageLoadError, MemoryError):
+            return None
+
+    wanted = np.asarray(indices).tolist()
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        return dict(zip(wanted, pool.map(describe, wanted)))
+
+
+def verdict_settings(config: Config) -> dict:
+    """What a verdict depends on besides the two files: the rules' version and thresholds."""
+    fields = [
+        name for name in type(config).model_fields if name.startswith("verify_") and name not in CANDIDATE_SETTINGS
+    ]
+    return {"rules": VERIFY_RULES, **{name: getattr(config, name) for name in sorted(fields)}}
+
+
+class PairChecks:
+    """Verdicts of a run's pairs (see the module docstring).
+
+    Attributes
+    ----------
+    outcomes : dict
+        Checks made by this run, by evidence or reason refuted (pairs verified by
+        an earlier run count too: the summary says how the run's pairs were judged).
+    camera : (N,) bool ndarray
+        Whether each image in a candidate pair names a camera in its EXIF.
+    low_information : int
+        Images in candidate pairs that are low-information.
+    """
+
+    def __init__(self, table: ImageTable, store: Store, config: Config, i: np.ndarray, j: np.ndarray):
+        self.table, self.config, self.settings = table, config, config.verify_settings
+        self.location = verdicts_location(store.path, verdict_settings(config))
+        self.cache = load_verdicts(self.location)
+        self.verdicts: dict[tuple[int, int], Verdict] = {}
+        self.outcomes: dict[str, int] = {}
+        self._counted: set[tuple[int, int]] = set()
+        keys = sorted({(min(a, b), max(a, b)) for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist())})
+        todo = [key for key in keys if digest_key(table.digests, *key) not in self.cache.verdicts]
+        involved = np.unique(np.asarray(keys, dtype=np.int64).ravel())
+        undescribed = [k for k in involved.tolist() if str(table.digests[k]) not in self.cache.facts]
+        wanted = np.unique(np.asarray([k for key in todo for k in key] + undescribed, dtype=np.int64))
+        self.evidence = describe_candidates(table, wanted, config.max_image_pixels)
+        for k, found in self.evidence.items():
+            if found is not None:
+                self.cache.facts[str(table.digests[k])] = (found.camera, found.low_information)
+        # the pairs no earlier run verified: on a thread per core (OpenCV's matching and warping
+        # release the GIL); keeper checks come later, one by one, as the clustering asks
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for key, verdict in zip(todo, pool.map(self._judge, todo)):
+                self.verdicts[key] = verdict
+        for key in keys:
+            self.verify(*key)
+        self.camera = np.zeros(len(table.ids), bool)
+        self.low_information = 0
+        for k in involved.tolist():
+            facts = self.cache.facts.get(str(table.digests[k]))
+            if facts is not None:
+                self.camera[k] = facts[0]
+                self.low_information += int(facts[1])
+
+    def _judge(self, key: tuple[int, int]) -> Verdict:
+        known = self.cache.verdicts.get(digest_key(self.table.digests, *key))
+        if known is not None:
+            return known
+        for k in key:  # a keeper check may need an image no candidate pair did
+            if k not in self.evidence:
+                self.evidence.update(
+                    describe_candidates(self.table, np.asarray([k]), self.config.max_image_pixels, threads=1)
+                )
+        a, b = key
+        if self.evidence.get(a) is None or self.evidence.get(b) is None:
+            return False, "unreadable", {}
+        verdict = verify_pair(
+            self.evidence[a], self.evidence[b], self.table.digests[a] == self.table.digests[b], self.settings
+        )
+        return verdict.ok, verdict.evidence, verdict.scores
+
+    def verify(self, a: int, b: int) -> Verdict:
+        """The verdict of images ``a`` and ``b`` (a :data:`imgdedup.search.cluster.Verifier`)."""
+        key = (min(a, b), max(a, b))
+        if key not in self.verdicts:
+            self.verdicts[key] = self._judge(key)
+        if key not in self._counted:
+            self._counted.add(key)
+            outcome = self.verdicts[key][1]
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        return self.verdicts[key]
+
+    def save(self) -> None:
+        """Keep this run's verdicts in the store, with those of its current files from earlier runs."""
+        for key, verdict in self.verdicts.items():
+            if verdict[1] != "unreadable":  # it may be readable next time
+                self.cache.verdicts[digest_key(self.table.digests, *key)] = verdict
+        save_verdicts(self.location, self.cache.kept(str(d) for d in self.table.digests))

@@ -1,0 +1,92 @@
+"""Verdicts of verified pairs, kept in the store so an unchanged rerun verifies nothing again.
+
+A verdict depends on the two files' contents and the verification settings
+only, so it is keyed by the pair of content digests (sorted) and kept in one
+file per settings: ``STORE/verdicts/verdicts-<settings digest>.npz``. With it
+go two facts of each described image, by digest: whether its EXIF names a
+camera (the keeper order uses it) and whether it is low-information (the
+summary counts them). A rerun verifies only the pairs the file lacks, and
+describes only their images. Arrays: ``a``, ``b`` (digests), ``ok`` (bool),
+``evidence`` (str), ``scores`` (JSON text); ``described`` (digests), ``camera``,
+``low_information`` (bool). Read without pickle
+(:func:`imgdedup.storage.locations.load_npz`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Collection, Mapping
+
+import numpy as np
+
+from imgdedup.storage import locations
+from imgdedup.storage.locations import Location, join
+
+#: A verdict as the cluster stage passes it around: (verified, evidence, scores).
+Verdict = tuple[bool, str, dict]
+
+
+@dataclass
+class VerdictCache:
+    """Verdicts by sorted digest pair, and ``(camera, low_information)`` by digest."""
+
+    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    facts: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+
+    def kept(self, digests: Collection[str]) -> "VerdictCache":
+        """Only what concerns files of ``digests`` (the store's current files): the file stays small."""
+        current = set(digests)
+        return VerdictCache(
+            {k: v for k, v in self.verdicts.items() if k[0] in current and k[1] in current},
+            {d: f for d, f in self.facts.items() if d in current},
+        )
+
+
+def digest_key(digests, a: int, b: int) -> tuple[str, str]:
+    """The cache key of images ``a`` and ``b``: their content digests, sorted."""
+    x, y = str(digests[a]), str(digests[b])
+    return (x, y) if x <= y else (y, x)
+
+
+def verdicts_location(store_path: str, settings: Mapping) -> Location:
+    """The verdict file of ``settings`` (everything that changes a verdict) in the store."""
+    digest = hashlib.sha256(json.dumps(dict(settings), sort_keys=True).encode()).hexdigest()[:16]
+    return join(store_path, "verdicts", f"verdicts-{digest}.npz")
+
+
+def load_verdicts(location: Location) -> VerdictCache:
+    """The cache kept at ``location`` (empty when there is none yet)."""
+    if not locations.exists(location):
+        return VerdictCache()
+    data = locations.load_npz(location)
+    verdicts = {
+        (str(a), str(b)): (bool(ok), str(evidence), json.loads(str(scores)))
+        for a, b, ok, evidence, scores in zip(data["a"], data["b"], data["ok"], data["evidence"], data["scores"])
+    }
+    facts = {
+        str(d): (bool(c), bool(low)) for d, c, low in zip(data["described"], data["camera"], data["low_information"])
+    }
+    return VerdictCache(verdicts, facts)
+
+
+def save_verdicts(location: Location, cache: VerdictCache) -> Location:
+    """Write ``cache`` to ``location``, replacing what was there (one whole file)."""
+    if isinstance(location, Path):
+        location.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted(cache.verdicts)
+    values = [cache.verdicts[k] for k in keys]
+    described = sorted(cache.facts)
+    return locations.save_npz(
+        location,
+        a=np.asarray([k[0] for k in keys], dtype=str),
+        b=np.asarray([k[1] for k in keys], dtype=str),
+        ok=np.asarray([v[0] for v in values], dtype=bool),
+        evidence=np.asarray([v[1] for v in values], dtype=str),
+        scores=np.asarray([json.dumps(v[2], sort_keys=True) for v in values], dtype=str),
+        described=np.asarray(described, dtype=str),
+        camera=np.asarray([cache.facts[d][0] for d in described], dtype=bool),
+        low_information=np.asarray([cache.facts[d][1] for d in described], dtype=bool),
+    )
