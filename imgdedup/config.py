@@ -90,8 +90,8 @@ class Config(BaseModel):
     review_bits: Threshold = 2
     review_similarity: Annotated[float, Field(ge=0, le=2, strict=True), Rule("a number in 0..2")] = 0.03
     verify: Flag = True
-    verify_floor: Cosine = 0.85  # hybrid with verify: pairs with cosine >= this are candidates too;
-    verify_neighbours: PositiveInt = 5  # of all candidates, those among the 5 most similar of either image
+    verify_floor: Cosine = 0.85  # hybrid with verify: pairs past the rule with cosine >= this are candidates
+    verify_neighbours: PositiveInt = 3  # ... when among the 3 most similar pairs of either image
     verify_aligned: Cosine = 0.9
     verify_fine: Cosine = 0.85
     verify_colour: Cosine = 0.85
