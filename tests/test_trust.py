@@ -247,3 +247,24 @@ def test_an_unchanged_rerun_reuses_the_kept_verdicts(tmp_path, monkeypatch):
     # other thresholds are other verdicts: verified afresh, in a file of their own
     find_duplicates_in_folder(folder, config.replace(verify_aligned=0.95), tmp_path / "third")
     assert described and len(list((tmp_path / "store" / "verdicts").glob("verdicts-*.npz"))) == 2
+
+
+def test_the_report_says_why_each_member_is_in_its_cluster(tmp_path):
+    from imgdedup.review.report import evidence_words
+
+    assert evidence_words("keypoints", {"inliers": 40}) == "crop or small rotation (40 matching keypoints)"
+    assert evidence_words("aligned (keeper check)", {"aligned": 0.97}).endswith(", checked against the keeper")
+    assert evidence_words("keeper", {}) == "keeper" and evidence_words(None, {}) is None
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    scene = textured_scene(21)
+    scene.save(folder / "scene.png")
+    captioned = scene.copy()
+    ImageDraw.Draw(captioned).rectangle((0, int(scene.height * 0.88), scene.width, scene.height), fill="black")
+    captioned.save(folder / "scene-captioned.jpg", quality=90)
+    find_duplicates_in_folder(folder, load_config(store=str(tmp_path / "store")), tmp_path / "run")
+    document = json.loads((tmp_path / "run" / "clusters.json").read_text())
+    member = next(m for c in document["clusters"] for m in c["members"] if not m["keeper"])
+    assert member["evidence"] == "aligned (edge band cut)"
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "same picture under a bottom band" in page and '"band_edge":"bottom"' in page.replace(" ", "")

@@ -31,7 +31,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from imgdedup.errors import ImgdedupError
-from imgdedup.review.report import display_name, human_bytes
+from imgdedup.review.report import display_name, evidence_words, human_bytes
 from imgdedup.review.session import KNOWN_FIELDS, ReviewSession
 from imgdedup.review.templating import environment, static_text
 
@@ -354,7 +354,14 @@ def _cluster_view(session: ReviewSession, cluster, entry) -> dict:
     members = []
     for k, m in enumerate(cluster["members"]):
         folder, _, name = m["path"].rpartition("/")
-        evidence = {key: value for key, value in m.items() if key not in KNOWN_FIELDS}
+        evidence = {
+            key: value
+            for key, value in m.items()
+            if key not in KNOWN_FIELDS and key not in ("evidence", "verification")
+        }
+        why = None if m["keeper"] else evidence_words(m.get("evidence"), m.get("verification") or {})
+        if why:
+            evidence = {"why": why, **evidence}
         members.append(
             {
                 "index": k,

@@ -25,7 +25,8 @@ server-rendered parts go through Jinja2's autoescaping (the SVG plot through
 
 Thumbnails are JPEGs named by content digest and size
 (``thumbs/<digest>-<size>.jpg``, see :mod:`imgdedup.review.thumbnails`),
-written once and reused by later reports. Each card shows the member's tier.
+written once and reused by later reports. Each card shows the member's tier and why it is
+there (:func:`evidence_words`); its details list the verification scores.
 The run folder may be a URL (``s3://bucket/runs/x``): the page and thumbnails
 are then objects there, and the page still refers to ``thumbs/`` relatively.
 """
@@ -168,6 +169,40 @@ def json_for_script(value) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+#: How each verification evidence reads on a card; ``{name}`` is one of its scores.
+EVIDENCE_WORDS = {
+    "digest": "same file content",
+    "pixels": "equal pixels (a low-information picture)",
+    "aligned": "same picture, aligned (correlation {aligned})",
+    "aligned (common aspect)": "same picture where both show it (other screen shape, {shared})",
+    "aligned (edge band cut)": "same picture under a {band_edge} band (caption, strip; {band})",
+    "keypoints": "crop or small rotation ({inliers} matching keypoints)",
+}
+
+
+def _finite(scores: dict) -> dict:
+    """Scores the page's JSON can carry: infinite or NaN numbers as text."""
+    return {k: v if not isinstance(v, float) or math.isfinite(v) else str(v) for k, v in scores.items()}
+
+
+def evidence_words(evidence: str | None, scores: dict) -> str | None:
+    """Why a member is in its cluster, in words (None when the run did not verify).
+
+    ``evidence`` is the member's ``clusters.json`` evidence (e.g. ``keypoints`` or
+    ``aligned (keeper check)``), ``scores`` its ``verification`` scores.
+    """
+    if not evidence:
+        return None
+    checked = evidence.endswith(" (keeper check)")
+    name = evidence[: -len(" (keeper check)")] if checked else evidence
+    template = EVIDENCE_WORDS.get(name, name)
+    try:
+        words = template.format(**scores)
+    except (KeyError, IndexError, ValueError):
+        words = template.split(" (")[0] if "{" in template else template
+    return words + (", checked against the keeper" if checked else "")
+
+
 def _split(file_id: str) -> tuple[str, str]:
     """(folder with trailing '/', name) of a file id."""
     folder, _, name = file_id.rpartition("/")
@@ -221,6 +256,8 @@ def report_data(
                 None if m.get("similarity") is None else _number(m["similarity"]),
                 name_url,
                 None if m["keeper"] else m.get("tier"),
+                None if m["keeper"] else evidence_words(m.get("evidence"), m.get("verification") or {}),
+                None if m["keeper"] or not m.get("verification") else _finite(m["verification"]),
             ]
             members.append(row)
         rows.append([int(cluster["cluster"]), int(cluster["reclaimable_bytes"]), members])

@@ -18,12 +18,13 @@
       v /= 1024;
     }
   }
-  // member: [name, folder, width, height, format, bytes, distance, keeper, thumb, digest, similarity|null, nameUrl|null, tier|null]
+  // member: [name, folder, width, height, format, bytes, distance, keeper, thumb, digest, similarity|null, nameUrl|null,
+  //          tier|null, why|null, scores|null]
   function info(c, m) {
     var f = D.folders[m[1]];
     return {cluster: c[0], name: m[0], folder: f[0], path: f[0] + m[0], width: m[2], height: m[3],
             format: D.formats[m[4]], bytes: m[5], distance: m[6], keeper: m[7] === 1, digest: m[9], similarity: m[10],
-            tier: m.length > 12 ? m[12] : null,
+            tier: m.length > 12 ? m[12] : null, why: m.length > 13 ? m[13] : null, scores: m.length > 14 ? m[14] : null,
             thumb: m[8] === 1 ? D.thumbs + "/" + m[9] + D.thumbSuffix : null,
             url: D.rootUrl ? D.rootUrl + f[1] + (m[11] ? m[11] : encodeURIComponent(m[0])) : null};
   }
@@ -71,6 +72,7 @@
     cap.appendChild(el("div", "folder", it.folder || "(top folder)"));
     cap.appendChild(el("div", "meta", it.width + " \u00d7 " + it.height + " \u00b7 " + it.format + " \u00b7 " + human(it.bytes)));
     cap.appendChild(el("div", "meta", it.keeper ? "keeper" : "distance " + it.distance + (it.similarity === null ? "" : " \u00b7 similarity " + it.similarity)));
+    if (it.why) cap.appendChild(el("div", "meta why", "why: " + it.why));
     fig.appendChild(cap);
     function pick() { choose(fig, it); }
     fig.addEventListener("click", pick);
@@ -136,6 +138,8 @@
     row("file size", human(it.bytes) + " (" + it.bytes + " bytes)");
     row("distance to keeper", it.distance);
     if (it.similarity !== null) row("similarity to keeper", it.similarity);
+    if (it.why) row("why here", it.why);
+    if (it.scores) for (var key in it.scores) row(key, String(it.scores[key]));
     row("digest", it.digest);
     if (other.digest === it.digest) row("bytes", "identical to the other file", "same");
     p.appendChild(dl);
