@@ -163,6 +163,21 @@ def test_keeper_prefers_the_original():
         == 0
     )
     assert int(np.argmin(keeper_order(same[0][:3], same[1][:3], sizes, np.array([3, 2, 1]), ids=ids))) == 2
+    # a lossless original before its larger JPEG copy of one resolution
+    formats = ["JPEG", "PNG", "JPEG"]
+    assert int(np.argmin(keeper_order(same[0][:3], same[1][:3], np.array([9, 3, 9]), ids=ids, formats=formats))) == 1
+
+
+def test_find_keeps_the_png_original_over_its_larger_jpeg_copy(tmp_path):
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    flat = object_on_white((40, 90, 200), seed=3)
+    flat.save(folder / "shape.png")
+    flat.save(folder / "shape-q25.jpg", quality=25)
+    assert (folder / "shape-q25.jpg").stat().st_size > (folder / "shape.png").stat().st_size
+    find_duplicates_in_folder(folder, load_config(method="phash", store=str(tmp_path / "store")), tmp_path / "run")
+    document = json.loads((tmp_path / "run" / "clusters.json").read_text())
+    assert [c["keeper"] for c in document["clusters"]] == ["shape.png"]
 
 
 def test_find_keeps_look_alikes_apart_and_says_why_members_are_there(tmp_path):

@@ -91,7 +91,7 @@ def cluster(
         checks = PairChecks(table, store, config, i, j)
         camera = checks.camera
     verifier = None if checks is None else checks.verify
-    rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, camera)
+    rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, camera, table.formats)
     clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings, verify=verifier)
     if checks is not None:
         checks.save()

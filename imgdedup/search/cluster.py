@@ -57,6 +57,11 @@ def looks_like_copy(path: str) -> bool:
     )
 
 
+#: Formats that lose detail when written (Pillow's names); a file in another format is lossless
+#: or as good as its source, and ranks before these at one resolution.
+LOSSY = frozenset({"JPEG", "MPO", "WEBP", "HEIF", "HEIC", "AVIF", "JPEG2000"})
+
+
 def keeper_order(
     width: np.ndarray,
     height: np.ndarray,
@@ -64,12 +69,15 @@ def keeper_order(
     mtime_ns: np.ndarray | None = None,
     ids: Sequence[str] | None = None,
     camera: np.ndarray | None = None,
+    formats: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Rank of every image as a keeper, preferring the original over its copies.
 
     In order: outside folders named like copies, exports or thumbnails (and not
     named ``... copy`` / ``(1)``, when ``ids`` are given); highest resolution;
-    camera metadata (when ``camera`` is given); largest file (at one
+    camera metadata (when ``camera`` is given); a lossless format (PNG, TIFF,
+    BMP, ... when ``formats`` are given: a JPEG copy of a PNG is the larger file
+    when the picture is flat, yet the PNG is the original); largest file (at one
     resolution, the less compressed); oldest modification time (when
     ``mtime_ns`` is given); then path order.
 
@@ -91,7 +99,8 @@ def keeper_order(
     copy = np.zeros(n, bool) if ids is None else np.fromiter((looks_like_copy(p) for p in ids), dtype=bool, count=n)
     has_camera = np.zeros(n, bool) if camera is None else np.asarray(camera, dtype=bool)
     mtime = np.zeros(n, np.int64) if mtime_ns is None else np.asarray(mtime_ns, dtype=np.int64)
-    order = np.lexsort((np.arange(n), mtime, -np.asarray(file_size, dtype=np.int64), ~has_camera, -pixels, copy))
+    lossy = np.zeros(n, bool) if formats is None else np.fromiter((str(f).upper() in LOSSY for f in formats), bool, n)
+    order = np.lexsort((np.arange(n), mtime, -np.asarray(file_size, dtype=np.int64), lossy, ~has_camera, -pixels, copy))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank
