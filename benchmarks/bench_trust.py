@@ -20,6 +20,7 @@ import argparse
 import csv
 import itertools
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -104,6 +105,35 @@ def imagededup_phash(folder: Path) -> set[frozenset]:
     return {frozenset((a, b)) for a, dups in found.items() for b in dups}
 
 
+def fastdup_scores(python: str, folder: Path, work: Path, labels: dict) -> dict:
+    """fastdup's components on the same images (``peer_fastdup.py`` under ``python``), scored like the rest."""
+    import subprocess
+
+    out = work / "fastdup-clusters.json"
+    env = {**os.environ, "SENTRY_OPT_OUT": "1"}
+    script = Path(__file__).with_name("peer_fastdup.py")
+    command = [
+        python,
+        str(script),
+        "--images",
+        str(folder / "images"),
+        "--work",
+        str(work / "fastdup"),
+        "--out",
+        str(out),
+    ]
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    found = json.loads(out.read_text())
+    clusters = found["clusters"]
+    pairs = {frozenset(p) for c in clusters for p in itertools.combinations(c, 2)}
+    return {
+        **score(pairs, labels, clusters),
+        "seconds": found["seconds"],
+        "images_per_s": round(len(labels) / found["seconds"], 1),
+        "skipped": found["skipped"],
+    }
+
+
 def contact_sheet(pairs: list[frozenset], root: Path, path: Path, limit: int = 40, side: int = 110) -> None:
     """Each false pair side by side, with both file names, as one PNG."""
     from PIL import Image, ImageDraw
@@ -133,12 +163,17 @@ def main(argv: list[str] | None = None) -> None:
         "--no-verify", action="store_true", help="run the methods without verification (the old behaviour)"
     )
     parser.add_argument("--peer", action="store_true", help="also score imagededup's PHash")
+    parser.add_argument(
+        "--fastdup",
+        metavar="PYTHON",
+        help="also score fastdup's components (0.9), run by this Python (peer_fastdup.py)",
+    )
     parser.add_argument("--sheet", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config setting (YAML value)")
     args = parser.parse_args(argv)
     labels = read_labels(args.folder)
     results = {}
-    for method in args.methods.split(","):
+    for method in [m for m in args.methods.split(",") if m]:
         import yaml
 
         extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -154,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
             contact_sheet(false, args.folder / "images", args.work / f"false-{method}.png")
     if args.peer:
         results["imagededup PHash"] = score(imagededup_phash(args.folder), labels)
+    if args.fastdup:
+        results["fastdup (components, 0.9)"] = fastdup_scores(args.fastdup, args.folder, args.work, labels)
+    args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "bench_trust.json").write_text(json.dumps(results, indent=1))
     for name, result in results.items():
         print(
