@@ -3,9 +3,11 @@
 Holds the exact Hamming-radius index (``hamming``, laid out by ``hamming_plan``), bit counts
 (``popcount``), the BK-tree (``bktree``), cosine search (``cosine``), the search cut into
 tasks (``tiles``), the incremental search over a store (``incremental``), pair rules (``rules``),
-pair verification (``verify``: works on :class:`imgdedup.imaging.describe.ImageEvidence`,
-decoded by the caller), clustering and keeper order (``cluster``) and member tiers (``tiers``).
+pair verification (``verify``, the rules, over ``maps``, aligned comparisons, and
+``registration``, ORB keypoints with RANSAC; all work on
+:class:`imgdedup.imaging.describe.ImageEvidence`, decoded by the caller), verdicts kept in a
+store (``verdicts``), clustering and keeper order (``cluster``) and member tiers (``tiers``).
 
-May import: numpy, scipy, networkx, OpenCV (lazily, in ``verify``), ``imgdedup.config``
+May import: numpy, scipy, networkx, OpenCV (lazily, in ``verify``, ``maps`` and ``registration``), ``imgdedup.config``
 and ``imgdedup.storage``. Never Pillow decoding, torch or Prefect.
 """
