@@ -99,6 +99,7 @@ def fetch_packages(cache: Path) -> Path:
     """Download and unpack :data:`PACKAGES` into ``cache`` (skipped when already there)."""
     debs, unpacked = cache / "debs", cache / "x"
     debs.mkdir(parents=True, exist_ok=True)
+    unpacked.mkdir(exist_ok=True)  # dpkg -x creates the last folder only: a fresh cache failed here
     for name in PACKAGES:
         if (unpacked / name).is_dir():
             continue
