@@ -54,7 +54,7 @@ def test_hybrid_run_records_its_rule_and_trimmed_distances(runs):
 
 
 def test_nearest_partners_keeps_each_images_most_similar_pairs():
-    from imgdedup.search.incremental import nearest_partners
+    from imgdedup.search.nearest import nearest_partners
 
     # image 0 has four partners; 4 and 5 also pair with each other
     i = np.array([0, 0, 0, 0, 4])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgdedup.config import Config
+from imgdedup.search.nearest import NeighbourCap, candidates
 from imgdedup.search.tiles import (
     Component,
     Pairs,
@@ -30,6 +31,8 @@ from imgdedup.storage.store import PositionRows, Store
 
 #: Store arrays of the phash and dhash of each image as the embedder prepares it (hybrid's hashes).
 TRIMMED_HASH_ARRAYS = ("trimmed_phash", "trimmed_dhash")
+#: With verification, the most pairs of the hybrid rule one image keeps as candidates (its most similar).
+RULE_PARTNERS = 10
 
 
 @dataclass
@@ -59,11 +62,19 @@ def search_component(store: Store, config: Config) -> Component:
     afterwards (:func:`finish_pairs`).
     """
     if config.uses_embeddings:
+        hybrid = config.method == "hybrid"
         similarity = (
             min(config.hybrid_floor, config.min_similarity, *((config.verify_floor,) if verifies(config) else ()))
-            if config.method == "hybrid"
+            if hybrid
             else config.min_similarity
         )
+        if hybrid and verifies(config):
+            # the candidates are each image's nearest few: the search keeps only those (imgdedup.search.nearest)
+            cap = NeighbourCap(
+                RULE_PARTNERS, config.verify_neighbours, config.min_similarity, config.hybrid_floor, config.threshold
+            )
+            cache = join(store.path, "pairs", f"cosine-s{similarity:.6f}-{cap.tag}.npz")
+            return Component("cosine", "embeddings", similarity, str(cache), cap, TRIMMED_HASH_ARRAYS)
         return Component(
             "cosine", "embeddings", similarity, str(join(store.path, "pairs", f"cosine-s{similarity:.6f}.npz"))
         )
@@ -84,52 +95,6 @@ def trimmed_distance(store: Store, rows: np.ndarray, i: np.ndarray, j: np.ndarra
     return np.minimum(np.bitwise_count(phash[i] ^ phash[j]), np.bitwise_count(dhash[i] ^ dhash[j])).astype(np.uint8)
 
 
-#: With verification, the most pairs of the hybrid rule one image keeps as candidates (its most similar).
-RULE_PARTNERS = 10
-
-
-def nearest_of(mask: np.ndarray, i: np.ndarray, j: np.ndarray, similarity: np.ndarray, k: int) -> np.ndarray:
-    """Keep-mask (over all pairs) of the pairs in ``mask`` among the ``k`` most similar of either
-    image, ranked among the pairs in ``mask`` only (:func:`nearest_partners`)."""
-    keep = np.zeros(len(i), dtype=bool)
-    chosen = np.flatnonzero(mask)
-    keep[chosen[nearest_partners(i[chosen], j[chosen], similarity[chosen], k)]] = True
-    return keep
-
-
-def nearest_partners(i: np.ndarray, j: np.ndarray, similarity: np.ndarray, k: int) -> np.ndarray:
-    """Keep-mask of the pairs that are among the ``k`` most similar of either of their images.
-
-    Ties go by the pair's position, so the mask depends on the pairs alone.
-
-    Parameters
-    ----------
-    i, j : (P,) int ndarray
-    similarity : (P,) float ndarray
-    k : int, at least 1
-
-    Returns
-    -------
-    (P,) bool ndarray
-    """
-    if k < 1:
-        raise ValueError(f"`k` must be at least 1, got {k!r}")
-    keep = np.zeros(len(i), dtype=bool)
-    if not len(i):
-        return keep
-    pair = np.arange(len(i))
-    # every pair once under each of its two images, ranked within each image by similarity
-    image = np.concatenate([i, j])
-    pairs = np.concatenate([pair, pair])
-    scores = np.concatenate([similarity, similarity])
-    order = np.lexsort((pairs, -scores, image))
-    sorted_image = image[order]
-    start = np.flatnonzero(np.r_[True, sorted_image[1:] != sorted_image[:-1]])
-    rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
-    keep[pairs[order[rank < k]]] = True
-    return keep
-
-
 def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -> PairSet:
     """The run's duplicate pairs from its search's pairs ``found`` (see :func:`search_pairs`).
 
@@ -146,18 +111,11 @@ def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -
     if config.method == "hybrid":
         ci, cj, cs = found
         near = trimmed_distance(store, rows, ci, cj)
-        keep = (cs >= config.min_similarity) | ((near <= config.threshold) & (cs >= config.hybrid_floor))
-        if verifies(config):
-            # verification confirms each pair on its own evidence, so the candidates reach further
-            # (crops), but a pair past the rule only when it is one of its image's
-            # `verify_neighbours` most similar of all (more let look-alikes in: tuning-half
-            # precision 0.983 with every such pair, 0.994 with 3);
-            # the rule's own pairs are capped too, at RULE_PARTNERS an image: the cluster stage
-            # checks the rest of a group against its keeper, and dense neighbourhoods (smooth
-            # generated scenes) no longer flood it (221k candidate pairs of 10k scenes)
-            wide = ~keep & (cs >= config.verify_floor) & nearest_partners(ci, cj, cs, config.verify_neighbours)
-            keep &= nearest_of(keep, ci, cj, cs, RULE_PARTNERS)
-            keep |= wide
+        component = search_component(store, config)
+        if component.cap is not None:
+            keep = candidates(ci, cj, cs, near, component.cap, config.verify_floor)
+        else:
+            keep = (cs >= config.min_similarity) | ((near <= config.threshold) & (cs >= config.hybrid_floor))
         i, j, distance = ci[keep], cj[keep], near[keep]
     else:
         i, j, _ = found

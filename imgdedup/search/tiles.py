@@ -26,6 +26,7 @@ import numpy as np
 
 from imgdedup.search.cosine import cosine_pairs, cosine_query
 from imgdedup.search.hamming import hamming_pairs, hamming_query
+from imgdedup.search.nearest import NeighbourCap, capped_cross, capped_pairs
 from imgdedup.storage import locations
 from imgdedup.storage.locations import Location
 from imgdedup.storage.store import Store
@@ -42,28 +43,44 @@ _JOINED, _OLD = 0, 1
 @dataclass(frozen=True)
 class Component:
     """One search: ``hamming`` pairs of store array ``array`` within ``parameter`` bits, or
-    ``cosine`` pairs of its rows with similarity at least ``parameter``; its pairs are cached at ``cache``."""
+    ``cosine`` pairs of its rows with similarity at least ``parameter``; its pairs are cached at ``cache``.
+
+    ``cap`` (cosine only): keep just the pairs that may be among each image's nearest
+    (:mod:`imgdedup.search.nearest`), reading the store arrays ``hash_arrays`` for its rule.
+    """
 
     kind: str
     array: str
     parameter: float
     cache: str
+    cap: NeighbourCap | None = None
+    hash_arrays: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"`kind` must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.cap is not None and (self.kind != "cosine" or len(self.hash_arrays) != 2):
+            raise ValueError("`cap` needs a cosine component and two `hash_arrays`")
 
-    def values(self, store: Store, rows: np.ndarray) -> np.ndarray:
+    def values(self, store: Store, rows: np.ndarray):
+        """What the search reads of ``rows``: the array's values (and, capped, the rule's hashes)."""
         values = store.read_rows(self.array, rows)
-        return values.astype(np.float32) if self.kind == "cosine" else values
+        values = values.astype(np.float32) if self.kind == "cosine" else values
+        if self.cap is None:
+            return values
+        return values, tuple(store.read_rows(name, rows) for name in self.hash_arrays)
 
-    def pairs(self, values: np.ndarray) -> Pairs:
+    def pairs(self, values) -> Pairs:
+        if self.cap is not None:
+            return capped_pairs(*values, self.parameter, self.cap)
         if self.kind == "cosine":
             return cosine_pairs(values, self.parameter)
         return hamming_pairs(values, int(self.parameter))
 
-    def query(self, index: np.ndarray, query: np.ndarray) -> Pairs:
+    def query(self, index, query) -> Pairs:
         """``(query position, index position, value)`` of every pair across the two sets."""
+        if self.cap is not None:
+            return capped_cross(*index, *query, self.parameter, self.cap)
         if self.kind == "cosine":
             return cosine_query(index, query, self.parameter)
         return hamming_query(index, query, int(self.parameter))
@@ -103,6 +120,8 @@ class SearchPlan:
             array=np.array(c.array),
             parameter=np.array(c.parameter, np.float64),
             cache=np.array(c.cache),
+            cap=c.cap.to_array() if c.cap is not None else np.zeros(0),
+            hash_arrays=np.array(c.hash_arrays, dtype=str),
             rows=self.rows,
             joined=self.joined,
             old=self.old,
@@ -115,7 +134,14 @@ class SearchPlan:
     @classmethod
     def load(cls, path: Location) -> SearchPlan:
         data = locations.load_npz(path)
-        component = Component(str(data["kind"]), str(data["array"]), float(data["parameter"]), str(data["cache"]))
+        component = Component(
+            str(data["kind"]),
+            str(data["array"]),
+            float(data["parameter"]),
+            str(data["cache"]),
+            NeighbourCap.from_array(data.get("cap", np.zeros(0))),
+            tuple(str(name) for name in data.get("hash_arrays", ())),
+        )
         return cls(
             component,
             data["rows"],
@@ -160,9 +186,15 @@ def plan_search(component: Component, rows: np.ndarray, new_mask: np.ndarray, bl
     if locations.exists(cache):
         data = locations.load_npz(cache, ("rows", "row_i", "row_j", "value"))
         covered, row_i, row_j, value = data["rows"], data["row_i"], data["row_j"], data["value"]
-        old = np.flatnonzero(~new_mask)
-        old_rows = rows[old]
-        if np.isin(old_rows, covered).all():
+        if np.isin(rows[~new_mask], covered).all():
+            if component.cap is not None:
+                # a capped cache holds each image's nearest only: an image that lost one of its
+                # cached pairs to a removed image may need a pair the cache dropped, so it is searched again
+                removed = np.setdiff1d(covered, rows)
+                lost = np.union1d(row_j[np.isin(row_i, removed)], row_i[np.isin(row_j, removed)])
+                new_mask = new_mask | np.isin(rows, lost)
+            old = np.flatnonzero(~new_mask)
+            old_rows = rows[old]
             keep = np.isin(row_i, old_rows) & np.isin(row_j, old_rows)
             ki, kj = _to_positions(rows, row_i[keep], row_j[keep])
             plan = SearchPlan(
