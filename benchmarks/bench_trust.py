@@ -11,7 +11,8 @@ decoded and embedded once); the pairs of its clusters (what ``apply`` acts on) a
 scored against the groups of ``labels.csv``, separately on the ``tune`` half (where
 thresholds are chosen) and the ``held`` half (reported). imagededup is scored on the
 pairs of its ``find_duplicates`` map. A pair across categories is a false pair of both.
-``--sheet`` writes a contact sheet of false pairs (``WORK/false-METHOD.png``).
+``--sheet`` writes contact sheets of false pairs (``WORK/false-METHOD.png``) and of the held-out
+true pairs it missed (``WORK/missed-METHOD.png``).
 """
 
 from __future__ import annotations
@@ -134,6 +135,20 @@ def fastdup_scores(python: str, folder: Path, work: Path, labels: dict) -> dict:
     }
 
 
+def missed_pairs(pairs: set[frozenset], labels: dict[str, dict]) -> list[frozenset]:
+    """The true pairs of the held-out half that ``pairs`` lacks (what the misses sheet shows)."""
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for path, row in labels.items():
+        if row["split"] == "held":
+            groups[(row["category"], row["group"])].append(path)
+    return [
+        frozenset(p)
+        for members in groups.values()
+        for p in itertools.combinations(members, 2)
+        if frozenset(p) not in pairs
+    ]
+
+
 def contact_sheet(pairs: list[frozenset], root: Path, path: Path, limit: int = 40, side: int = 110) -> None:
     """Each false pair side by side, with both file names, as one PNG."""
     from PIL import Image, ImageDraw
@@ -187,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.sheet:
             false = [p for p in pairs if len({(labels[x]["category"], labels[x]["group"]) for x in p}) > 1]
             contact_sheet(false, args.folder / "images", args.work / f"false-{method}.png")
+            contact_sheet(missed_pairs(pairs, labels), args.folder / "images", args.work / f"missed-{method}.png")
     if args.peer:
         results["imagededup PHash"] = score(imagededup_phash(args.folder), labels)
     if args.fastdup:
