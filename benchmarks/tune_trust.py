@@ -57,10 +57,10 @@ def all_scores(a, b) -> list[float]:
     colour = v.cosine(a.chroma, b.chroma[:, :, ::-1] if flip else b.chroma)
     mean_colour = v.cosine(a.chroma.mean(axis=(1, 2)), b.chroma.mean(axis=(1, 2)))
     transform, inliers = v.keypoint_transform(a.points, a.descriptors, b.points, b.descriptors)
-    registered, overlap, share_b, rcolour, rblocks, _ = (
-        v.registered_correlation(a, b, transform)
+    registered, overlap, share_b, rcolour, rblocks = (
+        v.registered_correlation(a, b, transform)[:5]
         if transform is not None and inliers >= 6
-        else (0.0, 0.0, 0.0, 0.0, 99.0, 99.0)
+        else (0.0, 0.0, 0.0, 0.0, 99.0)
     )
     fine = float(a.fine.ravel() @ (b.fine[:, ::-1] if flip else b.fine).ravel())
     pixmax = float(np.abs(a.pixels.astype(np.int16) - b.pixels.astype(np.int16)).max())

@@ -115,6 +115,72 @@ def test_look_alike_objects_of_different_colours_are_not_duplicates():
     assert verify_pair(red, copy, same_digest=False).ok
 
 
+NAVY, TEAL = (29, 53, 87), (38, 70, 83)  # two dark blues 20 degrees of hue apart
+
+
+def test_look_alike_objects_of_close_hues_are_not_duplicates_aligned_or_moved():
+    """Navy and teal versions of one object differ in hue everywhere they are coloured."""
+    navy = describe_image(encoded(object_on_white(NAVY, seed=0)))
+    teal_here = describe_image(encoded(object_on_white(TEAL, seed=0)))
+    verdict = verify_pair(navy, teal_here, same_digest=False)
+    assert not verdict.ok and verdict.evidence == "colour" and verdict.scores["hue"] > 15, verdict
+    # a textured print in navy and a crop of it in teal: only keypoints register the two
+    scene = tinted(textured_scene(7), NAVY)
+    whole = describe_image(encoded(scene, "JPEG", quality=90))
+    box = (60, 40, 60 + 360, 40 + 270)
+    same_crop = describe_image(encoded(scene.crop(box), "JPEG", quality=90))
+    assert verify_pair(whole, same_crop, same_digest=False).evidence == "keypoints"
+    teal_crop = describe_image(encoded(tinted(textured_scene(7), TEAL).crop(box), "JPEG", quality=90))
+    verdict = verify_pair(whole, teal_crop, same_digest=False)
+    assert not verdict.ok and verdict.evidence == "colour" and verdict.scores["registered_hue"] > 15, verdict
+
+
+def tinted(image: Image.Image, colour) -> Image.Image:
+    """``image``'s grey levels as shades of ``colour`` (black stays ``colour``, white stays white)."""
+    grey = np.asarray(image.convert("L"), dtype=np.float32)[..., None] / 255.0
+    return Image.fromarray((np.asarray(colour, np.float32) * (1 - grey) + 255.0 * grey).astype(np.uint8))
+
+
+def test_a_black_object_is_not_a_greyscale_copy_of_a_navy_one():
+    navy = describe_image(encoded(object_on_white(NAVY, seed=0)))
+    black = describe_image(encoded(object_on_white((0, 0, 0), seed=0)))
+    verdict = verify_pair(navy, black, same_digest=False)
+    assert not verdict.ok and verdict.evidence == "colour" and verdict.scores["brightness_difference"] > 10, verdict
+    grey_copy = describe_image(encoded(object_on_white(NAVY, seed=0).convert("L"), "JPEG", quality=85))
+    verdict = verify_pair(navy, grey_copy, same_digest=False)
+    assert verdict.ok and verdict.scores["brightness_difference"] < 3, verdict
+
+
+def test_a_brightened_copy_is_confirmed_though_its_clipped_colours_change_hue(monkeypatch):
+    """+30 % brightness clips the red of an orange print, turning it yellower: clipped places do not count."""
+    from PIL import ImageEnhance
+
+    from imgdedup.search import verify
+
+    original = tinted(random_scene(np.random.default_rng(3), (480, 360)), (240, 120, 20))
+    a = describe_image(encoded(original))
+    copy = describe_image(encoded(ImageEnhance.Brightness(original).enhance(1.3), "JPEG", quality=90))
+    assert verify_pair(a, copy, same_digest=False).ok
+    monkeypatch.setattr(verify, "CLIPPED_SHARE", 1.0)  # clipped places counted: the hue moved too far
+    verdict = verify_pair(a, copy, same_digest=False)
+    assert not verdict.ok and verdict.scores["hue"] > verify.MAX_HUE_SHIFT, verdict
+
+
+def test_hue_difference_is_the_median_angle_over_places_coloured_in_both():
+    from imgdedup.search.maps import hue_difference
+
+    angle = np.radians(np.arange(64).reshape(8, 8) * 5.0)
+    a = np.stack([0.2 * np.cos(angle), 0.2 * np.sin(angle)])
+    turned = np.stack([0.2 * np.cos(angle + np.radians(20)), 0.2 * np.sin(angle + np.radians(20))])
+    assert abs(hue_difference(a, turned) - 20.0) < 1e-3
+    assert abs(hue_difference(a, 3.0 * a)) < 1e-3  # more saturated: the same hue
+    grey = np.zeros_like(a)
+    assert hue_difference(a, grey) == 0.0  # no place is coloured in both: nothing to say
+    mask = np.zeros((8, 8), bool)
+    mask[0, :3] = True  # fewer places than HUE_PLACES
+    assert hue_difference(a, turned, mask) == 0.0
+
+
 def test_a_crop_is_confirmed_by_keypoints_and_an_unrelated_picture_is_not():
     scene = textured_scene(7)
     crop = scene.crop((60, 40, 60 + 360, 40 + 270))  # about 56 % of the area

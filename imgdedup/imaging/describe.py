@@ -44,6 +44,8 @@ PIXEL_GRID = 32
 KEYPOINTS = 300
 #: Formats whose EXIF is worth reading for camera metadata.
 EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP", "HEIF", "AVIF")
+#: A pixel counts as clipped where a channel is within this many levels of 0 or 255.
+CLIP_MARGIN = 5
 #: Longer side of the grey copy kept for checking a keypoint transform pixel by pixel.
 REGISTER_SIDE = 96
 
@@ -57,8 +59,11 @@ class ImageEvidence:
     grey : (GRID, GRID) float32 ndarray, zero mean, unit L2 norm (all zeros when flat)
     fine : (FINE_GRID, FINE_GRID) float32 ndarray, like ``grey``, finer
     contrast : float, grey-level standard deviation of the trimmed picture (0-255 scale)
+    brightness : float, its mean grey level (0-255; a greyscale copy keeps it)
     chroma_level : float, its mean chroma magnitude
     chroma : (2, CHROMA_GRID, CHROMA_GRID) float32 ndarray, opponent colour in 0..1 units
+    clipped : (CHROMA_GRID, CHROMA_GRID) float32 ndarray, share of each chroma place's pixels with a
+        channel within CLIP_MARGIN of 0 or 255 (a brightened copy's hue shifts where a channel clips)
     colourfulness : float, 95th percentile of the chroma magnitude over the map (0 for a grey
         image; a small pale object on white still counts)
     pixels : (PIXEL_GRID, PIXEL_GRID, 3) uint8 ndarray
@@ -67,6 +72,7 @@ class ImageEvidence:
     size : (width, height) of the decoded copy
     small : (h, w) uint8 ndarray, the grey picture at REGISTER_SIDE pixels on the longer side
     small_chroma : (2, h, w) float16 ndarray, its opponent colour
+    small_clipped : (h, w) bool ndarray, where a channel is within CLIP_MARGIN of 0 or 255
     low_information : bool
     camera : bool
     """
@@ -74,8 +80,10 @@ class ImageEvidence:
     grey: np.ndarray
     fine: np.ndarray
     contrast: float
+    brightness: float
     chroma_level: float
     chroma: np.ndarray
+    clipped: np.ndarray
     colourfulness: float
     pixels: np.ndarray
     points: np.ndarray
@@ -83,6 +91,7 @@ class ImageEvidence:
     size: tuple[int, int]
     small: np.ndarray
     small_chroma: np.ndarray
+    small_clipped: np.ndarray
     low_information: bool
     camera: bool
 
@@ -97,6 +106,12 @@ def _unit(values: np.ndarray) -> np.ndarray:
     values = values.astype(np.float32) - values.mean()
     norm = float(np.linalg.norm(values))
     return values / norm if norm > 1e-6 else np.zeros_like(values)
+
+
+def _clipped(rgb: np.ndarray) -> np.ndarray:
+    """Where a channel of ``(H, W, 3)`` levels 0-255 is at either end of its range: a copy's
+    brightness or contrast change clips it there, and its hue moves."""
+    return (rgb.max(axis=2) >= 255 - CLIP_MARGIN) | (rgb.min(axis=2) <= CLIP_MARGIN)
 
 
 def has_camera_metadata(image: Image.Image) -> bool:
@@ -153,13 +168,16 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
     rgb = _block_mean(inner_rgb, FINE_GRID // CHROMA_GRID) / 255.0
     chroma = np.stack([rgb[..., 0] - rgb[..., 1], (rgb[..., 0] + rgb[..., 1]) / 2 - rgb[..., 2]])
     magnitude = np.sqrt((chroma**2).sum(axis=0))
+    clipped = _block_mean(_clipped(inner_rgb).astype(np.float32), FINE_GRID // CHROMA_GRID)
     points, descriptors = orb_features(np.asarray(gray))
     return ImageEvidence(
         grey=grey,
         fine=fine,
         contrast=float(fine_raw.std()),
+        brightness=float(fine_raw.mean()),
         chroma_level=float(magnitude.mean()),
         chroma=chroma.astype(np.float32),
+        clipped=clipped,
         colourfulness=float(np.quantile(magnitude, 0.95)),
         pixels=pixels,
         points=points,
@@ -167,6 +185,7 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
         size=image.size,
         small=small,
         small_chroma=small_chroma.astype(np.float16),
+        small_clipped=_clipped(small_rgb * 255.0),
         low_information=is_low_information(small_gray),
         camera=camera,
     )

@@ -11,11 +11,43 @@ import numpy as np
 
 #: Largest share of the height (or width) the edge band cut by :func:`band_cut` may cover.
 MAX_BAND = 0.2
+#: Chroma magnitude (opponent colour, 0..1 units) a place needs in both pictures for its hue to count
+#: (below it the hue of a near-grey place is noise).
+HUE_CHROMA = 0.05
+#: Fewest places with a hue in both pictures for :func:`hue_difference` to say anything.
+HUE_PLACES = 4
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
     return float(np.dot(a.ravel(), b.ravel()) / norm) if norm > 1e-9 else 0.0
+
+
+def hue_difference(chroma_a: np.ndarray, chroma_b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Median angle in degrees between the hues of two aligned chroma maps, over the places
+    (within ``mask``) that are colourful in both; 0.0 when fewer than :data:`HUE_PLACES` are.
+
+    A copy keeps its hues: brightness, contrast and saturation scale the chroma vector of every
+    place, re-encoding blurs it at edges only (the median ignores those). Where a channel clips
+    (a brightened yellow) the hue does move, so the caller leaves clipped places out (``mask``). Two objects of one
+    shape in different colours (navy and teal: 20 degrees) differ everywhere they are coloured,
+    which a cosine of the whole maps, dominated by magnitude, hardly shows.
+
+    Parameters
+    ----------
+    chroma_a, chroma_b : (2, H, W) float ndarray, opponent colour (see ``ImageEvidence.chroma``)
+    mask : (H, W) bool ndarray, optional
+    """
+    a = chroma_a.reshape(2, -1).astype(np.float32)
+    b = chroma_b.reshape(2, -1).astype(np.float32)
+    na, nb = np.hypot(a[0], a[1]), np.hypot(b[0], b[1])
+    places = (na >= HUE_CHROMA) & (nb >= HUE_CHROMA)
+    if mask is not None:
+        places &= mask.ravel()
+    if int(places.sum()) < HUE_PLACES:
+        return 0.0
+    cos = (a[0] * b[0] + a[1] * b[1])[places] / (na * nb)[places]
+    return float(np.degrees(np.median(np.arccos(np.clip(cos, -1.0, 1.0)))))
 
 
 def worst_block(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None, block: int = 8) -> float:

@@ -8,9 +8,11 @@ picture found inside a larger one with blank around it).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from imgdedup.search.maps import cosine, worst_block
+from imgdedup.search.maps import HUE_CHROMA, HUE_PLACES, cosine, hue_difference, worst_block
 
 #: Grey-level spread (0-255) below which the ring around a contained picture counts as blank.
 BLANK_RING = 6.0
@@ -97,10 +99,34 @@ def contained_part(a, b, transform: np.ndarray) -> bool:
     return blank_surroundings(large.small.astype(np.float32), footprint)
 
 
-def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, float, float, float, float]:
-    """``b`` warped onto ``a``: grey correlation, the overlap's share of ``a`` and of ``b``,
-    chroma cosine over the overlap, its :func:`worst_block`, and the ratio of the two
-    pictures' contrast there (>= 1).
+class Registration(NamedTuple):
+    """Scores of one picture warped onto another (:func:`registered_correlation`)."""
+
+    #: grey correlation over the overlap
+    correlation: float
+    #: the overlap's share of ``a``
+    overlap: float
+    #: the share of ``b`` inside ``a``
+    share_b: float
+    #: chroma cosine over the overlap
+    colour: float
+    #: :func:`worst_block` over the overlap
+    blocks: float
+    #: ratio of the two pictures' contrast there (>= 1)
+    contrast: float
+    #: :func:`hue_difference` over the overlap (degrees)
+    hue: float
+    #: median absolute grey-level difference (0-255) over the overlap's colourful places: a
+    #: greyscale copy keeps the grey level of each colour, another colour of one shape does not
+    grey_difference: float
+
+
+#: What :func:`registered_correlation` says when the overlap is too small to score.
+NO_OVERLAP = dict(correlation=0.0, share_b=0.0, colour=0.0, blocks=float("inf"), contrast=float("inf"), hue=0.0)
+
+
+def registered_correlation(a, b, transform: np.ndarray) -> Registration:
+    """``b`` warped onto ``a`` and scored over their overlap (see :class:`Registration`).
 
     ``transform`` maps ``a``'s described pixels onto ``b``'s (:func:`keypoint_transform`).
     """
@@ -114,7 +140,7 @@ def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, f
     mask = cv2.warpAffine(np.ones(b.small.shape, np.float32), scaled, (width, height), flags=flags) > 0.99
     overlap = float(mask.mean())
     if mask.sum() < 64:
-        return 0.0, overlap, 0.0, 0.0, float("inf"), float("inf")
+        return Registration(overlap=overlap, grey_difference=0.0, **NO_OVERLAP)
     # the share of b inside a: b's area seen in a's frame is its area over the transform's scale squared
     scale = float(abs(np.linalg.det(scaled[:, :2])))
     share_b = min(1.0, float(mask.sum()) * scale / b.small.size)
@@ -124,11 +150,29 @@ def registered_correlation(a, b, transform: np.ndarray) -> tuple[float, float, f
     norm = float(np.linalg.norm(x) * np.linalg.norm(y))
     spread = sorted((float(x.std()), float(y.std())))
     contrast = spread[1] / max(spread[0], 1e-6)
+    chroma_a = a.small_chroma.astype(np.float32)
     chroma_b = np.stack(
         [cv2.warpAffine(c.astype(np.float32), scaled, (width, height), flags=flags) for c in b.small_chroma]
     )
-    colour = cosine(a.small_chroma.astype(np.float32)[:, mask], chroma_b[:, mask])
+    colour = cosine(chroma_a[:, mask], chroma_b[:, mask])
+    clipped_b = cv2.warpAffine(b.small_clipped.astype(np.uint8), scaled, (width, height), flags=flags) > 0
+    magnitude = np.maximum(np.hypot(*chroma_a), np.hypot(*chroma_b))
+    coloured = mask & (magnitude >= HUE_CHROMA)
+    grey_difference = (
+        float(np.median(np.abs(a.small.astype(np.float32)[coloured] - warped[coloured])))
+        if int(coloured.sum()) >= HUE_PLACES
+        else 0.0
+    )
     blocks = worst_block(
         cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0), cv2.GaussianBlur(warped, (3, 3), 0), mask
     )
-    return (float(x @ y) / norm if norm > 1e-6 else 0.0), overlap, share_b, colour, blocks, contrast
+    return Registration(
+        correlation=(float(x @ y) / norm if norm > 1e-6 else 0.0),
+        overlap=overlap,
+        share_b=share_b,
+        colour=colour,
+        blocks=blocks,
+        contrast=contrast,
+        hue=hue_difference(chroma_a, chroma_b, mask & ~a.small_clipped & ~clipped_b),
+        grey_difference=grey_difference,
+    )

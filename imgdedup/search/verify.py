@@ -10,8 +10,9 @@ evidence        the pair is a duplicate when
                 equal within ``pixel_tolerance`` grey levels on average
 ``aligned``     their trimmed grey maps, as they are or one mirrored, correlate at least
                 ``aligned`` (24 x 24) and ``fine`` (48 x 48), and, when both are colourful, their chroma maps agree
-                (cosine at least ``colour``) unless one is grey: copies resized, re-encoded, blurred,
-                recoloured, stretched or framed
+                (cosine at least ``colour``, hues within :data:`MAX_HUE_SHIFT` where no channel
+                clips); when one is grey, its grey level is the colourful one's (a greyscale copy):
+                copies resized, re-encoded, blurred, recoloured, stretched or framed
 ``aligned       the same, on the centre of both cut to the aspect ratio they share (one
 (common         artwork shipped for several screens)
 aspect)``
@@ -21,8 +22,9 @@ cut)``          watermark strip, a banner
 ``keypoints``   at least ``inliers`` ORB keypoint matches agree on one similarity
                 transform (OpenCV RANSAC), the second picture warped by it onto the
                 first correlates at least ``registered`` over their overlap, and their
-                chroma there agrees (cosine at least :data:`REGISTERED_COLOUR`) unless one
-                is grey: crops, small rotations,
+                chroma there agrees (cosine at least :data:`REGISTERED_COLOUR`, hues within
+                :data:`MAX_HUE_SHIFT`; grey levels within :data:`GREY_COPY_LEVELS` when one
+                is grey): crops, small rotations,
                 aspect-ratio crops
 ==============  ==========================================================================
 
@@ -38,12 +40,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imgdedup.search.maps import band_cut, common_aspect, cosine, worst_block
+from imgdedup.search.maps import band_cut, common_aspect, cosine, hue_difference, worst_block
 from imgdedup.search.registration import contained_part, keypoint_transform, registered_correlation
 
 #: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
 #: raise it whenever a rule or constant here changes a verdict.
-VERIFY_RULES = 2
+VERIFY_RULES = 3
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
 GREY = 0.012
@@ -68,6 +70,20 @@ MAX_ANGLE = 30.0
 #: a registered look-alike of the same shape differs only there; copies of small sprites, re-encoded
 #: with JPEG's halved chroma, score 0.90-0.95, look-alikes of other colours far below).
 REGISTERED_COLOUR = 0.9
+#: Largest median hue difference (degrees, :func:`~imgdedup.search.maps.hue_difference`) of two
+#: colourful pictures, aligned or registered: copies of the tuning half stay within 10, one shape in
+#: navy and in teal differs by 20.
+MAX_HUE_SHIFT = 12.0
+#: Places with more than this share of clipped pixels (a channel near 0 or 255) in either picture
+#: are left out of the hue comparison: brightness or contrast +30 % move the hue of clipped colours
+#: by up to 31 degrees on the tuning half's originals.
+CLIPPED_SHARE = 0.25
+#: Largest difference of mean grey level (0-255) between a grey picture and a colourful one it is
+#: aligned with: a greyscale copy keeps it (tuning half <= 3.7), a black shape and a navy one do not (~20).
+GREY_COPY_BRIGHTNESS = 10.0
+#: The same for a keypoint-registered pair, as the median grey-level difference over the colourful
+#: places of the overlap (tuning-half copies <= 11, a black shape on a navy one 50).
+GREY_COPY_LEVELS = 25.0
 #: Pixel equality (low-information images) also needs aspect ratios within this fraction.
 MAX_ASPECT_DIFFERENCE = 0.02
 #: Aspect ratios within this fraction count as one frame (:func:`band_cut`).
@@ -128,7 +144,7 @@ def pixel_verdict(a, b, settings: VerifySettings) -> Verdict:
 
 
 def keypoint_verdict(
-    a, b, settings: VerifySettings, aligned: float, colourful: bool, chroma_ratio: float, scores: dict
+    a, b, settings: VerifySettings, aligned: float, colourful: bool, one_grey: bool, chroma_ratio: float, scores: dict
 ) -> Verdict | None:
     """The verdict of keypoint registration (a crop, a small rotation), or None when it says nothing.
 
@@ -141,31 +157,39 @@ def keypoint_verdict(
         transform, inliers = keypoint_transform(a.points, a.descriptors, b.points, b.descriptors)
     scores["inliers"] = inliers
     if transform is not None and inliers >= settings.inliers:
-        registered, overlap, share_b, colour, blocks, contrast = registered_correlation(a, b, transform)
+        r = registered_correlation(a, b, transform)
         angle = abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
+        contained = max(r.overlap, r.share_b)
         scores.update(
-            registered=round(registered, 3),
-            overlap=round(overlap, 3),
-            contained=round(max(overlap, share_b), 3),
-            blocks=round(blocks, 3),
+            registered=round(r.correlation, 3),
+            overlap=round(r.overlap, 3),
+            contained=round(contained, 3),
+            blocks=round(r.blocks, 3),
             angle=round(angle, 1),
         )
         if colourful:
-            scores["registered_colour"] = round(colour, 3)
+            scores.update(registered_colour=round(r.colour, 3), registered_hue=round(r.hue, 1))
+        if one_grey:
+            scores["grey_difference"] = round(r.grey_difference, 1)
+        colour_kept = (
+            r.colour >= REGISTERED_COLOUR and chroma_ratio <= MAX_CHROMA_RATIO and r.hue <= MAX_HUE_SHIFT
+            if colourful
+            else not one_grey or r.grey_difference <= GREY_COPY_LEVELS
+        )
         # one picture must lie (nearly) wholly within the other: a crop, not two pictures sharing a part
         if (
-            registered >= settings.registered
-            and overlap >= MIN_OVERLAP
-            and max(overlap, share_b) >= MIN_CONTAINED
-            and blocks <= REGISTERED_BLOCKS
+            r.correlation >= settings.registered
+            and r.overlap >= MIN_OVERLAP
+            and contained >= MIN_CONTAINED
+            and r.blocks <= REGISTERED_BLOCKS
             and angle <= MAX_ANGLE
-            and contrast <= MAX_CONTRAST_RATIO
-            and (not colourful or (colour >= REGISTERED_COLOUR and chroma_ratio <= MAX_CHROMA_RATIO))
+            and r.contrast <= MAX_CONTRAST_RATIO
+            and colour_kept
         ):
-            if min(overlap, share_b) < 0.95 and contained_part(a, b, transform):
+            if min(r.overlap, r.share_b) < 0.95 and contained_part(a, b, transform):
                 return Verdict(False, "part", scores)  # found inside the other with blank around: a part
             return Verdict(True, "keypoints", scores)
-        if colourful and colour < REGISTERED_COLOUR and registered >= settings.registered:
+        if not colour_kept and r.correlation >= settings.registered:
             return Verdict(False, "colour", scores)  # the same layout, other colours: a look-alike
     return None
 
@@ -197,11 +221,20 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
     fine = float(np.dot(a.fine.ravel(), (b.fine[:, ::-1] if flip else b.fine).ravel()))
     scores: dict = {"aligned": round(aligned, 3), "fine": round(fine, 3)}
     colourful = a.colourfulness >= GREY and b.colourfulness >= GREY
+    one_grey = (a.colourfulness >= GREY) != (b.colourfulness >= GREY)
     colour_ok = True
     if colourful:
-        colour = cosine(a.chroma, b.chroma[:, :, ::-1] if flip else b.chroma)
-        scores["colour"] = round(colour, 3)
-        colour_ok = colour >= settings.colour
+        chroma_b = b.chroma[:, :, ::-1] if flip else b.chroma
+        clipped_b = b.clipped[:, ::-1] if flip else b.clipped
+        unclipped = (a.clipped <= CLIPPED_SHARE) & (clipped_b <= CLIPPED_SHARE)
+        colour, hue = cosine(a.chroma, chroma_b), hue_difference(a.chroma, chroma_b, unclipped)
+        scores.update(colour=round(colour, 3), hue=round(hue, 1))
+        colour_ok = colour >= settings.colour and hue <= MAX_HUE_SHIFT
+    elif one_grey:
+        # a greyscale copy keeps the grey level of every colour: a black shape is no copy of a navy one
+        brightness = abs(a.brightness - b.brightness)
+        scores["brightness_difference"] = round(brightness, 1)
+        colour_ok = brightness <= GREY_COPY_BRIGHTNESS
     # the worst square only decides between maps that correlate well (and costs more than the rest)
     near = aligned >= settings.aligned and fine >= settings.fine
     blocks = worst_block(a.fine, b.fine[:, ::-1] if flip else b.fine, block=6) if near else float("inf")
@@ -235,7 +268,7 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
             and (not colourful or kept_colour >= settings.colour)
         ):
             return Verdict(True, "aligned (edge band cut)", scores)
-    verdict = keypoint_verdict(a, b, settings, aligned, colourful, chroma_ratio, scores)
+    verdict = keypoint_verdict(a, b, settings, aligned, colourful, one_grey, chroma_ratio, scores)
     if verdict is not None:
         return verdict
     return Verdict(False, "colour" if aligned_ok and not colour_ok else "structure", scores)
