@@ -3,7 +3,10 @@
 Renders every per-screen SVG of Debian's ``desktop-base`` package (``THEME/wallpaper``,
 ``lockscreen``, ... ``/contents/images/WxH.svg``) at a quarter of its size to JPEG, and
 writes ``labels.csv`` in :mod:`bench_trust`'s layout: category ``shipped``, one group per
-theme (its lock screen and wallpaper are one artwork), every image in the ``held`` split.
+theme (its lock screen and wallpaper are one artwork), every image in the ``held`` split. A
+theme's part whose SVGs are byte-identical to an earlier theme's (``joy-inksplat``'s lock
+screen is ``joy``'s) belongs to the group of the base theme (the shortest name): it is the same
+artwork.
 Nothing here was tuned on. Needs the unpacked package (``trust_set.py`` fetches it into
 its cache) and resvg (``pip install resvg-py``, a benchmark-only tool)::
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import re
 from pathlib import Path
@@ -29,7 +33,16 @@ def render(cache: Path, folder: Path, scale: int = 4) -> int:
     root = cache / "x" / "desktop-base" / "usr" / "share" / "desktop-base"
     (folder / "images").mkdir(parents=True, exist_ok=True)
     rows = []
-    for svg in sorted(root.glob("*-theme/*/contents/images/*.svg")):
+    svgs = sorted(root.glob("*-theme/*/contents/images/*.svg"))
+    # an SVG several themes ship belongs to the base theme, the shortest name (joy, not joy-inksplat)
+    base_theme: dict[str, str] = {}  # SVG digest -> theme
+    for svg in svgs:
+        digest, theme = hashlib.sha256(svg.read_bytes()).hexdigest(), svg.parts[-5]
+        base_theme[digest] = min(base_theme.get(digest, theme), theme, key=lambda t: (len(t), t))
+    part_group = {
+        (svg.parts[-5], svg.parts[-4]): base_theme[hashlib.sha256(svg.read_bytes()).hexdigest()] for svg in svgs
+    }
+    for svg in svgs:
         theme, kind = svg.parts[-5], svg.parts[-4]
         size = re.match(r"(\d+)x(\d+)$", svg.stem)
         if not size:
@@ -39,7 +52,13 @@ def render(cache: Path, folder: Path, scale: int = 4) -> int:
         name = f"{theme}-{kind}-{svg.stem}.jpg"
         Image.open(io.BytesIO(bytes(png))).convert("RGB").save(folder / "images" / name, quality=92)
         rows.append(
-            {"path": f"images/{name}", "category": "shipped", "group": theme, "split": "held", "variant": svg.stem}
+            {
+                "path": f"images/{name}",
+                "category": "shipped",
+                "group": part_group[(theme, kind)],
+                "split": "held",
+                "variant": svg.stem,
+            }
         )
     with open(folder / "labels.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "category", "group", "split", "variant"])
