@@ -181,6 +181,26 @@ def test_hue_difference_is_the_median_angle_over_places_coloured_in_both():
     assert hue_difference(a, turned, mask) == 0.0
 
 
+def arc(colour=(30, 90, 200), size=(240, 240)) -> Image.Image:
+    """A thick open ring on white: smooth, symmetric, few and ambiguous keypoints (as a letter C)."""
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).arc((30, 30, size[0] - 30, size[1] - 30), start=40, end=320, fill=colour, width=28)
+    return image
+
+
+def test_a_crop_of_a_simple_graphic_that_kept_its_pixels_is_placed_by_template_matching():
+    original = arc()
+    a = describe_image(encoded(original))
+    crop = describe_image(encoded(original.crop((30, 20, 210, 170)), "JPEG", quality=90))  # 47 % of the area
+    verdict = verify_pair(a, crop, same_digest=False)
+    assert verdict.ok and verdict.evidence == "template" and verdict.scores["template"] > 0.95, verdict
+    assert verify_pair(crop, a, same_digest=False).evidence == "template"  # either order
+    resized = describe_image(encoded(original.crop((30, 20, 210, 170)).resize((120, 100)), "JPEG", quality=90))
+    assert not verify_pair(a, resized, same_digest=False).ok  # a crop scaled again is not placed at its own scale
+    recoloured = describe_image(encoded(arc((200, 60, 30)).crop((30, 20, 210, 170)), "JPEG", quality=90))
+    assert not verify_pair(a, recoloured, same_digest=False).ok
+
+
 def test_a_crop_is_confirmed_by_keypoints_and_an_unrelated_picture_is_not():
     scene = textured_scene(7)
     crop = scene.crop((60, 40, 60 + 360, 40 + 270))  # about 56 % of the area

@@ -70,6 +70,7 @@ class ImageEvidence:
     points : (K, 2) float32 ndarray, keypoint positions in the decoded copy's pixels
     descriptors : (K, 32) uint8 ndarray, ORB descriptors
     size : (width, height) of the decoded copy
+    full_size : (width, height) of the image itself, oriented like the decoded copy
     small : (h, w) uint8 ndarray, the grey picture at REGISTER_SIDE pixels on the longer side
     small_chroma : (2, h, w) float16 ndarray, its opponent colour
     small_clipped : (h, w) bool ndarray, where a channel is within CLIP_MARGIN of 0 or 255
@@ -89,6 +90,7 @@ class ImageEvidence:
     points: np.ndarray
     descriptors: np.ndarray
     size: tuple[int, int]
+    full_size: tuple[int, int]
     small: np.ndarray
     small_chroma: np.ndarray
     small_clipped: np.ndarray
@@ -142,7 +144,10 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
     opened = open_image(data, max_pixels)
     # PNG and GIF carry EXIF rarely, and asking Pillow for it decodes the whole file
     camera = (opened.format in EXIF_FORMATS or "exif" in opened.info) and has_camera_metadata(opened)
+    full_size = opened.size
     image = load_opened(opened, "RGB", draft_size=(SIDE, SIDE))
+    if (full_size[0] > full_size[1]) != (image.width > image.height):
+        full_size = full_size[::-1]  # EXIF orientation turned it
     if max(image.size) > SIDE:
         scale = SIDE / max(image.size)
         # a box filter is enough for keypoints and maps, and a fraction of Lanczos's cost
@@ -183,6 +188,7 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
         points=points,
         descriptors=descriptors,
         size=image.size,
+        full_size=tuple(full_size),
         small=small,
         small_chroma=small_chroma.astype(np.float16),
         small_clipped=_clipped(small_rgb * 255.0),

@@ -62,6 +62,56 @@ def keypoint_transform(
     return (None, 0) if mask is None or transform is None else (transform, int(mask.sum()))
 
 
+#: Smallest side (pixels of the small grey copy) of a picture placed by :func:`template_transform`.
+MIN_TEMPLATE = 16
+#: Smallest normalised cross-correlation at which :func:`template_transform` places a picture.
+MIN_TEMPLATE_SCORE = 0.9
+
+
+def template_transform(a, b) -> tuple[np.ndarray | None, float]:
+    """The transform that places the smaller picture inside the larger at their files' own pixel
+    scale (a crop that kept its pixels), by normalised cross-correlation of the small grey copies
+    (OpenCV ``matchTemplate``).
+
+    Parameters
+    ----------
+    a, b : imgdedup.imaging.describe.ImageEvidence
+
+    Returns
+    -------
+    transform : (2, 3) float64 ndarray mapping ``a``'s described pixels onto ``b``'s (as
+        :func:`keypoint_transform`), or None when neither fits inside the other or the best
+        place correlates below :data:`MIN_TEMPLATE_SCORE`
+    score : float, the best place's correlation (0.0 when none was tried)
+    """
+    import cv2
+
+    (aw, ah), (bw, bh) = a.full_size, b.full_size
+    if aw >= bw and ah >= bh:
+        large, small, inside_b = a, b, False
+    elif bw >= aw and bh >= ah:
+        large, small, inside_b = b, a, True
+    else:
+        return None, 0.0
+    # the small picture at the large one's small-copy scale: both copies are scaled from their files
+    scale = (large.small.shape[1] / large.full_size[0]) / (small.small.shape[1] / small.full_size[0])
+    height, width = round(small.small.shape[0] * scale), round(small.small.shape[1] * scale)
+    if min(height, width) < MIN_TEMPLATE or height > large.small.shape[0] or width > large.small.shape[1]:
+        return None, 0.0
+    template = cv2.resize(small.small.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    if float(template.std()) < 1.0:
+        return None, 0.0  # a flat template fits anywhere
+    found = cv2.matchTemplate(large.small.astype(np.float32), template, cv2.TM_CCOEFF_NORMED)
+    _, score, _, (x, y) = cv2.minMaxLoc(found)
+    if score < MIN_TEMPLATE_SCORE:
+        return None, float(score)
+    # large's described pixel p maps to small's: (p / d_large - offset) * d_small, offset in file pixels
+    d_large, d_small = large.size[0] / large.full_size[0], small.size[0] / small.full_size[0]
+    offset = np.array([x, y], np.float64) / (large.small.shape[1] / large.full_size[0])
+    forward = np.array([[d_small / d_large, 0.0, -d_small * offset[0]], [0.0, d_small / d_large, -d_small * offset[1]]])
+    return (forward if not inside_b else cv2.invertAffineTransform(forward)), float(score)
+
+
 def blank_surroundings(picture: np.ndarray, footprint: np.ndarray) -> bool:
     """Whether the ring just outside ``footprint`` (a bool mask over ``picture``) is blank while
     the picture further out is not.

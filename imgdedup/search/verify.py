@@ -41,7 +41,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imgdedup.search.maps import band_cut, common_aspect, cosine, hue_difference, worst_block
-from imgdedup.search.registration import contained_part, keypoint_transform, registered_correlation
+from imgdedup.search.registration import (
+    contained_part,
+    keypoint_transform,
+    registered_correlation,
+    template_transform,
+)
 
 #: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
 #: raise it whenever a rule or constant here changes a verdict.
@@ -146,9 +151,11 @@ def pixel_verdict(a, b, settings: VerifySettings) -> Verdict:
 def keypoint_verdict(
     a, b, settings: VerifySettings, aligned: float, colourful: bool, one_grey: bool, chroma_ratio: float, scores: dict
 ) -> Verdict | None:
-    """The verdict of keypoint registration (a crop, a small rotation), or None when it says nothing.
+    """The verdict of registering the two pictures (a crop, a small rotation), or None when it says nothing.
 
-    ``scores`` gains the registration's scores.
+    ORB keypoints with RANSAC first; when they find no transform, a crop that kept its pixels is
+    placed by template matching (:func:`template_transform`: letters, flags and other simple
+    graphics have too few keypoints). ``scores`` gains the registration's scores.
     """
     transform, inliers = None, 0
     # too few keypoints never agree; pictures anti-correlated even as aligned maps are not crops of
@@ -156,41 +163,76 @@ def keypoint_verdict(
     if min(len(a.descriptors), len(b.descriptors)) >= settings.inliers and aligned > KEYPOINT_MIN_ALIGNED:
         transform, inliers = keypoint_transform(a.points, a.descriptors, b.points, b.descriptors)
     scores["inliers"] = inliers
+    keypoints, keypoint_scores = None, dict(scores)
     if transform is not None and inliers >= settings.inliers:
-        r = registered_correlation(a, b, transform)
-        angle = abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
-        contained = max(r.overlap, r.share_b)
-        scores.update(
-            registered=round(r.correlation, 3),
-            overlap=round(r.overlap, 3),
-            contained=round(contained, 3),
-            blocks=round(r.blocks, 3),
-            angle=round(angle, 1),
+        keypoints = registered_verdict(
+            a, b, transform, "keypoints", settings, colourful, one_grey, chroma_ratio, keypoint_scores
         )
-        if colourful:
-            scores.update(registered_colour=round(r.colour, 3), registered_hue=round(r.hue, 1))
-        if one_grey:
-            scores["grey_difference"] = round(r.grey_difference, 1)
-        colour_kept = (
-            r.colour >= REGISTERED_COLOUR and chroma_ratio <= MAX_CHROMA_RATIO and r.hue <= MAX_HUE_SHIFT
-            if colourful
-            else not one_grey or r.grey_difference <= GREY_COPY_LEVELS
+        if keypoints is not None and keypoints.ok:
+            scores.update(keypoint_scores)
+            return keypoints
+    # symmetric shapes mislead RANSAC, and flat graphics have few keypoints: a crop that kept its
+    # pixels is still placed by its grey levels
+    transform, placed = template_transform(a, b)
+    if transform is not None:
+        template_scores = {**scores, "template": round(placed, 3)}
+        verdict = registered_verdict(
+            a, b, transform, "template", settings, colourful, one_grey, chroma_ratio, template_scores
         )
-        # one picture must lie (nearly) wholly within the other: a crop, not two pictures sharing a part
-        if (
-            r.correlation >= settings.registered
-            and r.overlap >= MIN_OVERLAP
-            and contained >= MIN_CONTAINED
-            and r.blocks <= REGISTERED_BLOCKS
-            and angle <= MAX_ANGLE
-            and r.contrast <= MAX_CONTRAST_RATIO
-            and colour_kept
-        ):
-            if min(r.overlap, r.share_b) < 0.95 and contained_part(a, b, transform):
-                return Verdict(False, "part", scores)  # found inside the other with blank around: a part
-            return Verdict(True, "keypoints", scores)
-        if not colour_kept and r.correlation >= settings.registered:
-            return Verdict(False, "colour", scores)  # the same layout, other colours: a look-alike
+        if verdict is not None:
+            scores.update(template_scores)
+            return verdict
+    scores.update(keypoint_scores)
+    return keypoints
+
+
+def registered_verdict(
+    a,
+    b,
+    transform: np.ndarray,
+    evidence: str,
+    settings: VerifySettings,
+    colourful: bool,
+    one_grey: bool,
+    chroma_ratio: float,
+    scores: dict,
+) -> Verdict | None:
+    """The verdict on ``b`` warped onto ``a`` by ``transform``: ``evidence`` when one lies within the
+    other and matches there, a refutation when the layout matches in other colours, else None."""
+    r = registered_correlation(a, b, transform)
+    angle = abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
+    contained = max(r.overlap, r.share_b)
+    scores.update(
+        registered=round(r.correlation, 3),
+        overlap=round(r.overlap, 3),
+        contained=round(contained, 3),
+        blocks=round(r.blocks, 3),
+        angle=round(angle, 1),
+    )
+    if colourful:
+        scores.update(registered_colour=round(r.colour, 3), registered_hue=round(r.hue, 1))
+    if one_grey:
+        scores["grey_difference"] = round(r.grey_difference, 1)
+    colour_kept = (
+        r.colour >= REGISTERED_COLOUR and chroma_ratio <= MAX_CHROMA_RATIO and r.hue <= MAX_HUE_SHIFT
+        if colourful
+        else not one_grey or r.grey_difference <= GREY_COPY_LEVELS
+    )
+    # one picture must lie (nearly) wholly within the other: a crop, not two pictures sharing a part
+    if (
+        r.correlation >= settings.registered
+        and r.overlap >= MIN_OVERLAP
+        and contained >= MIN_CONTAINED
+        and r.blocks <= REGISTERED_BLOCKS
+        and angle <= MAX_ANGLE
+        and r.contrast <= MAX_CONTRAST_RATIO
+        and colour_kept
+    ):
+        if min(r.overlap, r.share_b) < 0.95 and contained_part(a, b, transform):
+            return Verdict(False, "part", scores)  # found inside the other with blank around: a part
+        return Verdict(True, evidence, scores)
+    if not colour_kept and r.correlation >= settings.registered:
+        return Verdict(False, "colour", scores)  # the same layout, other colours: a look-alike
     return None
 
 
