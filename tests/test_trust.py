@@ -105,6 +105,37 @@ def test_low_information_images_match_only_by_equal_pixels():
     assert verify_pair(a, again, same_digest=False).evidence == "pixels"
 
 
+def glow(colour=(20, 60, 70), size=(1600, 1000)) -> Image.Image:
+    """A nearly flat wallpaper: ``colour`` with a faint off-centre glow (a few grey levels)."""
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
+    light = 6.0 * np.exp(
+        -(((xx - 0.6 * size[0]) / (0.3 * size[0])) ** 2 + ((yy - 0.4 * size[1]) / (0.3 * size[1])) ** 2)
+    )
+    return Image.fromarray(np.clip(np.asarray(colour, np.float32) + light[..., None], 0, 255).astype(np.uint8))
+
+
+def screen(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` cut around its centre to ``size``'s aspect ratio and resized to it (one wallpaper per screen)."""
+    from PIL import ImageOps
+
+    return ImageOps.fit(image, size, Image.LANCZOS)
+
+
+def test_a_flat_wallpaper_cut_for_other_screens_matches_on_its_shared_centre():
+    artwork = glow()
+    wide, tall = (describe_image(encoded(screen(artwork, s), "JPEG", quality=90)) for s in [(1920, 1080), (768, 1024)])
+    assert wide.low_information and tall.low_information
+    verdict = verify_pair(wide, tall, same_digest=False)
+    assert verdict.ok and verdict.evidence == "pixels (common aspect)", verdict
+    # another colour, and one colour with no shading at all, stay apart
+    teal = describe_image(encoded(screen(glow((20, 70, 60)), (768, 1024)), "JPEG", quality=90))
+    assert not verify_pair(wide, teal, same_digest=False).ok
+    flat_wide, flat_tall = (
+        describe_image(encoded(Image.new("RGB", s, (20, 60, 70)))) for s in [(1920, 1080), (768, 1024)]
+    )
+    assert verify_pair(flat_wide, flat_tall, same_digest=False).evidence == "low_information"
+
+
 def test_look_alike_objects_of_different_colours_are_not_duplicates():
     red, green = (
         describe_image(encoded(object_on_white(c, seed=k))) for k, c in enumerate([(220, 40, 40), (40, 180, 60)])

@@ -91,27 +91,45 @@ def _centre_crop(values: np.ndarray, aspect: float) -> np.ndarray:
     return values[..., start : start + keep, :]
 
 
+def _common_maps(e, aspect: float, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """``e``'s small grey picture and its chroma, cut around the centre to ``aspect``, at ``side`` x ``side``
+    and ``side // 4`` x ``side // 4``."""
+    import cv2
+
+    grey = cv2.resize(_centre_crop(e.small.astype(np.float32), aspect), (side, side), interpolation=cv2.INTER_AREA)
+    chroma = np.stack(
+        [
+            cv2.resize(c, (side // 4, side // 4), interpolation=cv2.INTER_AREA)
+            for c in _centre_crop(e.small_chroma.astype(np.float32), aspect)
+        ]
+    )
+    return grey, chroma
+
+
+def _shared_aspect(a, b) -> float:
+    return min(a.small.shape[1] / a.small.shape[0], b.small.shape[1] / b.small.shape[0])
+
+
 def common_aspect(a, b, side: int = 32) -> tuple[float, float, float]:
     """Both pictures cut to the aspect ratio they share around the centre (how wallpapers ship
     per screen), at ``side`` x ``side``: grey correlation, :func:`worst_block`, chroma cosine."""
-    import cv2
-
-    aspect = min(a.small.shape[1] / a.small.shape[0], b.small.shape[1] / b.small.shape[0])
-
-    def maps(e) -> tuple[np.ndarray, np.ndarray]:
-        grey = cv2.resize(_centre_crop(e.small.astype(np.float32), aspect), (side, side), interpolation=cv2.INTER_AREA)
-        chroma = np.stack(
-            [
-                cv2.resize(c, (side // 4, side // 4), interpolation=cv2.INTER_AREA)
-                for c in _centre_crop(e.small_chroma.astype(np.float32), aspect)
-            ]
-        )
-        return grey, chroma
-
-    (ga, ca), (gb, cb) = maps(a), maps(b)
+    aspect = _shared_aspect(a, b)
+    (ga, ca), (gb, cb) = _common_maps(a, aspect, side), _common_maps(b, aspect, side)
     x, y = ga - ga.mean(), gb - gb.mean()
     norm = float(np.linalg.norm(x) * np.linalg.norm(y))
     return (float((x * y).sum()) / norm if norm > 1e-6 else 0.0), worst_block(ga, gb, block=4), cosine(ca, cb)
+
+
+def common_levels(a, b, side: int = 32) -> tuple[float, float, float]:
+    """Both pictures cut to the aspect ratio they share around the centre, compared level for level
+    (for nearly flat pictures, whose shape says little): grey correlation, mean absolute grey-level
+    difference (0-255), mean absolute chroma difference (0-1 opponent units)."""
+    aspect = _shared_aspect(a, b)
+    (ga, ca), (gb, cb) = _common_maps(a, aspect, side), _common_maps(b, aspect, side)
+    x, y = ga - ga.mean(), gb - gb.mean()
+    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    correlation = float((x * y).sum()) / norm if norm > 1e-6 else 0.0
+    return correlation, float(np.abs(ga - gb).mean()), float(np.abs(ca - cb).mean())
 
 
 def _cut_correlations(x: np.ndarray, y: np.ndarray, cuts: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ evidence        the pair is a duplicate when
 ==============  ==========================================================================
 ``digest``      the two files have the same content digest
 ``pixels``      (the only way for a low-information image) their 32 x 32 RGB copies are
-                equal within ``pixel_tolerance`` grey levels on average
+                equal within ``pixel_tolerance`` grey levels on average; of other aspect
+                ratios, their shared centres are, with their faint shading in the same places
 ``aligned``     their trimmed grey maps, as they are or one mirrored, correlate at least
                 ``aligned`` (24 x 24) and ``fine`` (48 x 48), and, when both are colourful, their chroma maps agree
                 (cosine at least ``colour``, hues within :data:`MAX_HUE_SHIFT` where no channel
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imgdedup.search.maps import band_cut, common_aspect, cosine, hue_difference, worst_block
+from imgdedup.search.maps import band_cut, common_aspect, common_levels, cosine, hue_difference, worst_block
 from imgdedup.search.registration import (
     contained_part,
     keypoint_transform,
@@ -50,7 +51,7 @@ from imgdedup.search.registration import (
 
 #: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
 #: raise it whenever a rule or constant here changes a verdict.
-VERIFY_RULES = 3
+VERIFY_RULES = 4
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
 GREY = 0.012
@@ -89,6 +90,13 @@ GREY_COPY_BRIGHTNESS = 10.0
 #: The same for a keypoint-registered pair, as the median grey-level difference over the colourful
 #: places of the overlap (tuning-half copies <= 11, a black shape on a navy one 50).
 GREY_COPY_LEVELS = 25.0
+#: Low-information pictures of other aspect ratios match on their shared centre when its levels are
+#: equal, its chroma within this (0-1 opponent units) ...
+FLAT_CHROMA = 0.01
+#: ... and its shading correlates at least this much (one artwork: >= 0.58 at 4 screen sizes of
+#: the tuning set's flat wallpapers, whose level differences stay under 0.08; other flat wallpapers
+#: differ by 5 levels or more).
+FLAT_SHADING = 0.5
 #: Pixel equality (low-information images) also needs aspect ratios within this fraction.
 MAX_ASPECT_DIFFERENCE = 0.02
 #: Aspect ratios within this fraction count as one frame (:func:`band_cut`).
@@ -145,6 +153,14 @@ def pixel_verdict(a, b, settings: VerifySettings) -> Verdict:
     same_aspect = abs(aspect_a - aspect_b) <= MAX_ASPECT_DIFFERENCE * min(aspect_a, aspect_b)
     if difference <= settings.pixel_tolerance and int(delta.max()) <= MAX_PIXEL_DELTA and same_aspect:
         return Verdict(True, "pixels", scores)
+    if not same_aspect:
+        # one nearly flat artwork cut for several screens: its centre, level for level, and its
+        # faint shading (a glow, a logo) in the same places; two flat pictures of one colour
+        # have no shading to agree on, and stay apart
+        shading, levels, chroma = common_levels(a, b)
+        scores.update(shared_levels=round(levels, 2), shared_shading=round(shading, 3))
+        if levels <= settings.pixel_tolerance and chroma <= FLAT_CHROMA and shading >= FLAT_SHADING:
+            return Verdict(True, "pixels (common aspect)", scores)
     return Verdict(False, "low_information", scores)
 
 
