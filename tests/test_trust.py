@@ -136,6 +136,21 @@ def test_a_flat_wallpaper_cut_for_other_screens_matches_on_its_shared_centre():
     assert verify_pair(flat_wide, flat_tall, same_digest=False).evidence == "low_information"
 
 
+def test_one_picture_cut_around_its_centre_for_a_wide_and_a_tall_screen_is_one_artwork():
+    """Neither cut holds the other; the keypoint transform takes centre to centre."""
+    artwork = textured_scene(11, (900, 900))
+    wide, tall = (describe_image(encoded(screen(artwork, s), "JPEG", quality=90)) for s in [(640, 360), (360, 540)])
+    verdict = verify_pair(wide, tall, same_digest=False)
+    assert verdict.ok and verdict.evidence == "keypoints (common centre)", verdict
+    assert verdict.scores["contained"] < 0.85 and verdict.scores["off_centre"] < 0.02
+    # two cuts sharing as much of the picture, but off its centre: a pair of overlapping photographs
+    left, right = artwork.crop((0, 250, 640, 610)), artwork.crop((260, 180, 620, 720))
+    verdict = verify_pair(
+        describe_image(encoded(left, "JPEG", quality=90)), describe_image(encoded(right, "JPEG", quality=90)), False
+    )
+    assert not verdict.ok, verdict
+
+
 def test_look_alike_objects_of_different_colours_are_not_duplicates():
     red, green = (
         describe_image(encoded(object_on_white(c, seed=k))) for k, c in enumerate([(220, 40, 40), (40, 180, 60)])

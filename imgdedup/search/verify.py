@@ -26,7 +26,10 @@ cut)``          watermark strip, a banner
                 chroma there agrees (cosine at least :data:`REGISTERED_COLOUR`, hues within
                 :data:`MAX_HUE_SHIFT`; grey levels within :data:`GREY_COPY_LEVELS` when one
                 is grey): crops, small rotations,
-                aspect-ratio crops
+                aspect-ratio crops; or, when neither holds the other, the transform takes
+                centre to centre unturned (one picture cut around its centre for two screens)
+``template``    the same, the smaller picture placed inside the larger at the files' own
+                pixel scale by template matching (a crop of a simple graphic: too few keypoints)
 ==============  ==========================================================================
 
 otherwise it is refuted: a low-information image (:mod:`imgdedup.imaging.lowinfo`)
@@ -51,7 +54,7 @@ from imgdedup.search.registration import (
 
 #: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
 #: raise it whenever a rule or constant here changes a verdict.
-VERIFY_RULES = 4
+VERIFY_RULES = 5
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
 GREY = 0.012
@@ -59,8 +62,13 @@ GREY = 0.012
 MAX_PIXEL_DELTA = 24
 #: Smallest share of the first image a keypoint transform must cover.
 MIN_OVERLAP = 0.2
-#: Smallest share of one of the two pictures lying inside the other under a keypoint transform.
+#: Smallest share of one of the two pictures lying inside the other under a keypoint transform ...
 MIN_CONTAINED = 0.85
+#: ... unless the transform takes the centre of one to the centre of the other (within this share of
+#: the diagonal; wallpapers cut per screen on the tuning half: <= 0.002) ...
+MAX_OFF_CENTRE = 0.02
+#: ... and turns it by at most this many degrees (tuning half: <= 0.5).
+MAX_CENTRED_ANGLE = 1.0
 #: Largest ratio of contrast between an image and its aligned copy (brightness/contrast +30 % stay below).
 MAX_CONTRAST_RATIO = 1.4
 #: Largest ratio of chroma strength between an image and its aligned copy (saturation +50 % stays below).
@@ -218,12 +226,18 @@ def registered_verdict(
     r = registered_correlation(a, b, transform)
     angle = abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
     contained = max(r.overlap, r.share_b)
+    centre = transform @ np.array([a.size[0] / 2, a.size[1] / 2, 1.0])
+    off_centre = float(np.hypot(*(centre - np.asarray(b.size) / 2)) / np.hypot(*b.size))
+    # two cuts of one picture around its centre, for screens of other shapes: neither holds the
+    # other, but the transform takes centre to centre, unturned
+    centred = off_centre <= MAX_OFF_CENTRE and angle <= MAX_CENTRED_ANGLE
     scores.update(
         registered=round(r.correlation, 3),
         overlap=round(r.overlap, 3),
         contained=round(contained, 3),
         blocks=round(r.blocks, 3),
         angle=round(angle, 1),
+        off_centre=round(off_centre, 3),
     )
     if colourful:
         scores.update(registered_colour=round(r.colour, 3), registered_hue=round(r.hue, 1))
@@ -237,8 +251,8 @@ def registered_verdict(
     # one picture must lie (nearly) wholly within the other: a crop, not two pictures sharing a part
     if (
         r.correlation >= settings.registered
-        and r.overlap >= MIN_OVERLAP
-        and contained >= MIN_CONTAINED
+        and min(r.overlap, r.share_b) >= MIN_OVERLAP
+        and (contained >= MIN_CONTAINED or centred)
         and r.blocks <= REGISTERED_BLOCKS
         and angle <= MAX_ANGLE
         and r.contrast <= MAX_CONTRAST_RATIO
@@ -246,7 +260,7 @@ def registered_verdict(
     ):
         if min(r.overlap, r.share_b) < 0.95 and contained_part(a, b, transform):
             return Verdict(False, "part", scores)  # found inside the other with blank around: a part
-        return Verdict(True, evidence, scores)
+        return Verdict(True, evidence if contained >= MIN_CONTAINED else f"{evidence} (common centre)", scores)
     if not colour_kept and r.correlation >= settings.registered:
         return Verdict(False, "colour", scores)  # the same layout, other colours: a look-alike
     return None
