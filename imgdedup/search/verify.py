@@ -54,7 +54,7 @@ from imgdedup.search.registration import (
 
 #: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
 #: raise it whenever a rule or constant here changes a verdict.
-VERIFY_RULES = 6
+VERIFY_RULES = 7
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
 GREY = 0.012
@@ -80,10 +80,11 @@ KEYPOINT_MIN_ALIGNED = 0.0
 #: Largest rotation (degrees) of a keypoint transform: copies are rotated a little, if at all
 #: (an upside-down "u" is an "n", not a copy).
 MAX_ANGLE = 30.0
-#: Smallest chroma cosine over a keypoint-registered overlap (stricter than the aligned maps' ``colour``:
-#: a registered look-alike of the same shape differs only there; copies of small sprites, re-encoded
-#: with JPEG's halved chroma, score 0.90-0.95, look-alikes of other colours far below).
-REGISTERED_COLOUR = 0.9
+#: Smallest chroma cosine over a keypoint-registered overlap: a registered look-alike of the same
+#: shape differs only in colour (its hue is checked too: :data:`MAX_HUE_SHIFT`); copies of small
+#: sprites, re-encoded with JPEG's halved chroma, score 0.84-0.95. On the tuning half 0.85 keeps
+#: precision and finds more than 0.9; 0.8 lets a sprite and its end piece in.
+REGISTERED_COLOUR = 0.85
 #: Largest median hue difference (degrees, :func:`~imgdedup.search.maps.hue_difference`) of two
 #: colourful pictures, aligned or registered: copies of the tuning half stay within 10, one shape in
 #: navy and in teal differs by 20.
