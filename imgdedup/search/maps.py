@@ -47,7 +47,8 @@ def hue_difference(chroma_a: np.ndarray, chroma_b: np.ndarray, mask: np.ndarray 
     if int(places.sum()) < HUE_PLACES:
         return 0.0
     cos = (a[0] * b[0] + a[1] * b[1])[places] / (na * nb)[places]
-    return float(np.degrees(np.median(np.arccos(np.clip(cos, -1.0, 1.0)))))
+    # the angle falls as the cosine rises: the median angle is the angle of the median cosine
+    return float(np.degrees(np.arccos(np.clip(np.median(cos), -1.0, 1.0))))
 
 
 def worst_block(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None, block: int = 8) -> float:

@@ -194,8 +194,8 @@ def registered_correlation(a, b, transform: np.ndarray) -> Registration:
     # the share of b inside a: b's area seen in a's frame is its area over the transform's scale squared
     scale = float(abs(np.linalg.det(scaled[:, :2])))
     share_b = min(1.0, float(mask.sum()) * scale / b.small.size)
-    x = cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0)[mask]
-    y = cv2.GaussianBlur(warped, (3, 3), 0)[mask]
+    blurred_a, blurred_b = cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0), cv2.GaussianBlur(warped, (3, 3), 0)
+    x, y = blurred_a[mask], blurred_b[mask]
     x, y = x - x.mean(), y - y.mean()
     norm = float(np.linalg.norm(x) * np.linalg.norm(y))
     spread = sorted((float(x.std()), float(y.std())))
@@ -213,9 +213,7 @@ def registered_correlation(a, b, transform: np.ndarray) -> Registration:
         if int(coloured.sum()) >= HUE_PLACES
         else 0.0
     )
-    blocks = worst_block(
-        cv2.GaussianBlur(a.small.astype(np.float32), (3, 3), 0), cv2.GaussianBlur(warped, (3, 3), 0), mask
-    )
+    blocks = worst_block(blurred_a, blurred_b, mask)
     return Registration(
         correlation=(float(x @ y) / norm if norm > 1e-6 else 0.0),
         overlap=overlap,
