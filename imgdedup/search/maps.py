@@ -29,9 +29,9 @@ def hue_difference(chroma_a: np.ndarray, chroma_b: np.ndarray, mask: np.ndarray 
 
     A copy keeps its hues: brightness, contrast and saturation scale the chroma vector of every
     place, re-encoding blurs it at edges only (the median ignores those). Where a channel clips
-    (a brightened yellow) the hue does move, so the caller leaves clipped places out (``mask``). Two objects of one
-    shape in different colours (navy and teal: 20 degrees) differ everywhere they are coloured,
-    which a cosine of the whole maps, dominated by magnitude, hardly shows.
+    (a brightened yellow) the hue does move, so the caller leaves clipped places out (``mask``).
+    Two objects of one shape in different colours (navy and teal: 20 degrees) differ everywhere
+    they are coloured, which a cosine of the whole maps, dominated by magnitude, hardly shows.
 
     Parameters
     ----------
@@ -111,14 +111,19 @@ def _shared_aspect(a, b) -> float:
     return min(a.small.shape[1] / a.small.shape[0], b.small.shape[1] / b.small.shape[0])
 
 
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two maps (0.0 when either is flat)."""
+    x, y = x - x.mean(), y - y.mean()
+    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return float((x * y).sum()) / norm if norm > 1e-6 else 0.0
+
+
 def common_aspect(a, b, side: int = 32) -> tuple[float, float, float]:
     """Both pictures cut to the aspect ratio they share around the centre (how wallpapers ship
     per screen), at ``side`` x ``side``: grey correlation, :func:`worst_block`, chroma cosine."""
     aspect = _shared_aspect(a, b)
     (ga, ca), (gb, cb) = _common_maps(a, aspect, side), _common_maps(b, aspect, side)
-    x, y = ga - ga.mean(), gb - gb.mean()
-    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
-    return (float((x * y).sum()) / norm if norm > 1e-6 else 0.0), worst_block(ga, gb, block=4), cosine(ca, cb)
+    return _correlation(ga, gb), worst_block(ga, gb, block=4), cosine(ca, cb)
 
 
 def common_levels(a, b, side: int = 32) -> tuple[float, float, float]:
@@ -127,10 +132,7 @@ def common_levels(a, b, side: int = 32) -> tuple[float, float, float]:
     difference (0-255), mean absolute chroma difference (0-1 opponent units)."""
     aspect = _shared_aspect(a, b)
     (ga, ca), (gb, cb) = _common_maps(a, aspect, side), _common_maps(b, aspect, side)
-    x, y = ga - ga.mean(), gb - gb.mean()
-    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
-    correlation = float((x * y).sum()) / norm if norm > 1e-6 else 0.0
-    return correlation, float(np.abs(ga - gb).mean()), float(np.abs(ca - cb).mean())
+    return _correlation(ga, gb), float(np.abs(ga - gb).mean()), float(np.abs(ca - cb).mean())
 
 
 def _cut_correlations(x: np.ndarray, y: np.ndarray, cuts: np.ndarray) -> np.ndarray:

@@ -172,7 +172,9 @@ class Registration(NamedTuple):
 
 
 #: What :func:`registered_correlation` says when the overlap is too small to score.
-NO_OVERLAP = dict(correlation=0.0, share_b=0.0, colour=0.0, blocks=float("inf"), contrast=float("inf"), hue=0.0)
+NO_OVERLAP = dict(
+    correlation=0.0, share_b=0.0, colour=0.0, blocks=float("inf"), contrast=float("inf"), hue=0.0, grey_difference=0.0
+)
 
 
 def registered_correlation(a, b, transform: np.ndarray) -> Registration:
@@ -190,7 +192,7 @@ def registered_correlation(a, b, transform: np.ndarray) -> Registration:
     mask = cv2.warpAffine(np.ones(b.small.shape, np.float32), scaled, (width, height), flags=flags) > 0.99
     overlap = float(mask.mean())
     if mask.sum() < 64:
-        return Registration(overlap=overlap, grey_difference=0.0, **NO_OVERLAP)
+        return Registration(overlap=overlap, **NO_OVERLAP)
     # the share of b inside a: b's area seen in a's frame is its area over the transform's scale squared
     scale = float(abs(np.linalg.det(scaled[:, :2])))
     share_b = min(1.0, float(mask.sum()) * scale / b.small.size)
