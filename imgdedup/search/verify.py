@@ -157,6 +157,17 @@ class Verdict:
     scores: dict = field(default_factory=dict)
 
 
+def colour_kinds(a, b) -> tuple[bool, bool]:
+    """Whether both pictures are colourful, and whether exactly one of them is grey."""
+    colourful_a, colourful_b = a.colourfulness >= GREY, b.colourfulness >= GREY
+    return colourful_a and colourful_b, colourful_a != colourful_b
+
+
+def chroma_ratio(a, b) -> float:
+    """How many times stronger the colours of one picture are than the other's (>= 1)."""
+    return max(a.chroma_level, b.chroma_level) / max(min(a.chroma_level, b.chroma_level), 1e-6)
+
+
 def pixel_verdict(a, b, settings: VerifySettings) -> Verdict:
     """Low-information images match by (nearly) equal pixels of one frame, or not at all."""
     delta = np.abs(a.pixels.astype(np.int16) - b.pixels.astype(np.int16))
@@ -177,9 +188,7 @@ def pixel_verdict(a, b, settings: VerifySettings) -> Verdict:
     return Verdict(False, "low_information", scores)
 
 
-def keypoint_verdict(
-    a, b, settings: VerifySettings, aligned: float, colourful: bool, one_grey: bool, chroma_ratio: float, scores: dict
-) -> Verdict | None:
+def keypoint_verdict(a, b, settings: VerifySettings, aligned: float, scores: dict) -> Verdict | None:
     """The verdict of registering the two pictures (a crop, a small rotation), or None when it says nothing.
 
     ORB keypoints with RANSAC first; when they find no transform, a crop that kept its pixels is
@@ -194,9 +203,7 @@ def keypoint_verdict(
     scores["inliers"] = inliers
     keypoints, keypoint_scores = None, dict(scores)
     if transform is not None and inliers >= settings.inliers:
-        keypoints = registered_verdict(
-            a, b, transform, "keypoints", settings, colourful, one_grey, chroma_ratio, keypoint_scores
-        )
+        keypoints = registered_verdict(a, b, transform, "keypoints", settings, keypoint_scores)
         if keypoints is not None and keypoints.ok:
             scores.update(keypoint_scores)
             return keypoints
@@ -205,9 +212,7 @@ def keypoint_verdict(
     transform, placed = template_transform(a, b)
     if transform is not None:
         template_scores = {**scores, "template": round(placed, 3)}
-        verdict = registered_verdict(
-            a, b, transform, "template", settings, colourful, one_grey, chroma_ratio, template_scores
-        )
+        verdict = registered_verdict(a, b, transform, "template", settings, template_scores)
         if verdict is not None:
             scores.update(template_scores)
             return verdict
@@ -216,18 +221,11 @@ def keypoint_verdict(
 
 
 def registered_verdict(
-    a,
-    b,
-    transform: np.ndarray,
-    evidence: str,
-    settings: VerifySettings,
-    colourful: bool,
-    one_grey: bool,
-    chroma_ratio: float,
-    scores: dict,
+    a, b, transform: np.ndarray, evidence: str, settings: VerifySettings, scores: dict
 ) -> Verdict | None:
     """The verdict on ``b`` warped onto ``a`` by ``transform``: ``evidence`` when one lies within the
     other and matches there, a refutation when the layout matches in other colours, else None."""
+    colourful, one_grey = colour_kinds(a, b)
     r = registered_correlation(a, b, transform)
     angle = abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
     contained = max(r.overlap, r.share_b)
@@ -249,7 +247,7 @@ def registered_verdict(
     if one_grey:
         scores["grey_difference"] = round(r.grey_difference, 1)
     colour_kept = (
-        r.colour >= REGISTERED_COLOUR and chroma_ratio <= MAX_CHROMA_RATIO and r.hue <= MAX_HUE_SHIFT
+        r.colour >= REGISTERED_COLOUR and chroma_ratio(a, b) <= MAX_CHROMA_RATIO and r.hue <= MAX_HUE_SHIFT
         if colourful
         else not one_grey or r.grey_difference <= GREY_COPY_LEVELS
     )
@@ -297,8 +295,7 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
     aligned = max(direct, mirrored)
     fine = float(np.dot(a.fine.ravel(), (b.fine[:, ::-1] if flip else b.fine).ravel()))
     scores: dict = {"aligned": round(aligned, 3), "fine": round(fine, 3)}
-    colourful = a.colourfulness >= GREY and b.colourfulness >= GREY
-    one_grey = (a.colourfulness >= GREY) != (b.colourfulness >= GREY)
+    colourful, one_grey = colour_kinds(a, b)
     colour_ok = True
     if colourful:
         chroma_b = b.chroma[:, :, ::-1] if flip else b.chroma
@@ -316,13 +313,13 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
     near = aligned >= settings.aligned and fine >= settings.fine
     blocks = worst_block(a.fine, b.fine[:, ::-1] if flip else b.fine, block=6) if near else float("inf")
     contrast = max(a.contrast, b.contrast) / max(min(a.contrast, b.contrast), 1e-6)
-    chroma_ratio = max(a.chroma_level, b.chroma_level) / max(min(a.chroma_level, b.chroma_level), 1e-6)
+    chroma_strength = chroma_ratio(a, b)
     scores.update(contrast_ratio=round(contrast, 2))
     if near:
         scores["blocks"] = round(blocks, 3)
     # contrast and colour strength change little in a copy (brightness, contrast, saturation)
     aligned_ok = near and blocks <= settings.blocks
-    tone_ok = contrast <= MAX_CONTRAST_RATIO and (not colourful or chroma_ratio <= MAX_CHROMA_RATIO)
+    tone_ok = contrast <= MAX_CONTRAST_RATIO and (not colourful or chroma_strength <= MAX_CHROMA_RATIO)
     if aligned_ok and colour_ok and tone_ok:
         return Verdict(True, "aligned", scores)
     aspect_a, aspect_b = a.size[0] / a.size[1], b.size[0] / b.size[1]
@@ -345,7 +342,7 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
             and (not colourful or kept_colour >= settings.colour)
         ):
             return Verdict(True, "aligned (edge band cut)", scores)
-    verdict = keypoint_verdict(a, b, settings, aligned, colourful, one_grey, chroma_ratio, scores)
+    verdict = keypoint_verdict(a, b, settings, aligned, scores)
     if verdict is not None:
         return verdict
     return Verdict(False, "colour" if aligned_ok and not colour_ok else "structure", scores)
