@@ -44,3 +44,19 @@ def known_pairs(truth: dict) -> set[frozenset]:
 
 def found_pairs(duplicates: dict) -> set[frozenset]:
     return {frozenset((a, b)) for a, dups in duplicates.items() for b in dups}
+
+
+@pytest.fixture
+def offline_torch(tmp_path, monkeypatch) -> Path:
+    """No network and an empty torch cache (``TORCH_HOME`` in ``tmp_path``); returns that cache."""
+    import urllib.request
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # offline, whatever this machine can reach
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    # urllib caches its first opener with the proxies of that moment: give this test its own, so
+    # later tests' requests to 127.0.0.1 do not go through this dead proxy
+    monkeypatch.setattr(urllib.request, "_opener", None)
+    return tmp_path / "torch"

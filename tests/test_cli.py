@@ -2,7 +2,6 @@ import json
 import re
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -127,17 +126,9 @@ def test_url_discovery_skips_run_folders_and_stores(tmp_path):
     assert [r.id for r in discover_images(f"memory://{base}")] == ["a.png", "sub/b.png"]
 
 
-def test_torchvision_model_without_weights_offline_is_an_error_naming_the_file_and_folder(tmp_path, monkeypatch):
+def test_torchvision_model_without_weights_offline_is_an_error_naming_the_file_and_folder(tmp_path, offline_torch):
     """`find --model torchvision:vgg16` offline with an empty torch cache: `Error: ...`, exit 1, no traceback."""
     make_sample_folder(tmp_path / "in", n_with_copies=1, n_distinct=1, seed=3)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")  # offline, whatever this machine can reach
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    # urllib caches its first opener with the proxies of that moment: give this test its own, so
-    # later tests' requests to 127.0.0.1 do not go through this dead proxy
-    monkeypatch.setattr(urllib.request, "_opener", None)
     result = CliRunner().invoke(
         main,
         [

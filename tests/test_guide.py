@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import threading
-import urllib.request
 
 import numpy as np
 import pytest
@@ -125,17 +124,9 @@ def test_cnn_find_duplicates_and_float16_maps(cnn, photos):
     )
 
 
-def test_cnn_torchvision_model_without_weights_offline_names_the_model_and_the_folder(tmp_path, monkeypatch):
+def test_cnn_torchvision_model_without_weights_offline_names_the_model_and_the_folder(tmp_path, offline_torch):
     from imgdedup.methods import CNN
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")  # offline, whatever this machine can reach
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    # urllib caches its first opener with the proxies of that moment: give this test its own, so
-    # later tests' requests to 127.0.0.1 do not go through this dead proxy
-    monkeypatch.setattr(urllib.request, "_opener", None)
     with pytest.raises(ValueError, match="torchvision model 'vgg16'") as caught:
         CNN(model_name="vgg16", input_size=(224, 224))
     message = str(caught.value)
