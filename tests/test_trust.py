@@ -151,6 +151,34 @@ def test_one_picture_cut_around_its_centre_for_a_wide_and_a_tall_screen_is_one_a
     assert not verdict.ok, verdict
 
 
+def shaded(colour, seed: int, size=(480, 360)) -> Image.Image:
+    """A diagonal shading of ``colour`` with a few shapes along the right edge (generated photo-like scenes)."""
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
+    light = 0.55 + 0.45 * (xx / size[0] + yy / size[1]) / 2
+    image = Image.fromarray((np.asarray(colour, np.float32) * light[..., None]).clip(0, 255).astype(np.uint8))
+    rng = np.random.default_rng(seed)
+    draw = ImageDraw.Draw(image)
+    for _ in range(3):
+        x, y = rng.uniform(0.85, 1.0) * size[0], rng.uniform(0, size[1])
+        draw.ellipse((x - 25, y - 25, x + 25, y + 25), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    return image
+
+
+def test_what_is_left_after_an_edge_band_cut_must_keep_its_hues():
+    """Two shadings of close colours (hue 14 degrees apart) that differ in their right edge band."""
+    brown, salmon = (
+        describe_image(encoded(shaded(c, seed=k), "JPEG", quality=90))
+        for k, c in [(1, (150, 110, 70)), (2, (190, 110, 80))]
+    )
+    verdict = verify_pair(brown, salmon, same_digest=False)
+    assert not verdict.ok and verdict.scores["band_hue"] > 12, verdict
+    # the same shading under a caption bar is still a copy
+    captioned = shaded((150, 110, 70), seed=1)
+    ImageDraw.Draw(captioned).rectangle((0, 318, 480, 360), fill="black")
+    verdict = verify_pair(brown, describe_image(encoded(captioned, "JPEG", quality=90)), same_digest=False)
+    assert verdict.ok, verdict
+
+
 def test_look_alike_objects_of_different_colours_are_not_duplicates():
     red, green = (
         describe_image(encoded(object_on_white(c, seed=k))) for k, c in enumerate([(220, 40, 40), (40, 180, 60)])

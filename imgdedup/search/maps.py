@@ -16,6 +16,10 @@ MAX_BAND = 0.2
 HUE_CHROMA = 0.05
 #: Fewest places with a hue in both pictures for :func:`hue_difference` to say anything.
 HUE_PLACES = 4
+#: Places with more than this share of clipped pixels (a channel near 0 or 255) in either picture
+#: are left out of hue comparisons: brightness or contrast +30 % move the hue of clipped colours
+#: by up to 31 degrees on the tuning half's originals.
+CLIPPED_SHARE = 0.25
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -107,6 +111,17 @@ def _common_maps(e, aspect: float, side: int) -> tuple[np.ndarray, np.ndarray]:
     return grey, chroma
 
 
+def _unclipped(e, size: tuple[int, int], aspect: float | None = None) -> np.ndarray:
+    """Where ``e``'s small copy (cut around the centre to ``aspect``), resized to ``size`` (w, h), is
+    clipped in at most :data:`CLIPPED_SHARE` of its pixels."""
+    import cv2
+
+    clipped = e.small_clipped.astype(np.float32)
+    if aspect is not None:
+        clipped = _centre_crop(clipped, aspect)
+    return cv2.resize(clipped, size, interpolation=cv2.INTER_AREA) <= CLIPPED_SHARE
+
+
 def _shared_aspect(a, b) -> float:
     return min(a.small.shape[1] / a.small.shape[0], b.small.shape[1] / b.small.shape[0])
 
@@ -118,12 +133,14 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> float:
     return float((x * y).sum()) / norm if norm > 1e-6 else 0.0
 
 
-def common_aspect(a, b, side: int = 32) -> tuple[float, float, float]:
+def common_aspect(a, b, side: int = 32) -> tuple[float, float, float, float]:
     """Both pictures cut to the aspect ratio they share around the centre (how wallpapers ship
-    per screen), at ``side`` x ``side``: grey correlation, :func:`worst_block`, chroma cosine."""
+    per screen), at ``side`` x ``side``: grey correlation, :func:`worst_block`, chroma cosine and
+    :func:`hue_difference` (unclipped places)."""
     aspect = _shared_aspect(a, b)
     (ga, ca), (gb, cb) = _common_maps(a, aspect, side), _common_maps(b, aspect, side)
-    return _correlation(ga, gb), worst_block(ga, gb, block=4), cosine(ca, cb)
+    unclipped = _unclipped(a, ca.shape[:0:-1], aspect) & _unclipped(b, cb.shape[:0:-1], aspect)
+    return _correlation(ga, gb), worst_block(ga, gb, block=4), cosine(ca, cb), hue_difference(ca, cb, unclipped)
 
 
 def common_levels(a, b, side: int = 32) -> tuple[float, float, float]:
@@ -148,7 +165,7 @@ def _cut_correlations(x: np.ndarray, y: np.ndarray, cuts: np.ndarray) -> np.ndar
     return np.where(spread > 1e-6, covariance / np.maximum(spread, 1e-12), 0.0)
 
 
-def band_cut(a, b, grid: int = 48, need: float = -1.0) -> tuple[float, float, float, str]:
+def band_cut(a, b, grid: int = 48, need: float = -1.0) -> tuple[float, float, float, float, str]:
     """Two pictures of one frame compared with the edge band where they differ most cut from both.
 
     A caption bar, a watermark strip or a banner covers an edge of a copy; what is
@@ -159,8 +176,8 @@ def band_cut(a, b, grid: int = 48, need: float = -1.0) -> tuple[float, float, fl
 
     Returns
     -------
-    correlation, worst_block, chroma cosine of what is left, and the edge cut
-    (``"bottom"``, ``"top"``, ``"left"`` or ``"right"``).
+    correlation, worst_block, chroma cosine and :func:`hue_difference` of what is left, and the
+    edge cut (``"bottom"``, ``"top"``, ``"left"`` or ``"right"``).
     """
     import cv2
 
@@ -181,7 +198,7 @@ def band_cut(a, b, grid: int = 48, need: float = -1.0) -> tuple[float, float, fl
             best = (float(correlations[k]), edge, int(cuts[k]))
     correlation, edge, cut = best
     if not edge or correlation < need:
-        return correlation, float("inf"), 0.0, edge  # below what the caller needs: the rest is not worth it
+        return correlation, float("inf"), 0.0, 0.0, edge  # below what the caller needs: the rest is not worth it
     keep = {
         "bottom": (slice(0, h - cut), slice(None)),
         "top": (slice(cut, None), slice(None)),
@@ -192,5 +209,7 @@ def band_cut(a, b, grid: int = 48, need: float = -1.0) -> tuple[float, float, fl
         np.stack([cv2.resize(c.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for c in e.small_chroma])
         for e in (a, b)
     ]
-    colour = cosine(chroma[0][(slice(None), *keep)], chroma[1][(slice(None), *keep)])
-    return correlation, worst_block(ga[keep], gb[keep], block=6), colour, edge
+    kept_a, kept_b = chroma[0][(slice(None), *keep)], chroma[1][(slice(None), *keep)]
+    unclipped = (_unclipped(a, (w, h)) & _unclipped(b, (w, h)))[keep]
+    hue = hue_difference(kept_a, kept_b, unclipped)
+    return correlation, worst_block(ga[keep], gb[keep], block=6), cosine(kept_a, kept_b), hue, edge

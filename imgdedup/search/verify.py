@@ -44,7 +44,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imgdedup.search.maps import band_cut, common_aspect, common_levels, cosine, hue_difference, worst_block
+from imgdedup.search.maps import (
+    CLIPPED_SHARE,
+    band_cut,
+    common_aspect,
+    common_levels,
+    cosine,
+    hue_difference,
+    worst_block,
+)
 from imgdedup.search.registration import (
     contained_part,
     keypoint_transform,
@@ -54,7 +62,7 @@ from imgdedup.search.registration import (
 
 #: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
 #: raise it whenever a rule or constant here changes a verdict.
-VERIFY_RULES = 9
+VERIFY_RULES = 10
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
 GREY = 0.012
@@ -91,10 +99,6 @@ REGISTERED_COLOUR = 0.85
 #: colourful pictures, aligned or registered: copies of the tuning half stay within 10, one shape in
 #: navy and in teal differs by 20.
 MAX_HUE_SHIFT = 12.0
-#: Places with more than this share of clipped pixels (a channel near 0 or 255) in either picture
-#: are left out of the hue comparison: brightness or contrast +30 % move the hue of clipped colours
-#: by up to 31 degrees on the tuning half's originals.
-CLIPPED_SHARE = 0.25
 #: Largest difference of mean grey level (0-255) between a grey picture and a colourful one it is
 #: aligned with: a greyscale copy keeps it (tuning half <= 3.7), a black shape and a navy one do not (~20).
 GREY_COPY_BRIGHTNESS = 10.0
@@ -325,21 +329,25 @@ def verify_pair(a, b, same_digest: bool, settings: VerifySettings = VerifySettin
     aspect_a, aspect_b = a.size[0] / a.size[1], b.size[0] / b.size[1]
     if abs(aspect_a - aspect_b) > SAME_FRAME * min(aspect_a, aspect_b) and contrast <= MAX_CONTRAST_RATIO:
         # one picture cut for another screen: compare what both show
-        shared, shared_blocks, shared_colour = common_aspect(a, b)
+        shared, shared_blocks, shared_colour, shared_hue = common_aspect(a, b)
         scores.update(shared=round(shared, 3), shared_blocks=round(shared_blocks, 3))
+        if colourful:
+            scores["shared_hue"] = round(shared_hue, 1)
         if (
             shared >= settings.aligned
             and shared_blocks <= settings.blocks
-            and (not colourful or shared_colour >= settings.colour)
+            and (not colourful or (shared_colour >= settings.colour and shared_hue <= MAX_HUE_SHIFT))
         ):
             return Verdict(True, "aligned (common aspect)", scores)
     if abs(aspect_a - aspect_b) <= SAME_FRAME * min(aspect_a, aspect_b) and not aligned_ok:
-        kept, kept_blocks, kept_colour, edge = band_cut(a, b, need=BAND_CORRELATION)
+        kept, kept_blocks, kept_colour, kept_hue, edge = band_cut(a, b, need=BAND_CORRELATION)
         scores.update(band=round(kept, 3), band_blocks=round(kept_blocks, 3), band_edge=edge)
+        if colourful:
+            scores["band_hue"] = round(kept_hue, 1)
         if (
             kept >= BAND_CORRELATION
             and kept_blocks <= BAND_BLOCKS
-            and (not colourful or kept_colour >= settings.colour)
+            and (not colourful or (kept_colour >= settings.colour and kept_hue <= MAX_HUE_SHIFT))
         ):
             return Verdict(True, "aligned (edge band cut)", scores)
     verdict = keypoint_verdict(a, b, settings, aligned, scores)
