@@ -92,6 +92,8 @@ class Config(BaseModel):
     verify: Flag = True
     verify_floor: Cosine = 0.85  # hybrid with verify: pairs past the rule with cosine >= this are candidates
     verify_neighbours: PositiveInt = 3  # ... when among the 3 most similar pairs of either image
+    verify_near_floor: Cosine = 0.7  # ... and pairs within `verify_near_bits` (trimmed hashes) with cosine >= this
+    verify_near_bits: Threshold = 4
     verify_aligned: Cosine = 0.9
     verify_fine: Cosine = 0.85
     verify_colour: Cosine = 0.85

@@ -50,10 +50,10 @@ def store_of(tmp_path, x, hashes):
     return store, rows
 
 
-def selected(i, j, s, hashes):
+def selected(i, j, s, hashes, cap=CAP):
     """The candidate pairs chosen from pairs ``(i, j, s)``, as sorted (i, j, s)."""
     distance = np.minimum(*(np.bitwise_count(h[i] ^ h[j]) for h in hashes))
-    keep = candidates(i, j, s, distance, CAP, VERIFY_FLOOR)
+    keep = candidates(i, j, s, distance, cap, VERIFY_FLOOR)
     return i[keep], j[keep], s[keep]
 
 
@@ -130,6 +130,20 @@ def test_incremental_capped_search_with_new_and_removed_images_equals_a_full_one
     assert len(want[0]) > 150
     # got is in positions of `now`; the selection of every pair is in image numbers
     assert_same(selected(now[got[0]], now[got[1]], got[2], hashes), want)
+
+
+def test_the_near_rule_adds_hash_near_pairs_below_the_floor_and_the_capped_search_keeps_them():
+    near_cap = NeighbourCap(4, 2, 0.975, 0.9, 12, near_floor=0.0, near_bits=8)
+    x, hashes = dense_set(500)
+    every = cosine_pairs(x, 0.0)
+    want = selected(*every, hashes, near_cap)
+    distance = np.minimum(*(np.bitwise_count(h[want[0]] ^ h[want[1]]) for h in hashes))
+    below = (want[2] < FLOOR) & (distance <= 8)
+    assert below.sum() > 10  # hash-near pairs the floor alone would not reach
+    assert_same(selected(*capped_pairs(x, hashes, 0.0, near_cap), hashes, near_cap), want)
+    # the cap and its plan files keep the near rule
+    assert NeighbourCap.from_array(near_cap.to_array()) == near_cap and near_cap.tag != CAP.tag
+    assert NeighbourCap.from_array(CAP.to_array()[:5]) == CAP  # a plan saved before the near rule
 
 
 def test_cap_parameters_are_validated():

@@ -48,6 +48,8 @@ def run_settings(config: Config) -> dict:
                 for name in (
                     "verify_floor",
                     "verify_neighbours",
+                    "verify_near_floor",
+                    "verify_near_bits",
                     "verify_aligned",
                     "verify_fine",
                     "verify_colour",

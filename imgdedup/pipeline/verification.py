@@ -24,7 +24,7 @@ from imgdedup.search.verify import VERIFY_RULES, verify_pair
 from imgdedup.storage.store import Store
 
 #: Settings that choose the candidates, not a verdict.
-CANDIDATE_SETTINGS = ("verify_floor", "verify_neighbours")
+CANDIDATE_SETTINGS = ("verify_floor", "verify_neighbours", "verify_near_floor", "verify_near_bits")
 
 
 def describe_candidates(table: ImageTable, indices: np.ndarray, max_pixels: int, threads: int | None = None) -> dict:

@@ -64,14 +64,24 @@ def search_component(store: Store, config: Config) -> Component:
     if config.uses_embeddings:
         hybrid = config.method == "hybrid"
         similarity = (
-            min(config.hybrid_floor, config.min_similarity, *((config.verify_floor,) if verifies(config) else ()))
+            min(
+                config.hybrid_floor,
+                config.min_similarity,
+                *((config.verify_floor, config.verify_near_floor) if verifies(config) else ()),
+            )
             if hybrid
             else config.min_similarity
         )
         if hybrid and verifies(config):
             # the candidates are each image's nearest few: the search keeps only those (imgdedup.search.nearest)
             cap = NeighbourCap(
-                RULE_PARTNERS, config.verify_neighbours, config.min_similarity, config.hybrid_floor, config.threshold
+                RULE_PARTNERS,
+                config.verify_neighbours,
+                config.min_similarity,
+                config.hybrid_floor,
+                config.threshold,
+                config.verify_near_floor,
+                config.verify_near_bits,
             )
             cache = join(store.path, "pairs", f"cosine-s{similarity:.6f}-{cap.tag}.npz")
             return Component("cosine", "embeddings", similarity, str(cache), cap, TRIMMED_HASH_ARRAYS)

@@ -42,13 +42,16 @@ Hashes = tuple[np.ndarray, np.ndarray]
 class NeighbourCap:
     """What a capped search keeps: the ``neighbours`` nearest pairs and the ``rule_partners``
     nearest rule pairs of each image (the rule: cosine >= ``min_similarity``, or cosine >=
-    ``hybrid_floor`` and hash distance <= ``threshold``)."""
+    ``hybrid_floor`` and hash distance <= ``threshold``, or cosine >= ``near_floor`` and hash
+    distance <= ``near_bits``; ``near_bits`` -1: no such third part)."""
 
     rule_partners: int
     neighbours: int
     min_similarity: float
     hybrid_floor: float
     threshold: int
+    near_floor: float = 1.0
+    near_bits: int = -1
 
     def __post_init__(self) -> None:
         for name in ("rule_partners", "neighbours"):
@@ -57,13 +60,24 @@ class NeighbourCap:
                 raise ValueError(f"`{name}` must be a positive int, got {value!r}")
         _check_threshold(self.min_similarity)
         _check_threshold(self.hybrid_floor)
+        _check_threshold(self.near_floor)
+
+    def rule(self, similarity: np.ndarray, distance: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """Whether pairs of cosine ``similarity`` and hash ``distance`` pass the rule, every
+        cosine threshold moved by ``margin``."""
+        return (
+            (similarity >= self.min_similarity + margin)
+            | ((similarity >= self.hybrid_floor + margin) & (distance <= self.threshold))
+            | ((similarity >= self.near_floor + margin) & (distance <= self.near_bits))
+        )
 
     @property
     def tag(self) -> str:
         """Names the cap in a cache file: a change of any field is another cache."""
+        near = f"-n{self.near_floor:.6f}-b{self.near_bits}" if self.near_bits >= 0 else ""
         return (
             f"k{self.rule_partners}-{self.neighbours}-m{self.min_similarity:.6f}"
-            f"-f{self.hybrid_floor:.6f}-t{self.threshold}"
+            f"-f{self.hybrid_floor:.6f}-t{self.threshold}{near}"
         )
 
     def to_array(self) -> np.ndarray:
@@ -73,8 +87,17 @@ class NeighbourCap:
     def from_array(cls, array: np.ndarray) -> NeighbourCap | None:
         if array.size == 0:
             return None
-        k_rule, k_all, min_similarity, hybrid_floor, threshold = array.tolist()
-        return cls(int(k_rule), int(k_all), float(min_similarity), float(hybrid_floor), int(threshold))
+        k_rule, k_all, min_similarity, hybrid_floor, threshold, *near = array.tolist()
+        near_floor, near_bits = near or (1.0, -1)  # plans saved before the near rule
+        return cls(
+            int(k_rule),
+            int(k_all),
+            float(min_similarity),
+            float(hybrid_floor),
+            int(threshold),
+            float(near_floor),
+            int(near_bits),
+        )
 
 
 def _kth_largest(scores: np.ndarray, k: int) -> np.ndarray:
@@ -94,10 +117,8 @@ def _nearest_in_block(
         return r, c
     s = scores[r, c]
     distance = near(r, c)
-    sure_rule = ((s >= cap.min_similarity + eps) | ((s >= cap.hybrid_floor + eps) & (distance <= cap.threshold))) & (
-        s >= floor + eps
-    )
-    maybe_rule = (s >= cap.min_similarity - eps) | ((s >= cap.hybrid_floor - eps) & (distance <= cap.threshold))
+    sure_rule = cap.rule(s, distance, eps) & (s >= floor + eps)
+    maybe_rule = cap.rule(s, distance, -eps)
     ranked = np.full(scores.shape, -np.inf, np.float32)
     sure = s >= floor + eps
     ranked[r[sure], c[sure]] = s[sure]
@@ -189,13 +210,15 @@ def candidates(
     The rule's pairs (see :class:`NeighbourCap`) among the ``rule_partners`` most similar rule
     pairs of either image, and the pairs with similarity >= ``verify_floor`` among the
     ``neighbours`` most similar pairs of all of either image. Verification confirms each pair on
-    its own evidence, so the candidates reach past the rule (crops), but only that far: more let
+    its own evidence, so the candidates reach past the rule (crops, and with ``near_bits`` the
+    pairs whose hashes are nearly equal though the embedding scores them lower: blurred sprites,
+    JPEG copies of gradients), but only that far: more let
     look-alikes in (tuning-half precision 0.983 with every such pair, 0.994 with 3); the rule's own
     pairs are capped too, the cluster stage checks the rest of a group against its keeper, and
     dense neighbourhoods (smooth generated scenes) no longer flood it (221k candidate pairs of 10k
     scenes before).
     """
-    rule = (similarity >= cap.min_similarity) | ((distance <= cap.threshold) & (similarity >= cap.hybrid_floor))
+    rule = cap.rule(similarity, distance)
     wide = ~rule & (similarity >= verify_floor) & nearest_partners(i, j, similarity, cap.neighbours)
     return (rule & nearest_of(rule, i, j, similarity, cap.rule_partners)) | wide
 
