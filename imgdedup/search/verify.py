@@ -242,7 +242,7 @@ def registered_verdict(
         registered=round(r.correlation, 3),
         overlap=round(r.overlap, 3),
         contained=round(contained, 3),
-        blocks=round(r.blocks, 3),
+        registered_blocks=round(r.blocks, 3),
         angle=round(angle, 1),
         off_centre=round(off_centre, 3),
     )
