@@ -430,6 +430,9 @@ def test_the_report_says_why_each_member_is_in_its_cluster(tmp_path):
     assert evidence_words("keypoints", {"inliers": 40}) == "crop or small rotation (40 matching keypoints)"
     assert evidence_words("aligned (keeper check)", {"aligned": 0.97}).endswith(", checked against the keeper")
     assert evidence_words("keeper", {}) == "keeper" and evidence_words(None, {}) is None
+    assert evidence_words("template", {"template": 0.97}) == "crop that kept its pixels (placed at 0.97)"
+    assert evidence_words("keypoints (common centre)", {"inliers": 60}).startswith("same picture cut around its centre")
+    assert evidence_words("pixels (common aspect)", {}).startswith("equal pixels where both show it")
     folder = tmp_path / "photos"
     folder.mkdir()
     scene = textured_scene(21)

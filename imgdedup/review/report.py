@@ -177,6 +177,9 @@ EVIDENCE_WORDS = {
     "aligned (common aspect)": "same picture where both show it (other screen shape, {shared})",
     "aligned (edge band cut)": "same picture under a {band_edge} band (caption, strip; {band})",
     "keypoints": "crop or small rotation ({inliers} matching keypoints)",
+    "keypoints (common centre)": "same picture cut around its centre for another screen ({inliers} matching keypoints)",
+    "template": "crop that kept its pixels (placed at {template})",
+    "pixels (common aspect)": "equal pixels where both show it (a flat picture, other screen shape)",
 }
 
 
