@@ -57,8 +57,9 @@ def verifies(config: Config) -> bool:
 def search_component(store: Store, config: Config) -> Component:
     """The one search a run's method needs, with the store file that caches its pairs.
 
-    hybrid: every hybrid pair has cosine >= the floor (``verify_floor`` when pairs are
-    verified), so that is searched and the few candidates are judged by hash
+    hybrid: every hybrid pair has cosine >= the floor (the lowest of ``verify_floor`` and
+    ``verify_near_floor`` when pairs are verified), so that is searched, keeping each image's
+    nearest (:mod:`imgdedup.search.nearest`), and the few candidates are judged by hash
     afterwards (:func:`finish_pairs`).
     """
     if config.uses_embeddings:
