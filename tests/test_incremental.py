@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 from imgdedup.config import load_config
@@ -118,9 +119,14 @@ def test_sigkill_mid_run_leaves_store_readable(tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline and not list((store / "pending").glob("*.npz")):
         time.sleep(0.01)
+    workers = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert list((store / "pending").glob("*.npz")), "the run was killed before committing any chunk"
+    # its pool's workers do not outlive it (they used to wait for work forever)
+    assert workers, "the run had no worker processes to check"
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, f"workers still running after the run was killed: {[w.pid for w in alive]}"
     config = load_config(_small_chunks(tmp_path), store=str(store))
     resumed = find_duplicates_in_folder(folder, config, tmp_path / "resumed")
     assert resumed.decoded < resumed.files

@@ -22,6 +22,27 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 #: Smallest chunk ``find`` gives its own worker: below this a process start costs more than it saves.
 FIND_MIN_SPLIT = 64
+#: Seconds between a worker's looks at whether the process that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def exit_with_parent(parent: int, every: float = PARENT_CHECK_SECONDS) -> None:
+    """Pool initializer: end this worker when process ``parent`` is gone.
+
+    A ``find`` killed outright (SIGKILL, the kernel's out-of-memory killer) cannot stop its
+    pool, and its idle workers, waiting on a queue nobody writes to any more, stayed for good.
+    A daemon thread looks every ``every`` seconds; once this process has been re-parented it
+    exits at once (no clean-up is owed: the run's chunk files are written atomically).
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def available_cores() -> int:
@@ -88,7 +109,9 @@ def map_chunks(
         return results
     context = multiprocessing.get_context("spawn")
     results: list[object] = [None] * total
-    with ProcessPoolExecutor(max_workers=min(workers, total), mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, total), mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         pending = {pool.submit(function, path, *args): k for k, path in enumerate(chunk_paths)}
         try:
             while pending:
