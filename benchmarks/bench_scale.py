@@ -128,6 +128,21 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def run_sampled(args: list[str], env: dict) -> tuple[str, float, dict[int, tuple[str, int]]]:
+    """Run ``args`` to completion from the repository root, sampling its process tree's memory:
+    its output, wall seconds and :class:`TreeSampler` peaks. Exit codes other than 0 and 3
+    (duplicates found) raise."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = TreeSampler(process.pid)
+    output, _ = process.communicate()
+    wall = time.perf_counter() - started
+    peaks = sampler.stop()
+    if process.returncode not in (0, 3):
+        raise RuntimeError(f"{' '.join(args)} failed ({process.returncode}):\n{output[-3000:]}")
+    return output, wall, peaks
+
+
 def run_command(command: str, folder: Path, work: Path, method: str, label: str, store: Path, extra: list[str]) -> dict:
     out = work / f"{label}-out"
     args = [
@@ -143,14 +158,7 @@ def run_command(command: str, folder: Path, work: Path, method: str, label: str,
         *extra,
     ]
     env = dict(os.environ, PREFECT_HOME=str(work / "prefect-home"), SENTRY_OPT_OUT="1")
-    started = time.perf_counter()
-    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sampler = TreeSampler(process.pid)
-    output, _ = process.communicate()
-    wall = time.perf_counter() - started
-    peaks = sampler.stop()
-    if process.returncode not in (0, 3):
-        raise RuntimeError(f"{' '.join(args)} failed ({process.returncode}):\n{output[-3000:]}")
+    _, wall, peaks = run_sampled(args, env)
     summary = json.loads((out / "summary.json").read_text())
     return {"wall": wall, "seconds": summary["seconds"], "images": summary["images"], "peaks": peaks, "out": out}
 

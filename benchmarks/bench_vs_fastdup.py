@@ -39,26 +39,18 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import REPO, TreeSampler, generate, planted_found  # noqa: E402
+from bench_scale import generate, planted_found, run_sampled  # noqa: E402
 
 
 def timed(args: list[str], env: dict) -> dict:
     """Run ``args`` to completion: wall seconds, CPU % of its process tree, peak RSS of its largest process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sampler = TreeSampler(process.pid)
-    output, _ = process.communicate()
-    wall = time.perf_counter() - started
-    peaks = sampler.stop()
+    output, wall, peaks = run_sampled(args, env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if process.returncode not in (0, 3):
-        raise RuntimeError(f"{' '.join(args)} failed ({process.returncode}):\n{output[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     peak = max((rss for _, rss in peaks.values()), default=0)
     return {"wall": wall, "cpu": 100 * cpu / wall, "peak": peak, "output": output}
