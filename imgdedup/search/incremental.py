@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgdedup.config import Config
-from imgdedup.search.nearest import NeighbourCap, candidates
+from imgdedup.search.nearest import NeighbourCap, candidates, hash_distance
 from imgdedup.search.tiles import (
     Component,
     Pairs,
@@ -102,8 +102,8 @@ def plan_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: Con
 
 def trimmed_distance(store: Store, rows: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """The smaller of the trimmed phash and dhash distances of pairs ``(i, j)`` (uint8)."""
-    phash, dhash = (store.read_rows(name, rows) for name in TRIMMED_HASH_ARRAYS)
-    return np.minimum(np.bitwise_count(phash[i] ^ phash[j]), np.bitwise_count(dhash[i] ^ dhash[j])).astype(np.uint8)
+    hashes = tuple(store.read_rows(name, rows) for name in TRIMMED_HASH_ARRAYS)
+    return hash_distance(hashes, i, hashes, j)
 
 
 def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -> PairSet:

@@ -100,6 +100,14 @@ class NeighbourCap:
         )
 
 
+def hash_distance(left: Hashes, i: np.ndarray, right: Hashes, j: np.ndarray) -> np.ndarray:
+    """The rule's hash distance of pairs ``(left[i], right[j])``: the smaller of the two hashes'
+    (trimmed phash, trimmed dhash) Hamming distances, uint8."""
+    return np.minimum(np.bitwise_count(left[0][i] ^ right[0][j]), np.bitwise_count(left[1][i] ^ right[1][j])).astype(
+        np.uint8
+    )
+
+
 def _kth_largest(scores: np.ndarray, k: int) -> np.ndarray:
     """Per row, the ``k``-th largest value (``-inf`` where a row has fewer than ``k`` finite ones)."""
     width = scores.shape[1]
@@ -159,10 +167,7 @@ def capped_query(
             scores[np.arange(stop - start), np.arange(start, stop)] = -np.inf
 
         def near(r, c, start=start):
-            return np.minimum(
-                np.bitwise_count(query_hashes[0][r + start] ^ index_hashes[0][c]),
-                np.bitwise_count(query_hashes[1][r + start] ^ index_hashes[1][c]),
-            )
+            return hash_distance(query_hashes, r + start, index_hashes, c)
 
         r, c = _nearest_in_block(scores, near, floor, cap, eps)
         out_q.append(r + start)
