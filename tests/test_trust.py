@@ -424,6 +424,36 @@ def test_an_unchanged_rerun_reuses_the_kept_verdicts(tmp_path, monkeypatch):
     assert described and len(list((tmp_path / "store" / "verdicts").glob("verdicts-*.npz"))) == 2
 
 
+def test_verifying_a_few_components_at_a_time_holds_one_batch_and_finds_the_same_clusters(tmp_path, monkeypatch):
+    import imgdedup.pipeline.clustering as clustering
+    import imgdedup.pipeline.verification as verification
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(4):
+        scene = textured_scene(20 + seed)
+        scene.save(folder / f"scene{seed}.png")
+        scene.resize((360, 270)).save(folder / f"scene{seed}-small.jpg", quality=85)
+        scene.crop((0, 0, 400, 300)).save(folder / f"scene{seed}-crop.jpg", quality=90)
+    config = load_config(method="phash", threshold=24, store=str(tmp_path / "one-batch"))
+    find_duplicates_in_folder(folder, config, tmp_path / "one")
+    held = []
+    real_check = verification.PairChecks.check
+
+    def check(self, i, j):
+        real_check(self, i, j)
+        held.append((len(self.evidence), len(np.unique(np.concatenate([i, j])))))
+
+    monkeypatch.setattr(verification.PairChecks, "check", check)
+    monkeypatch.setattr(clustering, "VERIFY_BATCH_IMAGES", 2)
+    find_duplicates_in_folder(folder, config.replace(store=str(tmp_path / "batches")), tmp_path / "batches")
+    assert len(held) > 1 and all(evidence <= images for evidence, images in held)
+    one, batches = (json.loads((tmp_path / r / "clusters.json").read_text()) for r in ("one", "batches"))
+    assert len(one["clusters"]) == 4
+    assert [c["members"] for c in one["clusters"]] == [c["members"] for c in batches["clusters"]]
+    assert one["verification"] == batches["verification"]
+
+
 def test_the_report_says_why_each_member_is_in_its_cluster(tmp_path):
     from imgdedup.review.report import evidence_words
 

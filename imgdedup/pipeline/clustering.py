@@ -11,6 +11,7 @@ from imgdedup.pipeline.embedders import embedding_settings
 from imgdedup.pipeline.indexing import image_table
 from imgdedup.pipeline.plan import read_plan
 from imgdedup.pipeline.results import (
+    ImageTable,
     clusters_document,
     duplicates_map,
     write_clusters_csv,
@@ -18,7 +19,8 @@ from imgdedup.pipeline.results import (
     write_json,
 )
 from imgdedup.pipeline.verification import PairChecks
-from imgdedup.search.cluster import cluster_pairs, keeper_order
+from imgdedup.search.batches import component_batches, pair_batches
+from imgdedup.search.cluster import cluster_pairs, clusters_of_groups, keeper_order, verified_groups
 from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS
 from imgdedup.search.rules import suppress_pairs, veto_pairs
 from imgdedup.search.tiers import member_tier
@@ -32,6 +34,45 @@ def cluster_member_pairs(clusters) -> tuple[np.ndarray, np.ndarray]:
     pairs = [(min(a, b), max(a, b)) for c in clusters for n, a in enumerate(c.indices) for b in c.indices[n + 1 :]]
     found = np.asarray(sorted(pairs), dtype=np.int64).reshape(-1, 2)
     return found[:, 0], found[:, 1]
+
+
+#: Most images whose verification evidence is held at once (about 60 KB each).
+VERIFY_BATCH_IMAGES = 4096
+
+
+def verified_clusters(
+    table: ImageTable,
+    checks: PairChecks,
+    i: np.ndarray,
+    j: np.ndarray,
+    hashes: np.ndarray,
+    embeddings=None,
+    batch_images: int | None = None,
+) -> list:
+    """Clusters of the verified pairs (:func:`verified_groups`), in memory bounded by ``batch_images``.
+
+    The candidate pairs are verified a batch of images at a time
+    (:func:`pair_batches`); then the verified pairs are grouped around keepers a
+    batch of whole components at a time (:func:`component_batches`: a member
+    checked against its keeper is described again, which is rare), each batch's
+    evidence dropped before the next. The clusters equal those of one
+    :func:`cluster_pairs` over all pairs. ``batch_images`` defaults to
+    :data:`VERIFY_BATCH_IMAGES`.
+    """
+    batch_images = batch_images or VERIFY_BATCH_IMAGES
+    n = len(table.ids)
+    for batch in pair_batches(n, i, j, batch_images):
+        checks.check(i[batch], j[batch])
+    checks.forget()
+    # the keeper order needs the camera facts the descriptions found
+    rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, checks.camera, table.formats)
+    verified = np.fromiter((checks.verify(a, b)[0] for a, b in zip(i.tolist(), j.tolist())), bool, len(i))
+    i, j = i[verified], j[verified]
+    groups = []
+    for batch in component_batches(n, i, j, batch_images):
+        groups += verified_groups(n, i[batch], j[batch], rank, checks.verify)
+        checks.forget()
+    return clusters_of_groups(groups, hashes, embeddings, verified=True)
 
 
 def run_settings(config: Config) -> dict:
@@ -88,15 +129,13 @@ def cluster(
     else:
         hashes, embeddings = np.zeros(0, np.uint64), None
     checks = None
-    camera = np.zeros(len(table.ids), bool)
     if config.verify and not config.compat and len(i):
-        checks = PairChecks(table, store, config, i, j)
-        camera = checks.camera
-    verifier = None if checks is None else checks.verify
-    rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, camera, table.formats)
-    clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings, verify=verifier)
-    if checks is not None:
+        checks = PairChecks(table, store, config)
+        clusters = verified_clusters(table, checks, i, j, hashes, embeddings)
         checks.save()
+    else:
+        rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, None, table.formats)
+        clusters = cluster_pairs(len(table.ids), i, j, hashes, rank, embeddings)
     document = clusters_document(
         table,
         clusters,
@@ -111,7 +150,7 @@ def cluster(
         ),
     )
     document["candidate_pairs"] = int(len(i))
-    if verifier is not None:
+    if checks is not None:
         # duplicates.json lists each image's cluster: verified pairs, and pairs joined through the
         # keeper both were verified against (candidates are each image's nearest few only)
         i, j = cluster_member_pairs(clusters)

@@ -56,7 +56,14 @@ def verdict_settings(config: Config) -> dict:
 
 
 class PairChecks:
-    """Verdicts of a run's pairs (see the module docstring).
+    """Verdicts of a run's pairs (see the module docstring), checked a batch at a time.
+
+    :meth:`check` describes one batch's images and verifies its candidate pairs;
+    :meth:`verify` answers for any pair checked, and checks any other pair when
+    asked (a member against its keeper), describing its images when the batch
+    held them not. The evidence of a batch is dropped when the next is checked
+    (:meth:`forget` drops what is held), so memory holds one batch's evidence,
+    not every candidate's.
 
     Attributes
     ----------
@@ -64,41 +71,53 @@ class PairChecks:
         Checks made by this run, by evidence or reason refuted (pairs verified by
         an earlier run count too: the summary says how the run's pairs were judged).
     camera : (N,) bool ndarray
-        Whether each image in a candidate pair names a camera in its EXIF.
+        Whether each image of a checked batch names a camera in its EXIF.
     low_information : int
-        Images in candidate pairs that are low-information.
+        Images of checked batches that are low-information.
     """
 
-    def __init__(self, table: ImageTable, store: Store, config: Config, i: np.ndarray, j: np.ndarray):
+    def __init__(self, table: ImageTable, store: Store, config: Config):
         self.table, self.config, self.settings = table, config, config.verify_settings
         self.location = verdicts_location(store.path, verdict_settings(config))
         self.cache = load_verdicts(self.location)
         self.verdicts: dict[tuple[int, int], Verdict] = {}
         self.outcomes: dict[str, int] = {}
+        self.evidence: dict = {}
+        self.camera = np.zeros(len(table.ids), bool)
+        self.low_information = 0
         self._counted: set[tuple[int, int]] = set()
+        self._seen = np.zeros(len(table.ids), bool)  # images whose facts are taken (in two batches: once)
+
+    def check(self, i: np.ndarray, j: np.ndarray) -> None:
+        """Describe the images of pairs ``(i, j)`` and verify the pairs no earlier run verified."""
+        table = self.table
         keys = sorted({(min(a, b), max(a, b)) for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist())})
         todo = [key for key in keys if digest_key(table.digests, *key) not in self.cache.verdicts]
         involved = np.unique(np.asarray(keys, dtype=np.int64).ravel())
         undescribed = [k for k in involved.tolist() if str(table.digests[k]) not in self.cache.facts]
         wanted = np.unique(np.asarray([k for key in todo for k in key] + undescribed, dtype=np.int64))
-        self.evidence = describe_candidates(table, wanted, config.max_image_pixels)
+        self.evidence = {}  # the last batch's: its keeper checks are done
+        self.evidence = describe_candidates(table, wanted, self.config.max_image_pixels)
         for k, found in self.evidence.items():
             if found is not None:
                 self.cache.facts[str(table.digests[k])] = (found.camera, found.low_information)
-        # the pairs no earlier run verified: on a thread per core (OpenCV's matching and warping
-        # release the GIL); keeper checks come later, one by one, as the clustering asks
+        # on a thread per core (OpenCV's matching and warping release the GIL); keeper checks
+        # come later, one by one, as the clustering asks
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             for key, verdict in zip(todo, pool.map(self._judge, todo)):
                 self.verdicts[key] = verdict
         for key in keys:
             self.verify(*key)
-        self.camera = np.zeros(len(table.ids), bool)
-        self.low_information = 0
-        for k in involved.tolist():
+        for k in involved[~self._seen[involved]].tolist():
+            self._seen[k] = True
             facts = self.cache.facts.get(str(table.digests[k]))
             if facts is not None:
                 self.camera[k] = facts[0]
                 self.low_information += int(facts[1])
+
+    def forget(self) -> None:
+        """Drop the evidence of the last batch checked."""
+        self.evidence = {}
 
     def _judge(self, key: tuple[int, int]) -> Verdict:
         known = self.cache.verdicts.get(digest_key(self.table.digests, *key))

@@ -7,7 +7,8 @@ tasks (``tiles``), the incremental search over a store (``incremental``), pair r
 pair verification (``verify``, the rules, over ``maps``, aligned comparisons, and
 ``registration``, ORB keypoints with RANSAC and template matching; all work on
 :class:`imgdedup.imaging.describe.ImageEvidence`, decoded by the caller), verdicts kept in a
-store (``verdicts``), clustering and keeper order (``cluster``) and member tiers (``tiers``).
+store (``verdicts``), batches of pairs with bounded images (``batches``), clustering and keeper
+order (``cluster``) and member tiers (``tiers``).
 
 May import: numpy, scipy, networkx, OpenCV (lazily, in ``verify``, ``maps`` and ``registration``), ``imgdedup.config``
 and ``imgdedup.storage``. Never Pillow decoding, torch or Prefect.

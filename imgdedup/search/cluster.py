@@ -247,6 +247,21 @@ def cluster_pairs(
             groups.append((keeper, {int(m): (None, {}) for m in members if m != keeper}))
     else:
         groups = verified_groups(n, i, j, keeper_rank, verify)
+    return clusters_of_groups(groups, hashes, embeddings, verified=verify is not None)
+
+
+def clusters_of_groups(
+    groups: Sequence[tuple[int, dict[int, tuple[str | None, dict]]]],
+    hashes: np.ndarray,
+    embeddings: np.ndarray | None = None,
+    verified: bool = False,
+) -> list[Cluster]:
+    """:class:`Cluster` objects of ``(keeper, {member: (evidence, scores)})`` groups.
+
+    Each member carries its Hamming distance to the keeper (and its similarity, when
+    ``embeddings`` are given); the keeper's evidence is ``"keeper"`` when ``verified``.
+    Clusters are ordered by their first member's index.
+    """
     clusters = []
     for keeper, evidence in groups:
         members = np.asarray([keeper, *sorted(evidence)], dtype=np.int64)
@@ -267,11 +282,7 @@ def cluster_pairs(
                         int(members[k]),
                         int(distances[k]),
                         None if similarities is None else round(float(similarities[k]), 4),
-                        *(
-                            (None if verify is None else "keeper", {})
-                            if members[k] == keeper
-                            else evidence[int(members[k])]
-                        ),
+                        *(("keeper" if verified else None, {}) if members[k] == keeper else evidence[int(members[k])]),
                     )
                     for k in order
                 ),
