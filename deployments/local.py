@@ -58,8 +58,18 @@ def stop_worker(process: subprocess.Popen, timeout: float = 60) -> int:
     """Stop a worker started with :func:`worker_command`; return its exit status.
 
     A ``prefect worker`` stops on SIGINT (Ctrl-C), finishing its shutdown; it
-    ignores SIGTERM, so ``kill PID`` leaves it running.
+    ignores SIGTERM, so ``kill PID`` leaves it running. Once here, with its flow
+    runs finished, it was still running a minute after one SIGINT (and stopped on
+    the next): after half of ``timeout`` it gets a second, as a user presses
+    Ctrl-C again; after the whole ``timeout`` it is killed (status ``-SIGKILL``),
+    never left running.
     """
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    return process.wait(timeout=timeout)
+    for _ in range(2):
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            return process.wait(timeout=timeout / 2)
+        except subprocess.TimeoutExpired:
+            pass
+    process.kill()
+    return process.wait()
