@@ -3,7 +3,6 @@ worker, a flow run created through the REST API as the UI does, and one through 
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -64,6 +63,20 @@ def prefect_server(tmp_path):
     finally:
         stop([server])
         log.close()
+
+
+def left_in_session(session: int) -> list[int]:
+    """Processes still running in the session ``session`` (a process started with start_new_session)."""
+    import psutil
+
+    left = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == session and process.status() != psutil.STATUS_ZOMBIE:
+                left.append(process.pid)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return left
 
 
 def wait_for_state(api_url: str, flow_run_id: str, timeout: float = 240) -> dict:
@@ -147,9 +160,11 @@ def test_deployments_run_from_the_api_and_the_cli(prefect_server, sample_folder,
             assert finished["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
     finally:
         # SIGINT, as Ctrl-C: a prefect worker ignores SIGTERM (stop() would end it with SIGKILL after 20 s)
-        status = stop_worker(worker, timeout=60)
+        stop_worker(worker, timeout=60)
         worker_log.close()
-    assert status != -signal.SIGKILL
+    # the worker and every process it started are gone (the worker runs in a session of its own)
+    assert worker.poll() is not None
+    assert not left_in_session(worker.pid)
 
     for out in (ui_out, cli_out):
         duplicates = json.loads((out / "duplicates.json").read_text())
