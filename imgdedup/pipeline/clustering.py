@@ -131,7 +131,10 @@ def cluster(
     checks = None
     if config.verify and not config.compat and len(i):
         checks = PairChecks(table, store, config)
-        clusters = verified_clusters(table, checks, i, j, hashes, embeddings)
+        try:
+            clusters = verified_clusters(table, checks, i, j, hashes, embeddings)
+        finally:
+            checks.close()
         checks.save()
     else:
         rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, None, table.formats)
