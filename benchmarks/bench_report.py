@@ -147,7 +147,8 @@ def main() -> int:
             line = f"load {k + 1}:   goto->DOMContentLoaded {wall:.3f} s, page DOMContentLoaded {dcl:.3f} s, first thumbnails {thumbs:.3f} s"
             if k == 0:
                 started = time.perf_counter()
-                page.fill("#search", "img_09999_2")
+                # one cluster's last member (any --clusters and --members)
+                page.fill("#search", f"img_{min(9999, args.clusters - 1):05d}_{args.members - 1}")
                 page.wait_for_function("() => document.getElementById('cluster-count').textContent === '1'")
                 search = time.perf_counter() - started
                 page.fill("#search", "")
