@@ -476,3 +476,24 @@ def test_the_report_says_why_each_member_is_in_its_cluster(tmp_path):
     assert member["evidence"] == "aligned (edge band cut)"
     page = (tmp_path / "run" / "report.html").read_text()
     assert "same picture under a bottom band" in page and '"band_edge":"bottom"' in page.replace(" ", "")
+
+
+def test_kept_verdicts_hold_members_scores_and_refuted_pairs_reasons(tmp_path):
+    from imgdedup.search.verdicts import VerdictCache, load_verdicts, save_verdicts
+
+    cache = VerdictCache(
+        {
+            ("a" * 30, "b" * 30): (True, "aligned", {"aligned": 0.99}),
+            ("a" * 30, "c" * 30): (False, "structure", {"aligned": 0.41, "inliers": 3}),
+            ("b" * 30, "c" * 30): (False, "colour", {"colour": 0.2}),
+        },
+        {"a" * 30: (True, False), "c" * 30: (False, True)},
+    )
+    loaded = load_verdicts(save_verdicts(tmp_path / "verdicts.npz", cache))
+    assert loaded.verdicts[("a" * 30, "b" * 30)] == (True, "aligned", {"aligned": 0.99})
+    assert loaded.verdicts[("a" * 30, "c" * 30)] == (False, "structure", {})
+    assert loaded.verdicts[("b" * 30, "c" * 30)] == (False, "colour", {})
+    assert loaded.facts == cache.facts
+    # one str per digest, however many pairs name it
+    keys = list(loaded.verdicts)
+    assert keys[0][0] is keys[1][0]

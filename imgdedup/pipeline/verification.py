@@ -20,7 +20,7 @@ from imgdedup.errors import ImageLoadError
 from imgdedup.imaging.describe import describe_image
 from imgdedup.imaging.discover import FileRecord, read_bytes
 from imgdedup.pipeline.results import ImageTable
-from imgdedup.search.verdicts import Verdict, digest_key, load_verdicts, save_verdicts, verdicts_location
+from imgdedup.search.verdicts import Verdict, digest_key, load_verdicts, save_verdicts, slim, verdicts_location
 from imgdedup.search.verify import VERIFY_RULES, verify_pair
 from imgdedup.storage.store import Store
 
@@ -114,7 +114,7 @@ class PairChecks:
         # on a thread per core (OpenCV's matching and warping release the GIL); keeper checks
         # come later, one by one, as the clustering asks
         for key, verdict in zip(todo, self._pool.map(self._judge, todo)):
-            self.verdicts[key] = verdict
+            self.verdicts[key] = slim(verdict)
         for key in keys:
             self.verify(*key)
         for k in involved[~self._seen[involved]].tolist():
@@ -152,7 +152,7 @@ class PairChecks:
         """The verdict of images ``a`` and ``b`` (a :data:`imgdedup.search.cluster.Verifier`)."""
         key = (min(a, b), max(a, b))
         if key not in self.verdicts:
-            self.verdicts[key] = self._judge(key)
+            self.verdicts[key] = slim(self._judge(key))
         if key not in self._counted:
             self._counted.add(key)
             outcome = self.verdicts[key][1]
