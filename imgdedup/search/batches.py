@@ -17,10 +17,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def _pair_graph(n: int, i: np.ndarray, j: np.ndarray):
+def _pair_graph(n: int, i: np.ndarray, j: np.ndarray, max_images: int, least: int):
+    """``(i, j, graph)``: the pairs as int64 and their sparse graph, or None when there are no pairs;
+    ``max_images`` below ``least`` is a ValueError."""
     from scipy.sparse import coo_matrix
 
-    return coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
+    if max_images < least:
+        raise ValueError(f"`max_images` must be at least {least}, got {max_images!r}")
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    if len(i) == 0:
+        return None
+    return i, j, coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
 
 
 def pair_batches(n: int, i: np.ndarray, j: np.ndarray, max_images: int) -> list[np.ndarray]:
@@ -39,12 +46,10 @@ def pair_batches(n: int, i: np.ndarray, j: np.ndarray, max_images: int) -> list[
     """
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-    if max_images < 2:
-        raise ValueError(f"`max_images` must be at least 2 (one pair), got {max_images!r}")
-    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-    if len(i) == 0:
+    found = _pair_graph(n, i, j, max_images, least=2)  # a batch holds at least one pair
+    if found is None:
         return []
-    graph = _pair_graph(n, i, j)
+    i, j, graph = found
     order = reverse_cuthill_mckee((graph + graph.T).tocsr(), symmetric_mode=True)
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
@@ -78,12 +83,10 @@ def component_batches(n: int, i: np.ndarray, j: np.ndarray, max_images: int) -> 
     """
     from scipy.sparse.csgraph import connected_components as components
 
-    if max_images < 1:
-        raise ValueError(f"`max_images` must be at least 1, got {max_images!r}")
-    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-    if len(i) == 0:
+    found = _pair_graph(n, i, j, max_images, least=1)
+    if found is None:
         return []
-    graph = _pair_graph(n, i, j)
+    i, j, graph = found
     count, labels = components(graph, directed=False)
     linked = np.unique(np.concatenate([i, j]))
     sizes = np.bincount(labels[linked], minlength=count)
