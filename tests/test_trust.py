@@ -424,8 +424,9 @@ def test_an_unchanged_rerun_reuses_the_kept_verdicts(tmp_path, monkeypatch):
     assert described and len(list((tmp_path / "store" / "verdicts").glob("verdicts-*.npz"))) == 2
 
 
-def test_verifying_a_few_components_at_a_time_holds_one_batch_and_finds_the_same_clusters(tmp_path, monkeypatch):
+def test_verifying_a_batch_at_a_time_on_threads_or_worker_processes_finds_the_same_clusters(tmp_path, monkeypatch):
     import imgdedup.pipeline.clustering as clustering
+    import imgdedup.pipeline.inprocess as inprocess
     import imgdedup.pipeline.verification as verification
 
     folder = tmp_path / "photos"
@@ -435,8 +436,10 @@ def test_verifying_a_few_components_at_a_time_holds_one_batch_and_finds_the_same
         scene.save(folder / f"scene{seed}.png")
         scene.resize((360, 270)).save(folder / f"scene{seed}-small.jpg", quality=85)
         scene.crop((0, 0, 400, 300)).save(folder / f"scene{seed}-crop.jpg", quality=90)
-    config = load_config(method="phash", threshold=24, store=str(tmp_path / "one-batch"))
-    find_duplicates_in_folder(folder, config, tmp_path / "one")
+    config = load_config(method="phash", threshold=24, find_workers=1)
+    find_duplicates_in_folder(folder, config.replace(store=str(tmp_path / "s1")), tmp_path / "one")
+
+    # this process's threads, batches of 2 images: no batch holds more evidence than its own images
     held = []
     real_check = verification.PairChecks.check
 
@@ -446,12 +449,28 @@ def test_verifying_a_few_components_at_a_time_holds_one_batch_and_finds_the_same
 
     monkeypatch.setattr(verification.PairChecks, "check", check)
     monkeypatch.setattr(clustering, "VERIFY_BATCH_IMAGES", 2)
-    find_duplicates_in_folder(folder, config.replace(store=str(tmp_path / "batches")), tmp_path / "batches")
+    find_duplicates_in_folder(folder, config.replace(store=str(tmp_path / "s2")), tmp_path / "threads")
     assert len(held) > 1 and all(evidence <= images for evidence, images in held)
-    one, batches = (json.loads((tmp_path / r / "clusters.json").read_text()) for r in ("one", "batches"))
-    assert len(one["clusters"]) == 4
-    assert [c["members"] for c in one["clusters"]] == [c["members"] for c in batches["clusters"]]
-    assert one["verification"] == batches["verification"]
+
+    # two worker processes, jobs of 2 images: this process describes nothing for the candidates
+    jobs = []
+    real_map = inprocess.map_chunks
+
+    def map_chunks(function, items, args, workers, done=None):
+        if function is verification.run_verify_job:
+            jobs.append(len(items))
+        return real_map(function, items, args, workers, done)
+
+    monkeypatch.setattr(inprocess, "map_chunks", map_chunks)
+    held.clear()
+    find_duplicates_in_folder(folder, config.replace(store=str(tmp_path / "s3"), find_workers=2), tmp_path / "jobs")
+    assert jobs and jobs[0] >= 2 and held == []
+
+    runs = [json.loads((tmp_path / r / "clusters.json").read_text()) for r in ("one", "threads", "jobs")]
+    assert len(runs[0]["clusters"]) == 4
+    assert all([c["members"] for c in run["clusters"]] == [c["members"] for c in runs[0]["clusters"]] for run in runs)
+    assert all(run["verification"] == runs[0]["verification"] for run in runs)
+    assert all(run["low_information"] == runs[0]["low_information"] for run in runs)
 
 
 def test_the_report_says_why_each_member_is_in_its_cluster(tmp_path):

@@ -18,7 +18,7 @@ from imgdedup.pipeline.results import (
     write_errors_csv,
     write_json,
 )
-from imgdedup.pipeline.verification import PairChecks
+from imgdedup.pipeline.verification import MapJobs, PairChecks
 from imgdedup.search.batches import component_batches, pair_batches
 from imgdedup.search.cluster import cluster_pairs, clusters_of_groups, keeper_order, verified_groups
 from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS
@@ -48,6 +48,7 @@ def verified_clusters(
     hashes: np.ndarray,
     embeddings=None,
     batch_images: int | None = None,
+    map_jobs: MapJobs | None = None,
 ) -> list:
     """Clusters of the verified pairs (:func:`verified_groups`), in memory bounded by ``batch_images``.
 
@@ -57,12 +58,17 @@ def verified_clusters(
     checked against its keeper is described again, which is rare), each batch's
     evidence dropped before the next. The clusters equal those of one
     :func:`cluster_pairs` over all pairs. ``batch_images`` defaults to
-    :data:`VERIFY_BATCH_IMAGES`.
+    :data:`VERIFY_BATCH_IMAGES`. With ``map_jobs`` the candidate pairs are verified
+    in :class:`~imgdedup.pipeline.verification.VerifyJob` s of that many images
+    (``find`` runs them on its worker processes, a job each at a time).
     """
     batch_images = batch_images or VERIFY_BATCH_IMAGES
     n = len(table.ids)
-    for batch in pair_batches(n, i, j, batch_images):
-        checks.check(i[batch], j[batch])
+    if map_jobs is not None:
+        checks.check_in_jobs(i, j, map_jobs, batch_images)
+    else:
+        for batch in pair_batches(n, i, j, batch_images):
+            checks.check(i[batch], j[batch])
     checks.forget()
     # the keeper order needs the camera facts the descriptions found
     rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, checks.camera, table.formats)
@@ -104,9 +110,17 @@ def run_settings(config: Config) -> dict:
 
 
 def cluster(
-    plan_path: str | os.PathLike, pairs_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike
+    plan_path: str | os.PathLike,
+    pairs_path: str | os.PathLike,
+    config: Config,
+    out_dir: str | os.PathLike,
+    map_jobs: MapJobs | None = None,
 ) -> Location:
-    """Cluster the pairs and write duplicates.json, clusters.json/.csv and errors.csv."""
+    """Cluster the pairs and write duplicates.json, clusters.json/.csv and errors.csv.
+
+    ``map_jobs`` runs the verification's jobs (see :func:`verified_clusters`); without it the
+    pairs are verified on this process's threads.
+    """
     out_dir = as_location(out_dir)
     plan = read_plan(plan_path)
     store = Store.open(plan.store)
@@ -132,7 +146,7 @@ def cluster(
     if config.verify and not config.compat and len(i):
         checks = PairChecks(table, store, config)
         try:
-            clusters = verified_clusters(table, checks, i, j, hashes, embeddings)
+            clusters = verified_clusters(table, checks, i, j, hashes, embeddings, map_jobs=map_jobs)
         finally:
             checks.close()
         checks.save()

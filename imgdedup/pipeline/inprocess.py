@@ -13,6 +13,7 @@ from imgdedup.pipeline.plan import read_chunk_work, read_plan
 from imgdedup.pipeline.pool import find_workers, map_chunks, threads_per_worker
 from imgdedup.pipeline.reporting import report
 from imgdedup.pipeline.run import RunSummary, StageClock, open_store, prepare_out_dir
+from imgdedup.pipeline.verification import run_verify_job
 
 #: ``progress(stage, done, total)``: a stage starts (``done`` 0) and advances; ``total`` is None
 #: for a stage that has no count. Stages: discover (files found), read (images read, hashed and,
@@ -68,6 +69,8 @@ def find_duplicates_in_folder(
             pairs_path = merge_index(plan_path, search_path, tile_paths, config, out)
         tell("cluster", 0, None)
         with clock("cluster"):
-            clusters_path = cluster(plan_path, pairs_path, config, out)
+            # verification jobs on the worker processes: threads of one process reach ~1.7 cores
+            map_jobs = None if workers == 1 else (lambda jobs: map_chunks(run_verify_job, jobs, (), workers))
+            clusters_path = cluster(plan_path, pairs_path, config, out, map_jobs)
         tell("report", 0, None)
         return report(clusters_path, config, out, clock.seconds, truth)

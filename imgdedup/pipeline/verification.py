@@ -5,12 +5,20 @@ the clustering as its verifier: it verifies each candidate pair once (on a
 thread per core), and any other pair the clustering asks about (a member against
 its keeper) when asked, reusing the verdicts an earlier run kept in the store
 (:mod:`imgdedup.search.verdicts`), so an unchanged rerun decodes nothing again.
+
+Memory holds one batch's evidence (about 60 KB an image), not every candidate's:
+the pairs come a batch of at most a few thousand images at a time
+(:mod:`imgdedup.search.batches`). In ``find`` the batches are :class:`VerifyJob` s
+on the worker processes (:func:`run_verify_job`), which send back verdicts only;
+alone (the flow, one core) this process verifies them on its threads.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -20,10 +28,16 @@ from imgdedup.errors import ImageLoadError
 from imgdedup.imaging.describe import describe_image
 from imgdedup.imaging.discover import FileRecord, read_bytes
 from imgdedup.pipeline.results import ImageTable
+from imgdedup.search.batches import pair_batches
 from imgdedup.search.verdicts import Verdict, digest_key, load_verdicts, save_verdicts, slim, verdicts_location
-from imgdedup.search.verify import VERIFY_RULES, verify_pair
+from imgdedup.search.verify import VERIFY_RULES, VerifySettings, verify_pair
 from imgdedup.storage.store import Store
 
+#: ``map_jobs(jobs)``: each :class:`VerifyJob`'s :func:`run_verify_job` result, in order.
+MapJobs = Callable[[Sequence["VerifyJob"]], Sequence[tuple]]
+#: Fewest jobs worth worker processes: fewer run on this process's threads (starting the
+#: workers costs about a second of imports each).
+MIN_JOBS = 2
 #: Settings that choose the candidates, not a verdict.
 CANDIDATE_SETTINGS = ("verify_floor", "verify_neighbours", "verify_near_floor", "verify_near_bits")
 
@@ -52,6 +66,46 @@ def describe_candidates(
         return dict(zip(wanted, pool.map(describe, wanted)))
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as own:
         return dict(zip(wanted, own.map(describe, wanted)))
+
+
+def judge(a, b, same_digest: bool, settings: VerifySettings) -> Verdict:
+    """The kept verdict of two images' evidence (``None`` for an unreadable file)."""
+    if a is None or b is None:
+        return False, "unreadable", {}
+    verdict = verify_pair(a, b, same_digest, settings)
+    return slim((verdict.ok, verdict.evidence, verdict.scores))
+
+
+@dataclass(frozen=True)
+class VerifyJob:
+    """A share of a run's candidate pairs for a worker process: files to describe, pairs to verify.
+
+    ``files`` are ``(index, path relative to root, size, mtime_ns)``; ``pairs`` are
+    ``(a, b, same digest)`` by index. Only verdicts and facts come back: the
+    evidence (about 60 KB an image) stays in the worker.
+    """
+
+    root: str
+    files: tuple[tuple[int, str, int, int], ...]
+    pairs: tuple[tuple[int, int, bool], ...]
+    settings: VerifySettings
+    max_pixels: int
+
+
+def run_verify_job(job: VerifyJob) -> tuple[list[Verdict], dict[int, tuple[bool, bool] | None]]:
+    """Describe a job's files and verify its pairs: the verdicts, in the order of ``job.pairs``, and each
+    file's ``(camera, low_information)`` (None when unreadable)."""
+    evidence = {}
+    for k, path, size, mtime_ns in job.files:
+        try:
+            data = read_bytes(job.root, FileRecord(id=path, size=size, mtime_ns=mtime_ns))
+            evidence[k] = describe_image(data, job.max_pixels)
+        except (ImageLoadError, MemoryError):
+            evidence[k] = None
+    verdicts = [judge(evidence.get(a), evidence.get(b), same, job.settings) for a, b, same in job.pairs]
+    verdicts = [(ok, reason, dict(scores)) for ok, reason, scores in verdicts]  # a shared NO_SCORES does not pickle
+    facts = {k: None if found is None else (found.camera, found.low_information) for k, found in evidence.items()}
+    return verdicts, facts
 
 
 def verdict_settings(config: Config) -> dict:
@@ -101,10 +155,7 @@ class PairChecks:
     def check(self, i: np.ndarray, j: np.ndarray) -> None:
         """Describe the images of pairs ``(i, j)`` and verify the pairs no earlier run verified."""
         table = self.table
-        keys = sorted({(min(a, b), max(a, b)) for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist())})
-        todo = [key for key in keys if digest_key(table.digests, *key) not in self.cache.verdicts]
-        involved = np.unique(np.asarray(keys, dtype=np.int64).ravel())
-        undescribed = [k for k in involved.tolist() if str(table.digests[k]) not in self.cache.facts]
+        keys, todo, involved, undescribed = self._plan(i, j)
         wanted = np.unique(np.asarray([k for key in todo for k in key] + undescribed, dtype=np.int64))
         self.evidence = {}  # the last batch's: its keeper checks are done
         self.evidence = describe_candidates(table, wanted, self.config.max_image_pixels, pool=self._pool)
@@ -114,12 +165,67 @@ class PairChecks:
         # on a thread per core (OpenCV's matching and warping release the GIL); keeper checks
         # come later, one by one, as the clustering asks
         for key, verdict in zip(todo, self._pool.map(self._judge, todo)):
-            self.verdicts[key] = slim(verdict)
+            self.verdicts[key] = verdict
+        self._count(keys, involved)
+
+    def check_in_jobs(self, i: np.ndarray, j: np.ndarray, map_jobs: MapJobs, job_images: int) -> None:
+        """Verify the pairs ``(i, j)`` no earlier run verified in :class:`VerifyJob` s of at most
+        ``job_images`` files each (:func:`pair_batches`), run by ``map_jobs`` (e.g. on worker
+        processes); this process holds no evidence."""
+        table = self.table
+        keys, todo, involved, undescribed = self._plan(i, j)
+        jobs = []
+        if todo:
+            ti, tj = np.asarray(todo, dtype=np.int64).T
+            for batch in pair_batches(len(table.ids), ti, tj, job_images):
+                pairs = [(a, b) for a, b in zip(ti[batch].tolist(), tj[batch].tolist())]
+                jobs.append(self._job(np.unique(np.concatenate([ti[batch], tj[batch]])), pairs))
+        if len(jobs) < MIN_JOBS:  # too few to pay for starting worker processes: this process's threads
+            self.check(i, j)
+            return
+        in_jobs = {k for job in jobs for k, *_ in job.files}
+        alone = np.asarray([k for k in undescribed if k not in in_jobs], dtype=np.int64)
+        for start in range(0, len(alone), job_images):  # facts only: a camera, low information
+            jobs.append(self._job(alone[start : start + job_images], []))
+        for job, (verdicts, facts) in zip(jobs, map_jobs(jobs)):
+            for (a, b, _), verdict in zip(job.pairs, verdicts):
+                self.verdicts[(a, b)] = slim(verdict)
+            for k, found in facts.items():
+                if found is not None:
+                    self.cache.facts[str(table.digests[k])] = found
+        self._count(keys, involved)
+
+    def _plan(self, i: np.ndarray, j: np.ndarray):
+        """The pairs as sorted keys, those no earlier run verified, their images, and the images
+        whose facts no earlier run took."""
+        table = self.table
+        keys = sorted({(min(a, b), max(a, b)) for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist())})
+        todo = [key for key in keys if digest_key(table.digests, *key) not in self.cache.verdicts]
+        involved = np.unique(np.asarray(keys, dtype=np.int64).ravel())
+        undescribed = [k for k in involved.tolist() if str(table.digests[k]) not in self.cache.facts]
+        return keys, todo, involved, undescribed
+
+    def _job(self, images: np.ndarray, pairs: list[tuple[int, int]]) -> VerifyJob:
+        table = self.table
+        files = tuple(
+            (k, table.ids[k], int(table.sizes[k]), int(table.mtime_ns[k])) for k in np.asarray(images).tolist()
+        )
+        same = [bool(table.digests[a] == table.digests[b]) for a, b in pairs]
+        return VerifyJob(
+            str(table.root),
+            files,
+            tuple((a, b, s) for (a, b), s in zip(pairs, same)),
+            self.settings,
+            self.config.max_image_pixels,
+        )
+
+    def _count(self, keys: list[tuple[int, int]], involved: np.ndarray) -> None:
+        """Count the outcomes of ``keys`` and take the facts of ``involved`` images (each image once)."""
         for key in keys:
             self.verify(*key)
         for k in involved[~self._seen[involved]].tolist():
             self._seen[k] = True
-            facts = self.cache.facts.get(str(table.digests[k]))
+            facts = self.cache.facts.get(str(self.table.digests[k]))
             if facts is not None:
                 self.camera[k] = facts[0]
                 self.low_information += int(facts[1])
@@ -141,18 +247,15 @@ class PairChecks:
             if k not in self.evidence:
                 self.evidence[k] = describe_file(self.table, k, self.config.max_image_pixels)
         a, b = key
-        if self.evidence.get(a) is None or self.evidence.get(b) is None:
-            return False, "unreadable", {}
-        verdict = verify_pair(
-            self.evidence[a], self.evidence[b], self.table.digests[a] == self.table.digests[b], self.settings
+        return judge(
+            self.evidence.get(a), self.evidence.get(b), self.table.digests[a] == self.table.digests[b], self.settings
         )
-        return verdict.ok, verdict.evidence, verdict.scores
 
     def verify(self, a: int, b: int) -> Verdict:
         """The verdict of images ``a`` and ``b`` (a :data:`imgdedup.search.cluster.Verifier`)."""
         key = (min(a, b), max(a, b))
         if key not in self.verdicts:
-            self.verdicts[key] = slim(self._judge(key))
+            self.verdicts[key] = self._judge(key)
         if key not in self._counted:
             self._counted.add(key)
             outcome = self.verdicts[key][1]
