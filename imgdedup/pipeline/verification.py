@@ -19,7 +19,6 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
@@ -42,13 +41,17 @@ MIN_JOBS = 2
 CANDIDATE_SETTINGS = ("verify_floor", "verify_neighbours", "verify_near_floor", "verify_near_bits")
 
 
-def describe_file(table: ImageTable, k: int, max_pixels: int):
-    """:class:`ImageEvidence` of image ``k`` of ``table``, or None when its file is unreadable now."""
-    record = FileRecord(id=table.ids[k], size=int(table.sizes[k]), mtime_ns=int(table.mtime_ns[k]))
+def describe_file(root: str, record: FileRecord, max_pixels: int):
+    """:class:`ImageEvidence` of the file ``record`` under ``root``, or None when it is unreadable now."""
     try:
-        return describe_image(read_bytes(table.root, record), max_pixels)
+        return describe_image(read_bytes(root, record), max_pixels)
     except (ImageLoadError, MemoryError):
         return None
+
+
+def table_record(table: ImageTable, k: int) -> FileRecord:
+    """The file of image ``k`` of ``table``."""
+    return FileRecord(id=table.ids[k], size=int(table.sizes[k]), mtime_ns=int(table.mtime_ns[k]))
 
 
 def describe_candidates(
@@ -61,7 +64,10 @@ def describe_candidates(
     the GIL, and threads share the result without pickling it.
     """
     wanted = np.asarray(indices).tolist()
-    describe = partial(describe_file, table, max_pixels=max_pixels)
+
+    def describe(k: int):
+        return describe_file(table.root, table_record(table, k), max_pixels)
+
     if pool is not None:
         return dict(zip(wanted, pool.map(describe, wanted)))
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as own:
@@ -69,24 +75,25 @@ def describe_candidates(
 
 
 def judge(a, b, same_digest: bool, settings: VerifySettings) -> Verdict:
-    """The kept verdict of two images' evidence (``None`` for an unreadable file)."""
+    """The verdict of two images' evidence (``None`` for an unreadable file), with its scores
+    (:class:`PairChecks` keeps it :func:`slim`)."""
     if a is None or b is None:
         return False, "unreadable", {}
     verdict = verify_pair(a, b, same_digest, settings)
-    return slim((verdict.ok, verdict.evidence, verdict.scores))
+    return verdict.ok, verdict.evidence, verdict.scores
 
 
 @dataclass(frozen=True)
 class VerifyJob:
     """A share of a run's candidate pairs for a worker process: files to describe, pairs to verify.
 
-    ``files`` are ``(index, path relative to root, size, mtime_ns)``; ``pairs`` are
+    ``files`` are ``(index, file)``; ``pairs`` are
     ``(a, b, same digest)`` by index. Only verdicts and facts come back: the
     evidence (about 60 KB an image) stays in the worker.
     """
 
     root: str
-    files: tuple[tuple[int, str, int, int], ...]
+    files: tuple[tuple[int, FileRecord], ...]
     pairs: tuple[tuple[int, int, bool], ...]
     settings: VerifySettings
     max_pixels: int
@@ -95,15 +102,8 @@ class VerifyJob:
 def run_verify_job(job: VerifyJob) -> tuple[list[Verdict], dict[int, tuple[bool, bool] | None]]:
     """Describe a job's files and verify its pairs: the verdicts, in the order of ``job.pairs``, and each
     file's ``(camera, low_information)`` (None when unreadable)."""
-    evidence = {}
-    for k, path, size, mtime_ns in job.files:
-        try:
-            data = read_bytes(job.root, FileRecord(id=path, size=size, mtime_ns=mtime_ns))
-            evidence[k] = describe_image(data, job.max_pixels)
-        except (ImageLoadError, MemoryError):
-            evidence[k] = None
+    evidence = {k: describe_file(job.root, record, job.max_pixels) for k, record in job.files}
     verdicts = [judge(evidence.get(a), evidence.get(b), same, job.settings) for a, b, same in job.pairs]
-    verdicts = [(ok, reason, dict(scores)) for ok, reason, scores in verdicts]  # a shared NO_SCORES does not pickle
     facts = {k: None if found is None else (found.camera, found.low_information) for k, found in evidence.items()}
     return verdicts, facts
 
@@ -165,7 +165,7 @@ class PairChecks:
         # on a thread per core (OpenCV's matching and warping release the GIL); keeper checks
         # come later, one by one, as the clustering asks
         for key, verdict in zip(todo, self._pool.map(self._judge, todo)):
-            self.verdicts[key] = verdict
+            self.verdicts[key] = slim(verdict)
         self._count(keys, involved)
 
     def check_in_jobs(self, i: np.ndarray, j: np.ndarray, map_jobs: MapJobs, job_images: int) -> None:
@@ -183,7 +183,7 @@ class PairChecks:
         if len(jobs) < MIN_JOBS:  # too few to pay for starting worker processes: this process's threads
             self.check(i, j)
             return
-        in_jobs = {k for job in jobs for k, *_ in job.files}
+        in_jobs = {k for job in jobs for k, _ in job.files}
         alone = np.asarray([k for k in undescribed if k not in in_jobs], dtype=np.int64)
         for start in range(0, len(alone), job_images):  # facts only: a camera, low information
             jobs.append(self._job(alone[start : start + job_images], []))
@@ -207,9 +207,7 @@ class PairChecks:
 
     def _job(self, images: np.ndarray, pairs: list[tuple[int, int]]) -> VerifyJob:
         table = self.table
-        files = tuple(
-            (k, table.ids[k], int(table.sizes[k]), int(table.mtime_ns[k])) for k in np.asarray(images).tolist()
-        )
+        files = tuple((k, table_record(table, k)) for k in np.asarray(images).tolist())
         same = [bool(table.digests[a] == table.digests[b]) for a, b in pairs]
         return VerifyJob(
             str(table.root),
@@ -245,7 +243,9 @@ class PairChecks:
             return known
         for k in key:  # a keeper check comes after its batch's evidence was dropped
             if k not in self.evidence:
-                self.evidence[k] = describe_file(self.table, k, self.config.max_image_pixels)
+                self.evidence[k] = describe_file(
+                    self.table.root, table_record(self.table, k), self.config.max_image_pixels
+                )
         a, b = key
         return judge(
             self.evidence.get(a), self.evidence.get(b), self.table.digests[a] == self.table.digests[b], self.settings
@@ -255,7 +255,7 @@ class PairChecks:
         """The verdict of images ``a`` and ``b`` (a :data:`imgdedup.search.cluster.Verifier`)."""
         key = (min(a, b), max(a, b))
         if key not in self.verdicts:
-            self.verdicts[key] = self._judge(key)
+            self.verdicts[key] = slim(self._judge(key))
         if key not in self._counted:
             self._counted.add(key)
             outcome = self.verdicts[key][1]
