@@ -61,8 +61,8 @@ def stop_worker(process: subprocess.Popen, timeout: float = 60) -> int:
     A ``prefect worker`` stops on SIGINT (Ctrl-C), finishing its shutdown; it
     ignores SIGTERM, so ``kill PID`` leaves it running. It gets the SIGINT once
     its flow-run processes have ended (waiting up to half of ``timeout``). Now
-    and then (5 of 16 test runs here this session) its shutdown still hangs after one
-    SIGINT, with no flow-run process left: half a ``timeout`` later it gets a
+    and then (5 of 16 test runs on a 2-core machine, Prefect 3) its shutdown
+    still hangs after one SIGINT, with no flow-run process left: half a ``timeout`` later it gets a
     second, as a user presses Ctrl-C again (Prefect then kills it: status
     ``-SIGKILL``); after the whole ``timeout`` it is killed. Never left running.
     """
