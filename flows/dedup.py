@@ -1,4 +1,5 @@
-"""The ``dedup`` flow: preprocess -> hash and embed chunks (on Dask) -> commit -> index tiles (on Dask) -> cluster -> report.
+"""The ``dedup`` flow: preprocess -> hash and embed chunks (on Dask) -> commit -> index tiles (on Dask) -> cluster
+(its verification jobs on Dask) -> report.
 
 ``dedup_flow`` takes the run's parameters (as a deployment or the ``run``
 command passes them), builds the configuration and the Dask task runner from
@@ -29,6 +30,7 @@ from imgdedup.pipeline.inprocess import Progress
 from imgdedup.pipeline.plan import read_chunk_work, read_plan
 from imgdedup.pipeline.results import read_json
 from imgdedup.pipeline.run import RunSummary, StageClock, default_out_dir, open_store, prepare_out_dir
+from imgdedup.pipeline.verification import MapJobs, VerifyJob
 from imgdedup.review.report import human_bytes
 from imgdedup.storage.locations import is_url, join
 from imgdedup.tasks.dedup import (
@@ -41,6 +43,7 @@ from imgdedup.tasks.dedup import (
     plan_index,
     preprocess,
     report,
+    verify_job,
 )
 
 ARTIFACT_ROWS = 20
@@ -113,9 +116,24 @@ def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> Ru
         pairs_path = merge_index(plan_path, search_path, [f.result() for f in tiles], config, out_dir)
     tell("cluster", 0, None)
     with clock("cluster"):
-        clusters_path = cluster(plan_path, pairs_path, config, out_dir)
+        clusters_path = cluster(plan_path, pairs_path, config, out_dir, verify_on_workers(current_placement()))
     tell("report", 0, None)
     return report(clusters_path, config, out_dir, clock.seconds)
+
+
+def verify_on_workers(placement: Placement) -> MapJobs:
+    """The cluster stage's ``map_jobs``: its verification jobs as ``verify_job`` tasks on the (CPU) Dask workers.
+
+    The flow process then holds verdicts only, not the evidence of a batch of images, and
+    verification uses every worker of the cluster instead of this process's threads.
+    """
+
+    def map_jobs(jobs: list[VerifyJob]) -> list[tuple]:
+        with on_resources(placement.hash):
+            futures = verify_job.map(list(range(len(jobs))), jobs)
+        return [future.result() for future in futures]
+
+    return map_jobs
 
 
 def wait_logging(futures: list[PrefectFuture], sizes: list[int]) -> None:

@@ -8,10 +8,12 @@ Prefect's per-task cost stays small beside the work.
 from __future__ import annotations
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from imgdedup.config import Config
 from imgdedup.pipeline import chunks, clustering, indexing, reporting
 from imgdedup.pipeline.run import RunSummary
+from imgdedup.pipeline.verification import MapJobs, VerifyJob, run_verify_job
 from imgdedup.storage.store import Store
 
 
@@ -50,9 +52,15 @@ def merge_index(plan_path: str, search_path: str, tile_paths: list[str], config:
     return str(indexing.merge_index(plan_path, search_path, tile_paths, config, out_dir))
 
 
-@task(name="cluster", retries=1)
-def cluster(plan_path: str, pairs_path: str, config: Config, out_dir: str) -> str:
-    return str(clustering.cluster(plan_path, pairs_path, config, out_dir))
+@task(name="verify_job", retries=2, retry_delay_seconds=1, task_run_name="verify_job-{number}")
+def verify_job(number: int, job: VerifyJob) -> tuple:
+    return run_verify_job(job)
+
+
+# not cached: ``map_jobs`` is a function of the running flow (it submits verify_job tasks), not data
+@task(name="cluster", retries=1, cache_policy=NO_CACHE)
+def cluster(plan_path: str, pairs_path: str, config: Config, out_dir: str, map_jobs: MapJobs | None = None) -> str:
+    return str(clustering.cluster(plan_path, pairs_path, config, out_dir, map_jobs))
 
 
 @task(name="report", retries=1)

@@ -1,6 +1,7 @@
 import csv
 import json
 import shutil
+from datetime import datetime, timezone
 
 import pytest
 
@@ -112,3 +113,44 @@ def test_flow_fans_the_search_out_in_tiles_and_equals_one_search(sample_folder, 
         assert (tmp_path / "flow" / name).read_text() == (tmp_path / "find" / name).read_text()
     flow_clusters = json.loads((tmp_path / "flow" / "clusters.json").read_text())
     assert flow_clusters["clusters"] == json.loads((tmp_path / "find" / "clusters.json").read_text())["clusters"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_flow_verifies_its_candidates_in_tasks_on_the_dask_workers(sample_folder, tmp_path, monkeypatch):
+    """Verification jobs of 2 images: verify_job tasks on the workers, nothing described in the flow's
+    process, and the clusters of find's verification on threads."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import TaskRunFilter
+
+    import imgdedup.pipeline.clustering as clustering
+    import imgdedup.pipeline.verification as verification
+
+    folder, truth = sample_folder
+    find_duplicates_in_folder(
+        folder, load_config(find_workers=1, store=str(tmp_path / "find-store")), tmp_path / "find"
+    )
+    described = []
+    real_describe = verification.describe_candidates
+
+    def describe_candidates(table, indices, *args, **kwargs):
+        described.append(len(indices))
+        return real_describe(table, indices, *args, **kwargs)
+
+    monkeypatch.setattr(verification, "describe_candidates", describe_candidates)
+    monkeypatch.setattr(clustering, "VERIFY_BATCH_IMAGES", 2)
+    started = datetime.now(timezone.utc)
+    summary = dedup_flow(
+        path=str(folder), out=str(tmp_path / "flow"), store=str(tmp_path / "flow-store"), chunk_size=7, n_workers=2
+    )
+    assert described == []
+    flow_clusters = json.loads((tmp_path / "flow" / "clusters.json").read_text())
+    find_clusters = json.loads((tmp_path / "find" / "clusters.json").read_text())
+    assert flow_clusters["clusters"] == find_clusters["clusters"] and summary.clusters == 5
+    assert flow_clusters["verification"] == find_clusters["verification"]
+    assert found_pairs(json.loads((tmp_path / "flow" / "duplicates.json").read_text())) == known_pairs(truth)
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(name={"like_": "verify_job-"}, start_time={"after_": started})
+        )
+    assert len(runs) >= 2 and all(run.state.is_completed() for run in runs)

@@ -60,7 +60,7 @@ def verified_clusters(
     :func:`cluster_pairs` over all pairs. ``batch_images`` defaults to
     :data:`VERIFY_BATCH_IMAGES`. With ``map_jobs`` the candidate pairs are verified
     in :class:`~imgdedup.pipeline.verification.VerifyJob` s of that many images
-    (``find`` runs them on its worker processes, a job each at a time).
+    (``find`` runs them on its worker processes, ``run`` as tasks on its Dask workers).
     """
     batch_images = batch_images or VERIFY_BATCH_IMAGES
     n = len(table.ids)

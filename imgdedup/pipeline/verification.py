@@ -9,8 +9,9 @@ its keeper) when asked, reusing the verdicts an earlier run kept in the store
 Memory holds one batch's evidence (about 60 KB an image), not every candidate's:
 the pairs come a batch of at most a few thousand images at a time
 (:mod:`imgdedup.search.batches`). In ``find`` the batches are :class:`VerifyJob` s
-on the worker processes (:func:`run_verify_job`), which send back verdicts only;
-alone (the flow, one core) this process verifies them on its threads.
+on the worker processes (:func:`run_verify_job`), in ``run`` ``verify_job`` tasks on
+the Dask workers; either sends back verdicts only. With one core, or too few batches
+to be worth the workers, this process verifies them on its threads.
 """
 
 from __future__ import annotations
