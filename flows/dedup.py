@@ -73,6 +73,15 @@ def current_placement() -> Placement:
     return place_tasks(scheduler_worker_resources(client.scheduler_info()))
 
 
+def worker_slots() -> int:
+    """How many tasks the run's Dask cluster runs at once (its CPU workers' threads), for cutting the search."""
+    from prefect.context import get_run_context
+
+    workers = get_run_context().task_runner.client.scheduler_info()["workers"].values()
+    cpu = [w for w in workers if not (w.get("resources") or {}).get("GPU")]
+    return max(1, sum(int(w.get("nthreads", 1)) for w in (cpu or workers)))
+
+
 def on_resources(resources: dict | None):
     return dask.annotate(resources=resources) if resources else contextlib.nullcontext()
 
@@ -105,7 +114,7 @@ def dedup_stages(path: str, config: Config, out_dir: str, store_path: str) -> Ru
         commit(plan_path, config, wait_for=[allow_failure(f) for f in chunks])
     tell("search", 0, None)
     with clock("index"):
-        search_path = plan_index(plan_path, config, out_dir)
+        search_path = plan_index(plan_path, config, out_dir, worker_slots())
         # One task per tile of the search: Dask spreads them over the workers, each reads only its rows.
         tiles = index_tile.map(
             list(range(count_tiles(search_path))),

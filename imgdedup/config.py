@@ -106,7 +106,7 @@ class Config(BaseModel):
     n_workers: PositiveInt = 2
     threads_per_worker: PositiveInt = 1
     find_workers: Optional[PositiveInt] = None  # processes `find` reads, hashes and embeds on; None: one per core
-    search_block: PositiveInt = 200_000  # images per partition of the index search; one task per pair of partitions
+    search_block: PositiveInt = 200_000  # most images per search partition (fewer for the workers)
     address: Optional[Annotated[str, Field(strict=True), Rule("a string like tcp://host:8786")]] = None
     max_image_pixels: PositiveInt = 178_956_970
     thumbnail_size: Annotated[int, Field(ge=16, le=1024, strict=True), Rule("an int in 16..1024")] = 160

@@ -38,8 +38,8 @@ def commit(plan_path: str, config: Config) -> str:
 
 
 @task(name="plan_index", retries=1)
-def plan_index(plan_path: str, config: Config, out_dir: str) -> str:
-    return str(indexing.plan_index(plan_path, config, out_dir))
+def plan_index(plan_path: str, config: Config, out_dir: str, workers: int = 1) -> str:
+    return str(indexing.plan_index(plan_path, config, out_dir, workers))
 
 
 @task(name="index_tile", retries=2, retry_delay_seconds=1, task_run_name="index_tile-{number}")

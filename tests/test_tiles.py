@@ -3,9 +3,18 @@
 import numpy as np
 import pytest
 
+import imgdedup.search.tiles as tiles
 from imgdedup.search.cosine import cosine_pairs
 from imgdedup.search.hamming import hamming_pairs
-from imgdedup.search.tiles import Component, merge_tiles, partition_bounds, plan_search, search_tile, tile_table
+from imgdedup.search.tiles import (
+    Component,
+    merge_tiles,
+    partition_bounds,
+    plan_search,
+    search_tile,
+    tile_table,
+    worker_block,
+)
 from imgdedup.storage.store import Store
 
 
@@ -36,8 +45,8 @@ def store_with(tmp_path, name: str, values: np.ndarray) -> tuple[Store, np.ndarr
     return store, rows
 
 
-def tiled(store, component, rows, new_mask, block):
-    plan = plan_search(component, rows, new_mask, block)
+def tiled(store, component, rows, new_mask, block, workers=1):
+    plan = plan_search(component, rows, new_mask, block, workers)
     return plan, merge_tiles(plan, [search_tile(store, plan, t) for t in range(len(plan.tiles))])
 
 
@@ -91,3 +100,25 @@ def test_incremental_tiles_reuse_the_cache_and_equal_a_full_search(tmp_path):
     assert len(plan.old) == 600 and len(plan.joined) == 300 and len(plan.kept_i) > 0
     assert len(plan.tiles) == len(tile_table(300, 600, 128))
     assert_same(got, hamming_pairs(hashes, 10))
+
+
+def test_a_search_is_cut_so_that_every_worker_has_a_tile():
+    assert worker_block(100_000, 200_000, 1) == 100_000  # one worker: one tile
+    assert worker_block(100_000, 200_000, 2) == 50_000  # 2 partitions: 3 tiles
+    assert worker_block(100_000, 200_000, 4) == 33_334  # 3 partitions: 6 tiles
+    assert worker_block(100_000, 200_000, 8) == 25_000  # 4 partitions: 10 tiles
+    assert worker_block(100_000, 40_000, 2) == 40_000  # never above the configured block
+    assert worker_block(12_000, 200_000, 2) == tiles.MIN_SPLIT_BLOCK  # nor cut below the floor
+    assert worker_block(500, 97, 2) == 97
+    with pytest.raises(ValueError, match="`workers`"):
+        worker_block(10, 10, 0)
+
+
+def test_a_search_cut_for_workers_equals_the_single_search(tmp_path, monkeypatch):
+    monkeypatch.setattr(tiles, "MIN_SPLIT_BLOCK", 50)
+    x = planted_embeddings(np.random.default_rng(4), 600)
+    store, rows = store_with(tmp_path, "embeddings", x)
+    component = Component("cosine", "embeddings", 0.9, str(tmp_path / "cache.npz"))
+    plan, got = tiled(store, component, rows, np.ones(len(rows), bool), 200_000, workers=2)
+    assert len(plan.tiles) == 3  # two partitions of 300
+    assert_same(got, cosine_pairs(x, 0.9))

@@ -46,12 +46,12 @@ def index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLi
     return merge_index(plan_path, search_path, tile_paths, config, out_dir)
 
 
-def plan_index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike) -> Location:
-    """Cut the run's search into tiles (see :mod:`imgdedup.search.tiles`); save the plan as ``search.npz``."""
+def plan_index(plan_path: str | os.PathLike, config: Config, out_dir: str | os.PathLike, workers: int = 1) -> Location:
+    """Cut the run's search into tiles for ``workers`` (see :mod:`imgdedup.search.tiles`); save the plan as ``search.npz``."""
     plan = read_plan(plan_path)
     store = Store.open(plan.store)
     _, rows = image_table(store.load_manifest(), plan.root)
-    search = plan_pairs(store, rows, rows >= plan.base_row, config)
+    search = plan_pairs(store, rows, rows >= plan.base_row, config, workers)
     return search.save(join(out_dir, WORK, "search.npz"))
 
 

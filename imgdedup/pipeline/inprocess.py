@@ -63,7 +63,7 @@ def find_duplicates_in_folder(
             commit(plan_path, config)
         tell("search", 0, None)
         with clock("index"):
-            search_path = plan_index(plan_path, config, out)
+            search_path = plan_index(plan_path, config, out, workers)
             tiles = list(range(count_tiles(search_path)))
             tile_paths = map_chunks(index_tile, tiles, (str(plan_path), str(search_path), str(out)), workers)
             pairs_path = merge_index(plan_path, search_path, tile_paths, config, out)

@@ -95,9 +95,10 @@ def search_component(store: Store, config: Config) -> Component:
     )
 
 
-def plan_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: Config) -> SearchPlan:
-    """The run's search cut into tiles of at most ``config.search_block`` images a side."""
-    return plan_search(search_component(store, config), rows, new_mask, config.search_block)
+def plan_pairs(store: Store, rows: np.ndarray, new_mask: np.ndarray, config: Config, workers: int = 1) -> SearchPlan:
+    """The run's search cut into tiles of at most ``config.search_block`` images a side, and at least
+    as many as ``workers`` (see :func:`~imgdedup.search.tiles.worker_block`)."""
+    return plan_search(search_component(store, config), rows, new_mask, config.search_block, workers)
 
 
 def trimmed_distance(store: Store, rows: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
