@@ -4,6 +4,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from imgdedup.config import load_config
@@ -516,3 +517,42 @@ def test_kept_verdicts_hold_members_scores_and_refuted_pairs_reasons(tmp_path):
     # one str per digest, however many pairs name it
     keys = list(loaded.verdicts)
     assert keys[0][0] is keys[1][0]
+
+
+def detailed_sprite(seed: int, side: int = 56) -> Image.Image:
+    """A small picture of many small coloured shapes on white: its colour lives in details of a few pixels."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (side, side), "white")
+    draw = ImageDraw.Draw(image)
+    for _ in range(100):
+        x, y, r = rng.uniform(8, side - 8), rng.uniform(8, side - 8), rng.uniform(2, 4)
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        (draw.rectangle if rng.random() < 0.5 else draw.ellipse)((x - r, y - r, x + r, y + r), fill=fill)
+    return image
+
+
+def test_the_colour_a_jpeg_kept_is_measured_from_its_subsampling_and_quantization():
+    from imgdedup.imaging.describe import chroma_blur
+
+    sprite = detailed_sprite(0)
+    blur = {q: chroma_blur(Image.open(io.BytesIO(encoded(sprite, "JPEG", quality=q)))) for q in (25, 50, 75, 92)}
+    assert blur[25] > blur[50] > blur[75] >= blur[92] == 1.0  # 4:2:0: half-resolution colour
+    assert blur[25] == pytest.approx(4 * blur[75], rel=0.05)  # quality 25 quantizes it 4x as coarsely as 75
+    assert chroma_blur(Image.open(io.BytesIO(encoded(sprite, "JPEG", quality=95, subsampling=0)))) == 0.5
+    assert chroma_blur(Image.open(io.BytesIO(encoded(sprite)))) == 0.0  # PNG keeps colour exactly
+    assert describe_image(encoded(sprite, "JPEG", quality=25)).chroma_blur == blur[25]
+
+
+def test_a_small_picture_saved_at_jpeg_quality_25_is_verified_and_its_recoloured_look_alike_is_not():
+    """A 56-pixel picture's colour runs over several pixels at quality 25: compared no finer than the
+    file kept it, the copy verifies; the same shapes with their colour channels swapped still do not."""
+    settings = load_config().verify_settings
+    verified, look_alikes = 0, 0
+    for seed in range(10):
+        sprite = detailed_sprite(seed)
+        original = describe_image(encoded(sprite))
+        copy = describe_image(encoded(sprite, "JPEG", quality=25))
+        recoloured = describe_image(encoded(Image.fromarray(np.asarray(sprite)[..., [1, 2, 0]]), "JPEG", quality=25))
+        verified += verify_pair(original, copy, False, settings).ok
+        look_alikes += verify_pair(original, recoloured, False, settings).ok
+    assert verified >= 9 and look_alikes == 0

@@ -48,6 +48,15 @@ EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP", "HEIF", "AVIF")
 CLIP_MARGIN = 5
 #: Longer side of the grey copy kept for checking a keypoint transform pixel by pixel.
 REGISTER_SIDE = 96
+#: JPEG's standard chroma quantization table at quality 50 (ITU T.81 Annex K), row by row: a file's
+#: own table against it says how coarsely it kept colour (quality 25: 2x as coarse, 92: 0.16x).
+STANDARD_CHROMA_TABLE = (
+    (17, 18, 24, 47, 99, 99, 99, 99),
+    (18, 21, 26, 66, 99, 99, 99, 99),
+    (24, 26, 56, 99, 99, 99, 99, 99),
+    (47, 66, 99, 99, 99, 99, 99, 99),
+    *[(99,) * 8] * 4,
+)
 
 
 @dataclass
@@ -76,6 +85,8 @@ class ImageEvidence:
     small_clipped : (h, w) bool ndarray, where a channel is within CLIP_MARGIN of 0 or 255
     low_information : bool
     camera : bool
+    chroma_blur : float, how far (file pixels, a Gaussian's sigma) its colour is smeared by the encoding
+        (:func:`chroma_blur`): 0 for lossless files
     """
 
     grey: np.ndarray
@@ -96,6 +107,7 @@ class ImageEvidence:
     small_clipped: np.ndarray
     low_information: bool
     camera: bool
+    chroma_blur: float = 0.0
 
 
 def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
@@ -126,6 +138,30 @@ def has_camera_metadata(image: Image.Image) -> bool:
     return bool(str(exif.get(271, "")).strip() or str(exif.get(272, "")).strip())
 
 
+def chroma_blur(image: Image.Image) -> float:
+    """How far the file's encoding smeared its colour, as a Gaussian sigma in file pixels.
+
+    JPEG stores chroma at half resolution (4:2:0, 4:2:2) and quantizes it coarsely at low
+    quality: a 72-pixel sprite saved at quality 25 keeps its shapes but its colours run over
+    several pixels. Lossy WebP halves chroma too (Pillow does not say whether a WebP is lossy;
+    most are). Other formats: 0, colour as stored.
+    """
+    if image.format in ("JPEG", "MPO"):
+        from PIL import JpegImagePlugin
+
+        try:
+            subsampled = 2.0 if JpegImagePlugin.get_sampling(image) in (1, 2) else 1.0
+        except Exception:  # not a JPEG Pillow parsed itself: assume the common 4:2:0
+            subsampled = 2.0
+        tables = getattr(image, "quantization", None) or {}
+        chroma = tables.get(1, tables.get(0))
+        coarseness = sum(chroma) / sum(map(sum, STANDARD_CHROMA_TABLE)) if chroma else 1.0
+        return 0.5 * subsampled * max(1.0, 2.0 * coarseness)
+    if image.format == "WEBP":
+        return 1.0
+    return 0.0
+
+
 def orb_features(gray: np.ndarray, keypoints: int = KEYPOINTS) -> tuple[np.ndarray, np.ndarray]:
     """ORB keypoints of a grey uint8 picture: ``(K, 2)`` float32 positions, ``(K, 32)`` uint8 descriptors."""
     import cv2
@@ -146,6 +182,7 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
     # PNG and GIF carry EXIF rarely, and asking Pillow for it decodes the whole file
     camera = (opened.format in EXIF_FORMATS or "exif" in opened.info) and has_camera_metadata(opened)
     full_size = opened.size
+    blur = chroma_blur(opened)
     image = load_opened(opened, "RGB", draft_size=(SIDE, SIDE))
     if (full_size[0] > full_size[1]) != (image.width > image.height):
         full_size = full_size[::-1]  # EXIF orientation turned it
@@ -195,4 +232,5 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
         small_clipped=_clipped(small_rgb * 255.0),
         low_information=is_low_information(small_gray),
         camera=camera,
+        chroma_blur=blur,
     )

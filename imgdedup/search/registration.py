@@ -206,6 +206,15 @@ def registered_correlation(a, b, transform: np.ndarray) -> Registration:
     chroma_b = np.stack(
         [cv2.warpAffine(c.astype(np.float32), scaled, (width, height), flags=flags) for c in b.small_chroma]
     )
+    # compare colour no finer than either file's encoding kept it: a Gaussian of its chroma_blur
+    # file pixels, in a's map pixels (b's map pixels are sqrt(det) of a's under the transform)
+    sigma = max(
+        a.chroma_blur * a.small.shape[1] / max(a.full_size[0], 1),
+        b.chroma_blur * b.small.shape[1] / max(b.full_size[0], 1) / max(scale, 1e-6) ** 0.5,
+    )
+    if sigma >= 1.0:  # under a pixel of the map, the map's own resampling smooths as much
+        chroma_a = np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in chroma_a])
+        chroma_b = np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in chroma_b])
     colour = cosine(chroma_a[:, mask], chroma_b[:, mask])
     clipped_b = cv2.warpAffine(b.small_clipped.astype(np.uint8), scaled, (width, height), flags=flags) > 0
     magnitude = np.maximum(np.hypot(*chroma_a), np.hypot(*chroma_b))

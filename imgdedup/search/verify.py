@@ -24,8 +24,9 @@ cut)``          watermark strip, a banner
                 transform (OpenCV RANSAC), the second picture warped by it onto the
                 first correlates at least ``registered`` over their overlap, and their
                 chroma there agrees (cosine at least :data:`REGISTERED_COLOUR`, hues within
-                :data:`MAX_HUE_SHIFT`; grey levels within :data:`GREY_COPY_LEVELS` when one
-                is grey): crops, small rotations,
+                :data:`MAX_HUE_SHIFT`, compared no finer than either file's encoding kept
+                colour: ``ImageEvidence.chroma_blur``; grey levels within
+                :data:`GREY_COPY_LEVELS` when one is grey): crops, small rotations,
                 aspect-ratio crops; or, when neither holds the other, the transform takes
                 centre to centre unturned (one picture cut around its centre for two screens)
 ``template``    the same, the smaller picture placed inside the larger at the files' own
@@ -62,7 +63,7 @@ from imgdedup.search.registration import (
 
 #: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
 #: raise it whenever a rule or constant here changes a verdict.
-VERIFY_RULES = 11
+VERIFY_RULES = 12
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
 GREY = 0.012
