@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from imgdedup.search.cosine import cosine_pairs, cosine_query
+from imgdedup.search.cosine import cosine_pairs, cosine_query, pair_dots
 
 
 def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
@@ -79,3 +79,25 @@ def test_empty_and_bad_input():
         cosine_pairs(np.zeros((3, 8), np.int32), 0.5)
     with pytest.raises(ValueError, match="dtype"):
         cosine_pairs(unit_rows(3, 8, 0), 0.5, dtype=torch.float16)
+
+
+def test_pair_dots_gathers_a_batch_of_pairs_at_a_time_and_equals_one_gather(tmp_path, monkeypatch):
+    import imgdedup.search.cosine as cosine
+    from imgdedup.storage.store import PositionRows, Store
+
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(50, 16)).astype(np.float32), rng.normal(size=(40, 16)).astype(np.float32)
+    ia, ib = rng.integers(0, 50, 1000), rng.integers(0, 40, 1000)
+    want = np.einsum("ij,ij->i", a[ia], b[ib])
+    monkeypatch.setattr(cosine, "VERIFY_BATCH", 7)  # 143 batches, the last of 6 pairs
+    got = pair_dots(a, ia, b, ib)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert len(pair_dots(a, ia[:0], b, ib[:0])) == 0
+    # rows read from a store for the paired images only, indexed like the whole array
+    store = Store.open(tmp_path / "store", row_chunk=8)
+    store.ensure_array("embeddings", 50, "float16", width=16)
+    store.write_rows("embeddings", 0, a.astype(np.float16))
+    left, right = ia[:100], ia[100:200]
+    rows = PositionRows(store, "embeddings", np.arange(50), np.concatenate([left, right]))
+    stored = a.astype(np.float16).astype(np.float32)
+    assert np.array_equal(pair_dots(rows, left, rows, right), np.einsum("ij,ij->i", stored[left], stored[right]))

@@ -21,6 +21,7 @@ from imgdedup.pipeline.results import (
 from imgdedup.pipeline.verification import MapJobs, PairChecks
 from imgdedup.search.batches import component_batches, pair_batches
 from imgdedup.search.cluster import cluster_pairs, clusters_of_groups, keeper_order, verified_groups
+from imgdedup.search.cosine import pair_dots
 from imgdedup.search.incremental import TRIMMED_HASH_ARRAYS
 from imgdedup.search.rules import suppress_pairs, veto_pairs
 from imgdedup.search.tiers import member_tier
@@ -173,7 +174,7 @@ def cluster(
         i, j = cluster_member_pairs(clusters)
         distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
         if embeddings is not None and len(i):
-            similarity = np.einsum("ij,ij->i", embeddings[i], embeddings[j]).astype(np.float32)
+            similarity = pair_dots(embeddings, i, embeddings, j)
         else:
             similarity = np.full(len(i), np.nan, np.float32)
     document["verification"] = (

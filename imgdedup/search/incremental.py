@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgdedup.config import Config
+from imgdedup.search.cosine import pair_dots
 from imgdedup.search.nearest import NeighbourCap, candidates, hash_distance
 from imgdedup.search.tiles import (
     Component,
@@ -135,7 +136,7 @@ def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -
         distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
     if config.uses_embeddings:
         vectors = PositionRows(store, "embeddings", rows, np.concatenate([i, j]))
-        similarity = np.einsum("ij,ij->i", vectors[i], vectors[j]).astype(np.float32)
+        similarity = pair_dots(vectors, i, vectors, j)
     else:
         similarity = np.full(len(i), np.nan, dtype=np.float32)
     return PairSet(i=i, j=j, distance=distance, similarity=similarity)

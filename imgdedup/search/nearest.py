@@ -31,7 +31,7 @@ from dataclasses import astuple, dataclass
 
 import numpy as np
 
-from imgdedup.search.cosine import FILTER_MARGIN, _check, _check_threshold
+from imgdedup.search.cosine import FILTER_MARGIN, _check, _check_threshold, pair_dots
 
 #: Bytes of block scores held at once (one float32 block; a few masks of its size come with it).
 BLOCK_BYTES = 64 * 2**20
@@ -173,7 +173,7 @@ def capped_query(
         out_q.append(r + start)
         out_k.append(c)
     q, k = np.concatenate(out_q).astype(np.int64), np.concatenate(out_k).astype(np.int64)
-    s = np.einsum("ij,ij->i", query[q], index[k]) if len(q) else np.zeros(0, np.float32)
+    s = pair_dots(query, q, index, k)
     ok = s >= floor
     return q[ok], k[ok], s[ok].astype(np.float32)
 
