@@ -95,12 +95,12 @@ PALETTE = (
 )
 
 
-def fetch_packages(cache: Path) -> Path:
-    """Download and unpack :data:`PACKAGES` into ``cache`` (skipped when already there)."""
+def fetch_packages(cache: Path, packages: tuple[str, ...] = PACKAGES) -> Path:
+    """Download and unpack ``packages`` into ``cache`` (skipped when already there)."""
     debs, unpacked = cache / "debs", cache / "x"
     debs.mkdir(parents=True, exist_ok=True)
     unpacked.mkdir(exist_ok=True)  # dpkg -x creates the last folder only: a fresh cache failed here
-    for name in PACKAGES:
+    for name in packages:
         if (unpacked / name).is_dir():
             continue
         if not list(debs.glob(f"{name}_*.deb")):
@@ -395,12 +395,17 @@ def build(
     rng = _rng("split")
     groups = sorted({(r["category"], r["group"]) for r in writer.rows})
     split = {g: ("tune" if rng.random() < 0.5 else "held") for g in groups}
+    return write_labels(folder, writer.rows, lambda row: split[(row["category"], row["group"])])
+
+
+def write_labels(folder: Path, rows: list[dict], split_of) -> Path:
+    """``folder/labels.csv``: every written image's row, with its split (``split_of(row)``)."""
     labels = folder / "labels.csv"
     with labels.open("w", newline="") as handle:
         out = csv.DictWriter(handle, fieldnames=("path", "category", "group", "split", "variant"))
         out.writeheader()
-        for row in writer.rows:
-            out.writerow({**row, "split": split[(row["category"], row["group"])]})
+        for row in rows:
+            out.writerow({**row, "split": split_of(row)})
     return labels
 
 

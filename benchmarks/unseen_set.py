@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import re
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -38,26 +37,22 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.transforms import TRANSFORMS  # noqa: E402
-from benchmarks.trust_set import Distinct, Writer, _load, _on_white, _rng, copy_transforms, crop_area  # noqa: E402
+from benchmarks.trust_set import (  # noqa: E402
+    Distinct,
+    Writer,
+    _load,
+    _on_white,
+    _rng,
+    copy_transforms,
+    crop_area,
+    fetch_packages,
+    write_labels,
+)
 
 PACKAGES = ("openclipart-png", "wesnoth-1.16-data")
 #: Longest side an original is written at (a few portraits are 2000 pixels and more).
 MAX_SIDE = 1600
 WESNOTH_IMAGES = "wesnoth-1.16-data/usr/share/games/wesnoth/1.16/data/core/images"
-
-
-def fetch(cache: Path) -> Path:
-    """Download and unpack :data:`PACKAGES` into ``cache`` (skipped when already there)."""
-    debs, unpacked = cache / "debs", cache / "x"
-    debs.mkdir(parents=True, exist_ok=True)
-    unpacked.mkdir(exist_ok=True)
-    for name in PACKAGES:
-        if (unpacked / name).is_dir():
-            continue
-        if not list(debs.glob(f"{name}_*.deb")):
-            subprocess.run(["apt-get", "download", name], cwd=debs, check=True)
-        subprocess.run(["dpkg", "-x", str(sorted(debs.glob(f"{name}_*.deb"))[-1]), str(unpacked / name)], check=True)
-    return unpacked
 
 
 def originals(
@@ -82,7 +77,7 @@ def originals(
 
 def build(folder: Path, cache: Path, n_clipart: int = 260, n_portraits: int = 140, n_sprites: int = 100) -> Path:
     """Write the set into ``folder``; return the labels file."""
-    unpacked = fetch(cache)
+    unpacked = fetch_packages(cache, PACKAGES)
     wesnoth = unpacked / WESNOTH_IMAGES
     seen = Distinct()
     sprites = [p for p in sorted(wesnoth.glob("units/**/*.png")) if re.fullmatch(r"[a-z_]+", p.stem)]
@@ -107,13 +102,7 @@ def build(folder: Path, cache: Path, n_clipart: int = 260, n_portraits: int = 14
                 writer.add(TRANSFORMS[transform](flat), category, name, transform, "jpg")
             if rng.random() < 1 / 3:
                 writer.add(crop_area(flat, rng), category, name, "crop_50_70", "jpg")
-    labels = folder / "labels.csv"
-    with labels.open("w", newline="") as handle:
-        out = csv.DictWriter(handle, fieldnames=("path", "category", "group", "split", "variant"))
-        out.writeheader()
-        for row in writer.rows:
-            out.writerow({**row, "split": "held"})
-    return labels
+    return write_labels(folder, writer.rows, lambda row: "held")
 
 
 def main(argv: list[str] | None = None) -> None:
