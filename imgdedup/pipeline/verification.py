@@ -155,10 +155,13 @@ class PairChecks:
 
     def check(self, i: np.ndarray, j: np.ndarray) -> None:
         """Describe the images of pairs ``(i, j)`` and verify the pairs no earlier run verified."""
+        self._check_planned(*self._plan(i, j))
+
+    def _check_planned(self, keys, todo, involved, undescribed) -> None:
+        """:meth:`check` of pairs :meth:`_plan` planned."""
         table = self.table
-        keys, todo, involved, undescribed = self._plan(i, j)
         wanted = np.unique(np.asarray([k for key in todo for k in key] + undescribed, dtype=np.int64))
-        self.evidence = {}  # the last batch's: its keeper checks are done
+        self.forget()  # the last batch's evidence, before this one's is read: its keeper checks are done
         self.evidence = describe_candidates(table, wanted, self.config.max_image_pixels, pool=self._pool)
         for k, found in self.evidence.items():
             if found is not None:
@@ -182,7 +185,7 @@ class PairChecks:
                 pairs = [(a, b) for a, b in zip(ti[batch].tolist(), tj[batch].tolist())]
                 jobs.append(self._job(np.unique(np.concatenate([ti[batch], tj[batch]])), pairs))
         if len(jobs) < MIN_JOBS:  # too few to pay for starting worker processes: this process's threads
-            self.check(i, j)
+            self._check_planned(keys, todo, involved, undescribed)
             return
         in_jobs = {k for job in jobs for k, _ in job.files}
         alone = np.asarray([k for k in undescribed if k not in in_jobs], dtype=np.int64)

@@ -139,17 +139,9 @@ def pair_dots(a, ia: np.ndarray, b, ib: np.ndarray) -> np.ndarray:
 def _verify(
     a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    keep_a, keep_b, keep_s = [], [], []
-    for start in range(0, len(ia), VERIFY_BATCH):
-        pa, pb = ia[start : start + VERIFY_BATCH], ib[start : start + VERIFY_BATCH]
-        s = pair_dots(a, pa, b, pb)
-        ok = s >= threshold
-        keep_a.append(pa[ok])
-        keep_b.append(pb[ok])
-        keep_s.append(s[ok])
-    if not keep_a:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return np.concatenate(keep_a), np.concatenate(keep_b), np.concatenate(keep_s)
+    s = pair_dots(a, ia, b, ib)
+    ok = s >= threshold
+    return ia[ok], ib[ok], s[ok]
 
 
 def cosine_pairs(

@@ -175,7 +175,7 @@ def capped_query(
     q, k = np.concatenate(out_q).astype(np.int64), np.concatenate(out_k).astype(np.int64)
     s = pair_dots(query, q, index, k)
     ok = s >= floor
-    return q[ok], k[ok], s[ok].astype(np.float32)
+    return q[ok], k[ok], s[ok]
 
 
 def capped_pairs(
