@@ -90,7 +90,12 @@ def run_method(folder: Path, work: Path, method: str, **settings) -> tuple[set[f
     return (
         pairs,
         clusters,
-        {"seconds": round(seconds, 1), "stages": {k: round(v, 2) for k, v in summary.seconds.items()}},
+        {
+            "seconds": round(seconds, 1),
+            # from the unrounded time: a method that reuses the store's hashes can finish in under 0.05 s
+            "images_per_s": round(summary.images / seconds, 1),
+            "stages": {k: round(v, 2) for k, v in summary.seconds.items()},
+        },
     )
 
 
@@ -197,7 +202,6 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = {
             **score(pairs, labels, clusters),
             **timing,
-            "images_per_s": round(len(labels) / timing["seconds"], 1),
         }
         if args.sheet:
             false = [p for p in pairs if len({(labels[x]["category"], labels[x]["group"]) for x in p}) > 1]
