@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from imgdedup.imaging.trim import margin_box, trim_margins
+from imgdedup.imaging.trim import content_box, margin_box, trim_margins
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +55,38 @@ def test_untouched_and_flat_images_keep_their_frame(photo):
     assert margin_box(flat) == (0, 0, 200, 100)  # all margin: nothing worth keeping, so keep everything
     tiny = Image.new("L", (3, 2), 0)
     assert margin_box(tiny) == (0, 0, 3, 2)
+
+
+def pen_drawing(shift: int, width: int = 188) -> Image.Image:
+    """A thin anti-aliased outline of a slanted pen on white, ``shift`` pixels to the right."""
+    big = Image.new("RGB", (width * 4, width * 4), "white")
+    outline = [(43 + shift, 128), (122 + shift, 43), (142 + shift, 63), (63 + shift, 145)]
+    ImageDraw.Draw(big).polygon([(4 * x, 4 * y) for x, y in outline], outline="black", width=6)
+    return big.resize((width, width), Image.LANCZOS)
+
+
+@pytest.mark.parametrize("quality", [None, 90])
+def test_content_box_cuts_margins_to_the_pixel_so_a_mirrored_copy_lines_up(quality):
+    slack = 1 if quality else 0  # JPEG's 8 x 8 blocks are not mirrored with the picture
+    coarse_off = []
+    for shift in range(6):
+        pen = pen_drawing(shift)
+        mirrored = ImageOps.mirror(pen)
+        if quality:
+            pen, mirrored = jpeg(pen, quality), jpeg(mirrored, quality)
+        width = pen.width
+        left, top, right, bottom = content_box(pen)
+        assert near((left, top, right, bottom), (43 + shift, 43, 143 + shift, 145), slack=1)  # the ink's box
+        m_left, m_top, m_right, m_bottom = content_box(mirrored)
+        assert near((m_left, m_top, m_right, m_bottom), (width - right, top, width - left, bottom), slack)
+        coarse, coarse_m = margin_box(pen), margin_box(mirrored)
+        coarse_off.append(max(abs(coarse_m[0] - (width - coarse[2])), abs(coarse_m[2] - (width - coarse[0]))))
+    # margin_box's edges fall on multiples of its reduce factor (3): for most shifts its box is not mirrored
+    assert sum(off >= 2 for off in coarse_off) >= 3, coarse_off
+
+
+def test_content_box_keeps_the_frame_where_margin_box_finds_no_margin(photo):
+    assert content_box(photo) == (0, 0, 320, 240)
+    sky = photo.copy()
+    ImageDraw.Draw(sky).rectangle((0, 0, 319, 59), fill=(135, 180, 230))
+    assert content_box(jpeg(sky)) == (0, 0, 320, 240)

@@ -6,7 +6,7 @@ look the same to it. :func:`describe_image` decodes an image once at a small
 size (:data:`SIDE` pixels on the longer side, JPEG drafted in the DCT domain)
 and keeps what :mod:`imgdedup.search.verify` needs to confirm or refute a pair:
 
-* ``grey``: the picture inside its constant-colour margins (:mod:`trim`) as a
+* ``grey``: the picture inside its constant-colour margins (:func:`~imgdedup.imaging.trim.content_box`) as a
   :data:`GRID` x :data:`GRID` grey map, zero mean and unit norm, for an aligned
   comparison (resize, re-encoding, blur, colour changes, stretch, border);
 * ``chroma``: the same area's opponent colour (R - G, (R + G) / 2 - B) on a
@@ -28,7 +28,7 @@ from PIL import Image
 
 from imgdedup.imaging.decode import load_opened, open_image
 from imgdedup.imaging.lowinfo import is_low_information
-from imgdedup.imaging.trim import margin_box
+from imgdedup.imaging.trim import content_box
 
 #: Longer side of the decoded copy the evidence is taken from.
 SIDE = 320
@@ -201,7 +201,7 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
     )
     pixels = np.asarray(small_image.resize((PIXEL_GRID, PIXEL_GRID), Image.BOX), dtype=np.uint8)
     small_gray = np.asarray(small_image.convert("L").resize((64, 64), Image.BOX))
-    box = margin_box(image)
+    box = content_box(image)
     inner = image.crop(box) if box != (0, 0, *image.size) else image
     # one resize of the picture inside its margins; the coarser maps are block means of it
     inner_rgb = np.asarray(inner.resize((FINE_GRID, FINE_GRID), Image.BOX), dtype=np.float32)

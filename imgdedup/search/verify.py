@@ -63,7 +63,7 @@ from imgdedup.search.registration import (
 
 #: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
 #: raise it whenever a rule or constant here changes a verdict.
-VERIFY_RULES = 12
+VERIFY_RULES = 13
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
 GREY = 0.012
