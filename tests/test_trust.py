@@ -309,6 +309,22 @@ def test_a_crop_is_confirmed_by_keypoints_and_an_unrelated_picture_is_not():
     assert not verify_pair(a, other, same_digest=False).ok
 
 
+def test_colour_is_scored_only_for_registrations_correlated_enough_to_decide():
+    from imgdedup.search.registration import keypoint_transform, registered_correlation
+
+    scene = textured_scene(7)
+    a = describe_image(encoded(scene, "JPEG", quality=90))
+    b = describe_image(encoded(scene.crop((60, 40, 420, 310)), "JPEG", quality=90))
+    transform, _ = keypoint_transform(a.points, a.descriptors, b.points, b.descriptors)
+    full = registered_correlation(a, b, transform)
+    assert full.correlation >= 0.9 and full.colour > 0.9 and full.blocks < 1.0
+    # asked for no more than it reaches, every score is the same; asked for more, colour is skipped
+    assert registered_correlation(a, b, transform, need=full.correlation) == full
+    short = registered_correlation(a, b, transform, need=full.correlation + 0.01)
+    assert short.correlation == full.correlation and short.overlap == full.overlap
+    assert (short.colour, short.blocks, short.hue) == (0.0, float("inf"), 0.0)
+
+
 def test_a_chain_is_split_around_the_keeper():
     # a path 0-1-2-3 of verified pairs, nothing else verifies: 3 must not join through 1 and 2
     ok = {(0, 1), (1, 2), (2, 3)}

@@ -233,7 +233,9 @@ def registered_verdict(
     """The verdict on ``b`` warped onto ``a`` by ``transform``: ``evidence`` when one lies within the
     other and matches there, a refutation when the layout matches in other colours, else None."""
     colourful, one_grey = colour_kinds(a, b)
-    r = registered_correlation(a, b, transform)
+    # below `registered` no verdict depends on the colour scores: they are not computed
+    r = registered_correlation(a, b, transform, need=settings.registered)
+    scored = r.correlation >= settings.registered
     angle = abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
     contained = max(r.overlap, r.share_b)
     centre = transform @ np.array([a.size[0] / 2, a.size[1] / 2, 1.0])
@@ -245,13 +247,14 @@ def registered_verdict(
         registered=round(r.correlation, 3),
         overlap=round(r.overlap, 3),
         contained=round(contained, 3),
-        registered_blocks=round(r.blocks, 3),
         angle=round(angle, 1),
         off_centre=round(off_centre, 3),
     )
-    if colourful:
+    if scored:
+        scores["registered_blocks"] = round(r.blocks, 3)
+    if colourful and scored:
         scores.update(registered_colour=round(r.colour, 3), registered_hue=round(r.hue, 1))
-    if one_grey:
+    if one_grey and scored:
         scores["grey_difference"] = round(r.grey_difference, 1)
     colour_kept = (
         r.colour >= REGISTERED_COLOUR and chroma_ratio(a, b) <= MAX_CHROMA_RATIO and r.hue <= MAX_HUE_SHIFT
