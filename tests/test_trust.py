@@ -492,7 +492,9 @@ def test_verifying_a_batch_at_a_time_on_threads_or_worker_processes_finds_the_sa
     find_duplicates_in_folder(folder, config.replace(store=str(tmp_path / "s2")), tmp_path / "threads")
     assert len(held) > 1 and all(evidence <= images for evidence, images in held)
 
-    # two worker processes, jobs of 2 images: this process describes nothing for the candidates
+    # two worker processes, jobs of 2 images handed out 2 at a time: this process describes nothing
+    # for the candidates, and never holds more than a wave of jobs
+    monkeypatch.setattr(verification, "JOB_WAVE", 2)
     jobs = []
     real_map = inprocess.map_chunks
 
@@ -504,13 +506,35 @@ def test_verifying_a_batch_at_a_time_on_threads_or_worker_processes_finds_the_sa
     monkeypatch.setattr(inprocess, "map_chunks", map_chunks)
     held.clear()
     find_duplicates_in_folder(folder, config.replace(store=str(tmp_path / "s3"), find_workers=2), tmp_path / "jobs")
-    assert jobs and jobs[0] >= 2 and held == []
+    assert len(jobs) >= 2 and max(jobs) == 2 and sum(jobs) >= 4 and held == []
 
     runs = [json.loads((tmp_path / r / "clusters.json").read_text()) for r in ("one", "threads", "jobs")]
     assert len(runs[0]["clusters"]) == 4
     assert all([c["members"] for c in run["clusters"]] == [c["members"] for c in runs[0]["clusters"]] for run in runs)
     assert all(run["verification"] == runs[0]["verification"] for run in runs)
     assert all(run["low_information"] == runs[0]["low_information"] for run in runs)
+
+
+def test_a_verification_job_sends_back_refuted_pairs_without_their_scores(tmp_path):
+    import pickle
+
+    from imgdedup.imaging.discover import FileRecord
+    from imgdedup.pipeline.verification import VerifyJob, run_verify_job
+    from imgdedup.search.verify import VerifySettings
+
+    scene = textured_scene(31)
+    scene.save(tmp_path / "a.png")
+    scene.resize((360, 270)).save(tmp_path / "a-small.jpg", quality=85)
+    textured_scene(32).save(tmp_path / "b.png")
+    files = tuple(
+        (k, FileRecord(id=name, size=(tmp_path / name).stat().st_size, mtime_ns=0))
+        for k, name in enumerate(["a.png", "a-small.jpg", "b.png"])
+    )
+    job = VerifyJob(str(tmp_path), files, ((0, 1, False), (0, 2, False)), VerifySettings(), 10**8)
+    (copy, other), facts = pickle.loads(pickle.dumps(run_verify_job(job)))  # as a worker sends them
+    assert copy[0] and copy[2]["aligned"] > 0.9  # a verified pair keeps the scores the report shows
+    assert not other[0] and other[1] == "structure" and not other[2]  # a refuted one only its reason
+    assert set(facts) == {0, 1, 2}
 
 
 def test_the_report_says_why_each_member_is_in_its_cluster(tmp_path):

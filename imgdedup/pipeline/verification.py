@@ -17,7 +17,7 @@ to be worth the workers, this process verifies them on its threads.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -38,8 +38,24 @@ MapJobs = Callable[[Sequence["VerifyJob"]], Sequence[tuple]]
 #: Fewest jobs worth worker processes: fewer run on this process's threads (starting the
 #: workers costs about a second of imports each).
 MIN_JOBS = 2
+#: Jobs handed to ``map_jobs`` at once. A million generated scenes have 3.1 million chance
+#: candidate pairs, whose jobs, all built and submitted together, took the flow process past 4 GB;
+#: a wave ends when its slowest job does, so it is many jobs long.
+JOB_WAVE = 64
 #: Settings that choose the candidates, not a verdict.
 CANDIDATE_SETTINGS = ("verify_floor", "verify_neighbours", "verify_near_floor", "verify_near_bits")
+
+
+def _waves(items: Iterator, size: int) -> Iterator[list]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    wave = []
+    for item in items:
+        wave.append(item)
+        if len(wave) == size:
+            yield wave
+            wave = []
+    if wave:
+        yield wave
 
 
 def describe_file(root: str, record: FileRecord, max_pixels: int):
@@ -101,10 +117,16 @@ class VerifyJob:
 
 
 def run_verify_job(job: VerifyJob) -> tuple[list[Verdict], dict[int, tuple[bool, bool] | None]]:
-    """Describe a job's files and verify its pairs: the verdicts, in the order of ``job.pairs``, and each
-    file's ``(camera, low_information)`` (None when unreadable)."""
+    """Describe a job's files and verify its pairs: the verdicts (a refuted one without its scores), in
+    the order of ``job.pairs``, and each file's ``(camera, low_information)`` (None when unreadable)."""
     evidence = {k: describe_file(job.root, record, job.max_pixels) for k, record in job.files}
-    verdicts = [judge(evidence.get(a), evidence.get(b), same, job.settings) for a, b, same in job.pairs]
+    # refuted pairs travel without their scores, as they are kept (slim; one empty dict, pickled once):
+    # most of a large run's pairs are refuted chance look-alikes, and their scores filled the flow process
+    unscored: dict = {}
+    verdicts = []
+    for a, b, same in job.pairs:
+        verdict = judge(evidence.get(a), evidence.get(b), same, job.settings)
+        verdicts.append(verdict if verdict[0] else (verdict[0], verdict[1], unscored))
     facts = {k: None if found is None else (found.camera, found.low_information) for k, found in evidence.items()}
     return verdicts, facts
 
@@ -175,28 +197,33 @@ class PairChecks:
     def check_in_jobs(self, i: np.ndarray, j: np.ndarray, map_jobs: MapJobs, job_images: int) -> None:
         """Verify the pairs ``(i, j)`` no earlier run verified in :class:`VerifyJob` s of at most
         ``job_images`` files each (:func:`pair_batches`), run by ``map_jobs`` (e.g. on worker
-        processes); this process holds no evidence."""
+        processes) :data:`JOB_WAVE` jobs at a time; this process holds no evidence."""
         table = self.table
         keys, todo, involved, undescribed = self._plan(i, j)
-        jobs = []
-        if todo:
-            ti, tj = np.asarray(todo, dtype=np.int64).T
-            for batch in pair_batches(len(table.ids), ti, tj, job_images):
-                pairs = [(a, b) for a, b in zip(ti[batch].tolist(), tj[batch].tolist())]
-                jobs.append(self._job(np.unique(np.concatenate([ti[batch], tj[batch]])), pairs))
-        if len(jobs) < MIN_JOBS:  # too few to pay for starting worker processes: this process's threads
+        ti, tj = np.asarray(todo, dtype=np.int64).reshape(-1, 2).T
+        batches = pair_batches(len(table.ids), ti, tj, job_images) if todo else []
+        if len(batches) < MIN_JOBS:  # too few to pay for starting worker processes: this process's threads
             self._check_planned(keys, todo, involved, undescribed)
             return
-        in_jobs = {k for job in jobs for k, _ in job.files}
-        alone = np.asarray([k for k in undescribed if k not in in_jobs], dtype=np.int64)
-        for start in range(0, len(alone), job_images):  # facts only: a camera, low information
-            jobs.append(self._job(alone[start : start + job_images], []))
-        for job, (verdicts, facts) in zip(jobs, map_jobs(jobs)):
-            for (a, b, _), verdict in zip(job.pairs, verdicts):
-                self.verdicts[(a, b)] = slim(verdict)
-            for k, found in facts.items():
-                if found is not None:
-                    self.cache.facts[str(table.digests[k])] = found
+        in_jobs = np.zeros(len(table.ids), dtype=bool)
+        in_jobs[ti] = in_jobs[tj] = True
+        alone = np.asarray([k for k in undescribed if not in_jobs[k]], dtype=np.int64)
+
+        def jobs():
+            # built as they are handed out, a wave at a time: memory holds JOB_WAVE jobs, not all
+            for batch in batches:
+                pairs = [(a, b) for a, b in zip(ti[batch].tolist(), tj[batch].tolist())]
+                yield self._job(np.unique(np.concatenate([ti[batch], tj[batch]])), pairs)
+            for start in range(0, len(alone), job_images):  # facts only: a camera, low information
+                yield self._job(alone[start : start + job_images], [])
+
+        for wave in _waves(jobs(), JOB_WAVE):
+            for job, (verdicts, facts) in zip(wave, map_jobs(wave)):
+                for (a, b, _), verdict in zip(job.pairs, verdicts):
+                    self.verdicts[(a, b)] = slim(verdict)
+                for k, found in facts.items():
+                    if found is not None:
+                        self.cache.facts[str(table.digests[k])] = found
         self._count(keys, involved)
 
     def _plan(self, i: np.ndarray, j: np.ndarray):

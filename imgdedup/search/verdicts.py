@@ -39,7 +39,7 @@ NO_SCORES: Mapping = MappingProxyType({})
 
 def slim(verdict: Verdict) -> Verdict:
     """``verdict`` as it is kept: a refuted pair without its scores."""
-    return verdict if verdict[0] or not verdict[2] else (verdict[0], verdict[1], NO_SCORES)
+    return verdict if verdict[0] or verdict[2] is NO_SCORES else (verdict[0], verdict[1], NO_SCORES)
 
 
 @dataclass
