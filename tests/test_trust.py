@@ -582,6 +582,26 @@ def test_kept_verdicts_hold_members_scores_and_refuted_pairs_reasons(tmp_path):
     assert keys[0][0] is keys[1][0]
 
 
+def test_kept_verdicts_of_many_refuted_pairs_take_a_few_bytes_each_and_another_layout_is_not_read(tmp_path):
+    import hashlib
+
+    from imgdedup.search.verdicts import VerdictCache, load_verdicts, save_verdicts
+
+    digests = [hashlib.blake2b(str(k).encode(), digest_size=15).hexdigest() for k in range(2001)]
+    verdicts = {(digests[k], digests[k + 1]): (False, "structure", {}) for k in range(2000)}
+    scores = {f"score_{k}": 0.5 + k / 100 for k in range(30)}  # a member's long scores
+    verdicts[(digests[0], digests[2000])] = (True, "keypoints", scores)
+    location = save_verdicts(tmp_path / "verdicts.npz", VerdictCache(verdicts, {}))
+    # two digests, two positions, a flag and a reason: about 50 bytes; fixed-width Unicode columns as
+    # wide as the longest scores took 2.5 KB a pair here
+    assert location.stat().st_size < 64 * len(verdicts)
+    loaded = load_verdicts(location)
+    assert loaded.verdicts[(digests[0], digests[2000])] == (True, "keypoints", scores)
+    assert loaded.verdicts[(digests[7], digests[8])] == (False, "structure", {})
+    np.savez(tmp_path / "old.npz", a=np.asarray(digests[:1]), b=np.asarray(digests[1:2]), ok=np.asarray([True]))
+    assert load_verdicts(tmp_path / "old.npz").verdicts == {}  # another layout: verified again
+
+
 def detailed_sprite(seed: int, side: int = 56) -> Image.Image:
     """A small picture of many small coloured shapes on white: its colour lives in details of a few pixels."""
     rng = np.random.default_rng(seed)

@@ -6,15 +6,20 @@ file per settings: ``STORE/verdicts/verdicts-<settings digest>.npz``. With it
 go two facts of each described image, by digest: whether its EXIF names a
 camera (the keeper order uses it) and whether it is low-information (the
 summary counts them). A rerun verifies only the pairs the file lacks, and
-describes only their images. Arrays: ``a``, ``b`` (digests), ``ok`` (bool),
-``evidence`` (str), ``scores`` (JSON text); ``described`` (digests), ``camera``,
-``low_information`` (bool). Read without pickle
-(:func:`imgdedup.storage.locations.load_npz`).
+describes only their images. Arrays: ``layout`` (:data:`LAYOUT`), ``digests`` (ASCII
+bytes, each once); per pair ``a``, ``b`` (positions in ``digests``), ``ok`` (bool),
+``evidence`` (position in ``reasons``); ``scored`` (the pairs that keep scores) with
+``scores`` (their JSON, ASCII bytes); ``described`` (positions in ``digests``),
+``camera``, ``low_information`` (bool). Read without pickle
+(:func:`imgdedup.storage.locations.load_npz`). A file of another layout is not read:
+its pairs are verified again.
 
 A refuted pair keeps its reason, not its scores (:func:`slim`): only members'
 scores are shown (the report's cards), and at scale refuted pairs are most of
-the file (35,520 of 44,772 among 100k generated scenes), each dict of scores
-about 1 KB in memory. Digests are held once however many pairs name them.
+the file (35,520 of 44,772 among 100k generated scenes; 3.1 million among a million),
+each dict of scores about 1 KB in memory. Digests are held once however many pairs name
+them. Every column is a number or a byte string: the million scenes' file, of
+fixed-width Unicode columns as wide as the longest scores, took 5.9 GB.
 """
 
 from __future__ import annotations
@@ -70,21 +75,29 @@ def verdicts_location(store_path: str, settings: Mapping) -> Location:
     return join(store_path, "verdicts", f"verdicts-{digest}.npz")
 
 
+#: The file layout :func:`save_verdicts` writes and :func:`load_verdicts` reads.
+LAYOUT = 2
+
+
 def load_verdicts(location: Location) -> VerdictCache:
-    """The cache kept at ``location`` (empty when there is none yet)."""
+    """The cache kept at ``location`` (empty when there is none yet, or it has another layout)."""
     if not locations.exists(location):
         return VerdictCache()
     data = locations.load_npz(location)
-    held: dict[str, str] = {}  # one str per digest, shared by its pairs
-    reasons: dict[str, str] = {}
+    if "layout" not in data or int(data["layout"]) != LAYOUT:
+        return VerdictCache()
+    digests = [d.decode() for d in data["digests"].tolist()]  # one str per digest, shared by its pairs
+    reasons = [str(r) for r in data["reasons"].tolist()]
+    refuted = {reason: (False, reason, NO_SCORES) for reason in reasons}
+    scores = dict(zip(data["scored"].tolist(), (json.loads(t) for t in data["scores"].tolist())))
     verdicts = {}
-    for a, b, ok, evidence, scores in zip(data["a"], data["b"], data["ok"], data["evidence"], data["scores"]):
-        a, b, evidence = str(a), str(b), str(evidence)
-        key = (held.setdefault(a, a), held.setdefault(b, b))
-        verdicts[key] = slim((bool(ok), reasons.setdefault(evidence, evidence), json.loads(str(scores))))
+    rows = zip(data["a"].tolist(), data["b"].tolist(), data["ok"].tolist(), data["evidence"].tolist())
+    for n, (a, b, ok, evidence) in enumerate(rows):
+        reason, score = reasons[evidence], scores.get(n)
+        verdicts[(digests[a], digests[b])] = (True, reason, score or NO_SCORES) if ok else refuted[reason]
     facts = {
-        held.get(str(d), str(d)): (bool(c), bool(low))
-        for d, c, low in zip(data["described"], data["camera"], data["low_information"])
+        digests[d]: (c, low)
+        for d, c, low in zip(data["described"].tolist(), data["camera"].tolist(), data["low_information"].tolist())
     }
     return VerdictCache(verdicts, facts)
 
@@ -96,14 +109,23 @@ def save_verdicts(location: Location, cache: VerdictCache) -> Location:
     keys = sorted(cache.verdicts)
     values = [cache.verdicts[k] for k in keys]
     described = sorted(cache.facts)
+    digests = sorted({d for key in keys for d in key}.union(described))
+    position = {d: n for n, d in enumerate(digests)}
+    reasons = sorted({v[1] for v in values})
+    reason_position = {r: n for n, r in enumerate(reasons)}
+    scored = [n for n, v in enumerate(values) if v[0] and v[2]]  # a refuted pair keeps no scores (slim)
     return locations.save_npz(
         location,
-        a=np.asarray([k[0] for k in keys], dtype=str),
-        b=np.asarray([k[1] for k in keys], dtype=str),
+        layout=np.asarray(LAYOUT),
+        digests=np.asarray([d.encode() for d in digests], dtype=bytes),
+        a=np.asarray([position[k[0]] for k in keys], dtype=np.int64),
+        b=np.asarray([position[k[1]] for k in keys], dtype=np.int64),
         ok=np.asarray([v[0] for v in values], dtype=bool),
-        evidence=np.asarray([v[1] for v in values], dtype=str),
-        scores=np.asarray([json.dumps(dict(v[2]), sort_keys=True) for v in values], dtype=str),
-        described=np.asarray(described, dtype=str),
+        reasons=np.asarray(reasons, dtype=str),
+        evidence=np.asarray([reason_position[v[1]] for v in values], dtype=np.int16),
+        scored=np.asarray(scored, dtype=np.int64),
+        scores=np.asarray([json.dumps(dict(values[n][2]), sort_keys=True).encode() for n in scored], dtype=bytes),
+        described=np.asarray([position[d] for d in described], dtype=np.int64),
         camera=np.asarray([cache.facts[d][0] for d in described], dtype=bool),
         low_information=np.asarray([cache.facts[d][1] for d in described], dtype=bool),
     )
