@@ -94,7 +94,7 @@ def load_verdicts(location: Location) -> VerdictCache:
     rows = zip(data["a"].tolist(), data["b"].tolist(), data["ok"].tolist(), data["evidence"].tolist())
     for n, (a, b, ok, evidence) in enumerate(rows):
         reason, score = reasons[evidence], scores.get(n)
-        verdicts[(digests[a], digests[b])] = (True, reason, score or NO_SCORES) if ok else refuted[reason]
+        verdicts[(digests[a], digests[b])] = (True, reason, score or {}) if ok else refuted[reason]
     facts = {
         digests[d]: (c, low)
         for d, c, low in zip(data["described"].tolist(), data["camera"].tolist(), data["low_information"].tolist())
