@@ -182,7 +182,7 @@ def registered_correlation(a, b, transform: np.ndarray, need: float = -1.0) -> R
 
     ``transform`` maps ``a``'s described pixels onto ``b``'s (:func:`keypoint_transform`). When the
     grey correlation is below ``need`` the colour, hue, grey-level and block scores are not computed
-    (0, 0, 0 and ``inf``): most candidate pairs of a large collection are chance look-alikes that
+    (:data:`NO_OVERLAP`'s): most candidate pairs of a large collection are chance look-alikes that
     RANSAC registers somehow, and their colour comparison cost a quarter of their verification.
     """
     import cv2
@@ -208,14 +208,7 @@ def registered_correlation(a, b, transform: np.ndarray, need: float = -1.0) -> R
     correlation = float(x @ y) / norm if norm > 1e-6 else 0.0
     if correlation < need:
         return Registration(
-            correlation=correlation,
-            overlap=overlap,
-            share_b=share_b,
-            colour=0.0,
-            blocks=float("inf"),
-            contrast=contrast,
-            hue=0.0,
-            grey_difference=0.0,
+            overlap=overlap, **{**NO_OVERLAP, "correlation": correlation, "share_b": share_b, "contrast": contrast}
         )
     chroma_a = a.small_chroma.astype(np.float32)
     chroma_b = np.stack(

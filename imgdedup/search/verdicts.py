@@ -42,9 +42,19 @@ Verdict = tuple[bool, str, Mapping]
 NO_SCORES: Mapping = MappingProxyType({})
 
 
+#: Refuted verdicts as kept, one per reason: millions of refuted pairs share a handful of tuples.
+_REFUTED: dict[str, Verdict] = {}
+
+
 def slim(verdict: Verdict) -> Verdict:
-    """``verdict`` as it is kept: a refuted pair without its scores."""
-    return verdict if verdict[0] or verdict[2] is NO_SCORES else (verdict[0], verdict[1], NO_SCORES)
+    """``verdict`` as it is kept: a refuted pair without its scores (one shared tuple per reason)."""
+    if verdict[0]:
+        return verdict
+    reason = verdict[1]
+    kept = _REFUTED.get(reason)
+    if kept is None:
+        kept = _REFUTED[reason] = (False, reason, NO_SCORES)
+    return kept
 
 
 @dataclass
@@ -88,13 +98,12 @@ def load_verdicts(location: Location) -> VerdictCache:
         return VerdictCache()
     digests = [d.decode() for d in data["digests"].tolist()]  # one str per digest, shared by its pairs
     reasons = [str(r) for r in data["reasons"].tolist()]
-    refuted = {reason: (False, reason, NO_SCORES) for reason in reasons}
     scores = dict(zip(data["scored"].tolist(), (json.loads(t) for t in data["scores"].tolist())))
     verdicts = {}
     rows = zip(data["a"].tolist(), data["b"].tolist(), data["ok"].tolist(), data["evidence"].tolist())
     for n, (a, b, ok, evidence) in enumerate(rows):
         reason, score = reasons[evidence], scores.get(n)
-        verdicts[(digests[a], digests[b])] = (True, reason, score or {}) if ok else refuted[reason]
+        verdicts[(digests[a], digests[b])] = slim((ok, reason, score or {}))
     facts = {
         digests[d]: (c, low)
         for d, c, low in zip(data["described"].tolist(), data["camera"].tolist(), data["low_information"].tolist())

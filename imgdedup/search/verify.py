@@ -252,10 +252,10 @@ def registered_verdict(
     )
     if scored:
         scores["registered_blocks"] = round(r.blocks, 3)
-    if colourful and scored:
-        scores.update(registered_colour=round(r.colour, 3), registered_hue=round(r.hue, 1))
-    if one_grey and scored:
-        scores["grey_difference"] = round(r.grey_difference, 1)
+        if colourful:
+            scores.update(registered_colour=round(r.colour, 3), registered_hue=round(r.hue, 1))
+        if one_grey:
+            scores["grey_difference"] = round(r.grey_difference, 1)
     colour_kept = (
         r.colour >= REGISTERED_COLOUR and chroma_ratio(a, b) <= MAX_CHROMA_RATIO and r.hue <= MAX_HUE_SHIFT
         if colourful
