@@ -464,6 +464,47 @@ def test_an_unchanged_rerun_reuses_the_kept_verdicts(tmp_path, monkeypatch):
     assert described and len(list((tmp_path / "store" / "verdicts").glob("verdicts-*.npz"))) == 2
 
 
+def test_a_rerun_after_files_change_verifies_only_pairs_with_a_new_file_and_forgets_removed_ones(tmp_path, monkeypatch):
+    import imgdedup.pipeline.verification as verification
+    from imgdedup.imaging.discover import content_digest
+    from imgdedup.search.verdicts import load_verdicts
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed, name in ((11, "a"), (12, "b")):
+        scene = textured_scene(seed)
+        scene.save(folder / f"{name}.png")
+        scene.resize((360, 270)).save(folder / f"{name}-small.jpg", quality=85)
+    config = load_config(method="phash", threshold=40, find_workers=1, store=str(tmp_path / "store"))
+    find_duplicates_in_folder(folder, config, tmp_path / "first")
+    removed = content_digest((folder / "b-small.jpg").read_bytes())
+    (folder / "b-small.jpg").unlink()
+    new = textured_scene(13, size=(500, 380))  # sizes no other file has: a check names its new file
+    new.save(folder / "c.png")
+    new.resize((250, 190)).save(folder / "c-small.jpg", quality=85)
+    checked = []
+    real = verification.verify_pair
+
+    def verify_pair(a, b, *args, **kwargs):
+        checked.append({a.full_size, b.full_size})
+        return real(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(verification, "verify_pair", verify_pair)
+    find_duplicates_in_folder(folder, config, tmp_path / "second")
+    assert checked and all(sizes & {(500, 380), (250, 190)} for sizes in checked)
+    document = json.loads((tmp_path / "second" / "clusters.json").read_text())
+    members = sorted(sorted(m["path"] for m in c["members"]) for c in document["clusters"])
+    assert members == [["a-small.jpg", "a.png"], ["c-small.jpg", "c.png"]]
+    kept = load_verdicts(next((tmp_path / "store" / "verdicts").glob("verdicts-*.npz")))
+    digests = {d.decode() for d in kept.digests.tolist()}
+    assert removed not in digests and content_digest((folder / "c.png").read_bytes()) in digests
+    # the unchanged pair's verdict is kept, and each file's facts
+    a, a_small = (content_digest((folder / n).read_bytes()) for n in ("a.png", "a-small.jpg"))
+    row = int(kept.rows_of(np.asarray([a]), np.asarray([a_small]))[0])
+    assert row >= 0 and kept.verdict(row)[0]
+    assert kept.facts_of(np.asarray(sorted(digests)))[0].all()
+
+
 def test_verifying_a_batch_at_a_time_on_threads_or_worker_processes_finds_the_same_clusters(tmp_path, monkeypatch):
     import imgdedup.pipeline.clustering as clustering
     import imgdedup.pipeline.inprocess as inprocess
@@ -562,44 +603,48 @@ def test_the_report_says_why_each_member_is_in_its_cluster(tmp_path):
 
 
 def test_kept_verdicts_hold_members_scores_and_refuted_pairs_reasons(tmp_path):
-    from imgdedup.search.verdicts import VerdictCache, load_verdicts, save_verdicts
+    from imgdedup.search.verdicts import load_verdicts, save_verdicts, table_of
 
-    cache = VerdictCache(
+    a, b, c = "a" * 30, "b" * 30, "c" * 30
+    table = table_of(
         {
-            ("a" * 30, "b" * 30): (True, "aligned", {"aligned": 0.99}),
-            ("a" * 30, "c" * 30): (False, "structure", {"aligned": 0.41, "inliers": 3}),
-            ("b" * 30, "c" * 30): (False, "colour", {"colour": 0.2}),
+            (b, a): (True, "aligned", {"aligned": 0.99}),
+            (a, c): (False, "structure", {"aligned": 0.41, "inliers": 3}),
+            (b, c): (False, "colour", {"colour": 0.2}),
         },
-        {"a" * 30: (True, False), "c" * 30: (False, True)},
+        {a: (True, False), c: (False, True)},
     )
-    loaded = load_verdicts(save_verdicts(tmp_path / "verdicts.npz", cache))
-    assert loaded.verdicts[("a" * 30, "b" * 30)] == (True, "aligned", {"aligned": 0.99})
-    assert loaded.verdicts[("a" * 30, "c" * 30)] == (False, "structure", {})
-    assert loaded.verdicts[("b" * 30, "c" * 30)] == (False, "colour", {})
-    assert loaded.facts == cache.facts
-    # one str per digest, however many pairs name it
-    keys = list(loaded.verdicts)
-    assert keys[0][0] is keys[1][0]
+    loaded = load_verdicts(save_verdicts(tmp_path / "verdicts.npz", table))
+    rows = loaded.rows_of(np.asarray([a, c, c, a, "d" * 30]), np.asarray([b, a, b, a, a]))
+    assert rows[3:].tolist() == [-1, -1]  # a pair never verified, a digest never seen
+    assert loaded.verdict(rows[0]) == (True, "aligned", {"aligned": 0.99})  # either order
+    assert loaded.verdict(rows[1]) == (False, "structure", {})
+    assert loaded.verdict(rows[2]) == (False, "colour", {})
+    known, camera, low = loaded.facts_of(np.asarray([a, b, c]))
+    assert known.tolist() == [True, False, True] and camera.tolist() == [True, False, False]
+    assert low.tolist() == [False, False, True]
 
 
 def test_kept_verdicts_of_many_refuted_pairs_take_a_few_bytes_each_and_another_layout_is_not_read(tmp_path):
     import hashlib
 
-    from imgdedup.search.verdicts import VerdictCache, load_verdicts, save_verdicts
+    from imgdedup.search.verdicts import load_verdicts, save_verdicts, table_of
 
     digests = [hashlib.blake2b(str(k).encode(), digest_size=15).hexdigest() for k in range(2001)]
     verdicts = {(digests[k], digests[k + 1]): (False, "structure", {}) for k in range(2000)}
     scores = {f"score_{k}": 0.5 + k / 100 for k in range(30)}  # a member's long scores
     verdicts[(digests[0], digests[2000])] = (True, "keypoints", scores)
-    location = save_verdicts(tmp_path / "verdicts.npz", VerdictCache(verdicts, {}))
+    location = save_verdicts(tmp_path / "verdicts.npz", table_of(verdicts, {}))
     # two digests, two positions, a flag and a reason: about 50 bytes; fixed-width Unicode columns as
     # wide as the longest scores took 2.5 KB a pair here
     assert location.stat().st_size < 64 * len(verdicts)
     loaded = load_verdicts(location)
-    assert loaded.verdicts[(digests[0], digests[2000])] == (True, "keypoints", scores)
-    assert loaded.verdicts[(digests[7], digests[8])] == (False, "structure", {})
+    assert len(loaded) == len(verdicts)
+    rows = loaded.rows_of(np.asarray([digests[2000], digests[7]]), np.asarray([digests[0], digests[8]]))
+    assert loaded.verdict(rows[0]) == (True, "keypoints", scores)
+    assert loaded.verdict(rows[1]) == (False, "structure", {})
     np.savez(tmp_path / "old.npz", a=np.asarray(digests[:1]), b=np.asarray(digests[1:2]), ok=np.asarray([True]))
-    assert load_verdicts(tmp_path / "old.npz").verdicts == {}  # another layout: verified again
+    assert len(load_verdicts(tmp_path / "old.npz")) == 0  # another layout: verified again
 
 
 def detailed_sprite(seed: int, side: int = 56) -> Image.Image:

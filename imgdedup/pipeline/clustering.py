@@ -65,6 +65,7 @@ def verified_clusters(
     """
     batch_images = batch_images or VERIFY_BATCH_IMAGES
     n = len(table.ids)
+    checks.candidates(i, j)
     if map_jobs is not None:
         checks.check_in_jobs(i, j, map_jobs, batch_images)
     else:
@@ -73,7 +74,7 @@ def verified_clusters(
     checks.forget()
     # the keeper order needs the camera facts the descriptions found
     rank = keeper_order(table.width, table.height, table.sizes, table.mtime_ns, table.ids, checks.camera, table.formats)
-    verified = np.fromiter((checks.verify(a, b)[0] for a, b in zip(i.tolist(), j.tolist())), bool, len(i))
+    verified = checks.verified(i, j)
     i, j = i[verified], j[verified]
     groups = []
     for batch in component_batches(n, i, j, batch_images):

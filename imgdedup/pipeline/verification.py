@@ -17,7 +17,7 @@ to be worth the workers, this process verifies them on its threads.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -29,7 +29,17 @@ from imgdedup.imaging.describe import describe_image
 from imgdedup.imaging.discover import FileRecord, read_bytes
 from imgdedup.pipeline.results import ImageTable
 from imgdedup.search.batches import pair_batches
-from imgdedup.search.verdicts import Verdict, digest_key, load_verdicts, save_verdicts, slim, verdicts_location
+from imgdedup.search.verdicts import (
+    NO_SCORES,
+    Verdict,
+    as_digest_bytes,
+    build_table,
+    load_verdicts,
+    positions_in,
+    save_verdicts,
+    slim,
+    verdicts_location,
+)
 from imgdedup.search.verify import VERIFY_RULES, VerifySettings, verify_pair
 from imgdedup.storage.store import Store
 
@@ -142,12 +152,15 @@ def verdict_settings(config: Config) -> dict:
 class PairChecks:
     """Verdicts of a run's pairs (see the module docstring), checked a batch at a time.
 
-    :meth:`check` describes one batch's images and verifies its candidate pairs;
-    :meth:`verify` answers for any pair checked, and checks any other pair when
-    asked (a member against its keeper), describing its images when the batch
-    held them not. The evidence of a batch is dropped when the next is checked
-    (:meth:`forget` drops what is held), so memory holds one batch's evidence,
-    not every candidate's.
+    :meth:`candidates` takes the run's candidate pairs and the verdicts an
+    earlier run kept of them; :meth:`check` describes one batch's images and
+    verifies its pairs no earlier run verified; :meth:`verify` answers for any
+    pair, and checks any other pair when asked (a member against its keeper),
+    describing its images when the batch held them not. The evidence of a batch
+    is dropped when the next is checked (:meth:`forget` drops what is held), so
+    memory holds one batch's evidence, not every candidate's. The candidates'
+    verdicts are arrays (a million generated scenes have 3.1 million chance pairs:
+    held as Python tuples by pair, they took gigabytes).
 
     Attributes
     ----------
@@ -163,83 +176,148 @@ class PairChecks:
     def __init__(self, table: ImageTable, store: Store, config: Config):
         self.table, self.config, self.settings = table, config, config.verify_settings
         self.location = verdicts_location(store.path, verdict_settings(config))
-        self.cache = load_verdicts(self.location)
-        self.verdicts: dict[tuple[int, int], Verdict] = {}
+        self.kept = load_verdicts(self.location)
+        n = len(table.ids)
+        self._digests = as_digest_bytes(table.digests)
+        # facts of each image, by its digest: from the kept file, then from this run's descriptions
+        self._fact_known, self._fact_camera, self._fact_low = self.kept.facts_of(self._digests)
+        # the candidate pairs as sorted keys a * N + b (a < b), and their verdicts: ok, a reason code
+        # (-1: not judged yet), and the scores of verified ones by position
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._ok = np.zeros(0, dtype=bool)
+        self._code = np.zeros(0, dtype=np.int16)
+        self._counted = np.zeros(0, dtype=bool)
+        self._scores: dict[int, Mapping] = {}
+        self._reasons: list[str] = []
+        self._code_of: dict[str, int] = {}
+        self._extra: dict[tuple[int, int], Verdict] = {}  # pairs checked on request: a member and its keeper
+        self._extra_counted: set[tuple[int, int]] = set()
         self.outcomes: dict[str, int] = {}
         self.evidence: dict = {}
-        self.camera = np.zeros(len(table.ids), bool)
+        self.camera = np.zeros(n, bool)
         self.low_information = 0
-        self._counted: set[tuple[int, int]] = set()
-        self._seen = np.zeros(len(table.ids), bool)  # images whose facts are taken (in two batches: once)
+        self._seen = np.zeros(n, bool)  # images whose facts are taken (in two batches: once)
         # one pool for every batch: threads made afresh per batch each take a malloc arena of their
         # own, and the arenas' fragments added 0.9 GB to `run`'s flow process at 100k images
         self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
 
+    def _reason_code(self, reason: str) -> int:
+        code = self._code_of.get(reason)
+        if code is None:
+            code = self._code_of[reason] = len(self._reasons)
+            self._reasons.append(reason)
+        return code
+
+    def _kept_codes(self) -> np.ndarray:
+        """The kept file's reason codes as this run's."""
+        return np.asarray([self._reason_code(r) for r in self.kept.reasons] or [0], dtype=np.int16)
+
+    def candidates(self, i: np.ndarray, j: np.ndarray) -> None:
+        """Take the run's candidate pairs ``(i, j)``, with the verdicts an earlier run kept of them."""
+        n = len(self.table.ids)
+        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+        self._keys = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
+        self._ok = np.zeros(len(self._keys), dtype=bool)
+        self._code = np.full(len(self._keys), -1, dtype=np.int16)
+        self._counted = np.zeros(len(self._keys), dtype=bool)
+        self._scores = {}
+        a, b = np.divmod(self._keys, n)
+        rows = self.kept.rows_of(self._digests[a], self._digests[b])
+        hit = np.flatnonzero(rows >= 0)
+        self._ok[hit] = self.kept.ok[rows[hit]]
+        self._code[hit] = self._kept_codes()[self.kept.evidence[rows[hit]]]
+        verified = hit[self._ok[hit]]
+        for position, row in zip(verified.tolist(), rows[verified].tolist()):
+            self._scores[position] = self.kept.scores.get(row) or {}
+
+    def _positions(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Positions of the candidate pairs ``(i, j)`` among the candidates, each once."""
+        n = len(self.table.ids)
+        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+        keys = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
+        found = positions_in(self._keys, keys)
+        if np.any(found < 0):
+            raise ValueError("pairs that are not among the candidates (call `candidates` first)")
+        return found
+
+    def _pairs_at(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.divmod(self._keys[positions], len(self.table.ids))
+
+    def _keep(self, position: int, verdict: Verdict) -> None:
+        self._ok[position] = verdict[0]
+        self._code[position] = self._reason_code(verdict[1])
+        if verdict[0]:
+            self._scores[position] = verdict[2]
+
+    def _take_facts(self, k: int, camera: bool, low_information: bool) -> None:
+        self._fact_known[k], self._fact_camera[k], self._fact_low[k] = True, camera, low_information
+
     def check(self, i: np.ndarray, j: np.ndarray) -> None:
-        """Describe the images of pairs ``(i, j)`` and verify the pairs no earlier run verified."""
+        """Describe the images of candidate pairs ``(i, j)`` and verify those no earlier run verified."""
         self._check_planned(*self._plan(i, j))
 
-    def _check_planned(self, keys, todo, involved, undescribed) -> None:
+    def _check_planned(self, positions, todo, involved, undescribed) -> None:
         """:meth:`check` of pairs :meth:`_plan` planned."""
-        table = self.table
-        wanted = np.unique(np.asarray([k for key in todo for k in key] + undescribed, dtype=np.int64))
+        ta, tb = self._pairs_at(todo)
+        wanted = np.unique(np.concatenate([ta, tb, undescribed]))
         self.forget()  # the last batch's evidence, before this one's is read: its keeper checks are done
-        self.evidence = describe_candidates(table, wanted, self.config.max_image_pixels, pool=self._pool)
+        self.evidence = describe_candidates(self.table, wanted, self.config.max_image_pixels, pool=self._pool)
         for k, found in self.evidence.items():
             if found is not None:
-                self.cache.facts[str(table.digests[k])] = (found.camera, found.low_information)
+                self._take_facts(k, found.camera, found.low_information)
         # on a thread per core (OpenCV's matching and warping release the GIL); keeper checks
         # come later, one by one, as the clustering asks
-        for key, verdict in zip(todo, self._pool.map(self._judge, todo)):
-            self.verdicts[key] = slim(verdict)
-        self._count(keys, involved)
+        keys = list(zip(ta.tolist(), tb.tolist()))
+        for position, verdict in zip(todo.tolist(), self._pool.map(self._judge, keys)):
+            self._keep(position, slim(verdict))
+        self._count(positions, involved)
 
     def check_in_jobs(self, i: np.ndarray, j: np.ndarray, map_jobs: MapJobs, job_images: int) -> None:
-        """Verify the pairs ``(i, j)`` no earlier run verified in :class:`VerifyJob` s of at most
-        ``job_images`` files each (:func:`pair_batches`), run by ``map_jobs`` (e.g. on worker
+        """Verify the candidate pairs ``(i, j)`` no earlier run verified in :class:`VerifyJob` s of at
+        most ``job_images`` files each (:func:`pair_batches`), run by ``map_jobs`` (e.g. on worker
         processes) :data:`JOB_WAVE` jobs at a time; this process holds no evidence."""
         table = self.table
-        keys, todo, involved, undescribed = self._plan(i, j)
-        ti, tj = np.asarray(todo, dtype=np.int64).reshape(-1, 2).T
-        batches = pair_batches(len(table.ids), ti, tj, job_images) if todo else []
+        positions, todo, involved, undescribed = self._plan(i, j)
+        ta, tb = self._pairs_at(todo)
+        batches = pair_batches(len(table.ids), ta, tb, job_images) if len(todo) else []
         if len(batches) < MIN_JOBS:  # too few to pay for starting worker processes: this process's threads
-            self._check_planned(keys, todo, involved, undescribed)
+            self._check_planned(positions, todo, involved, undescribed)
             return
         in_jobs = np.zeros(len(table.ids), dtype=bool)
-        in_jobs[ti] = in_jobs[tj] = True
-        alone = np.asarray([k for k in undescribed if not in_jobs[k]], dtype=np.int64)
+        in_jobs[ta] = in_jobs[tb] = True
+        alone = undescribed[~in_jobs[undescribed]]
 
         def jobs():
             # built as they are handed out, a wave at a time: memory holds JOB_WAVE jobs, not all
             for batch in batches:
-                pairs = [(a, b) for a, b in zip(ti[batch].tolist(), tj[batch].tolist())]
-                yield self._job(np.unique(np.concatenate([ti[batch], tj[batch]])), pairs)
+                pairs = list(zip(ta[batch].tolist(), tb[batch].tolist()))
+                yield self._job(np.unique(np.concatenate([ta[batch], tb[batch]])), pairs), todo[batch]
             for start in range(0, len(alone), job_images):  # facts only: a camera, low information
-                yield self._job(alone[start : start + job_images], [])
+                yield self._job(alone[start : start + job_images], []), todo[:0]
 
         for wave in _waves(jobs(), JOB_WAVE):
-            for job, (verdicts, facts) in zip(wave, map_jobs(wave)):
-                for (a, b, _), verdict in zip(job.pairs, verdicts):
-                    self.verdicts[(a, b)] = slim(verdict)
+            for (_, kept_at), (verdicts, facts) in zip(wave, map_jobs([job for job, _ in wave])):
+                for position, verdict in zip(kept_at.tolist(), verdicts):
+                    self._keep(position, verdict)
                 for k, found in facts.items():
                     if found is not None:
-                        self.cache.facts[str(table.digests[k])] = found
-        self._count(keys, involved)
+                        self._take_facts(k, *found)
+        self._count(positions, involved)
 
     def _plan(self, i: np.ndarray, j: np.ndarray):
-        """The pairs as sorted keys, those no earlier run verified, their images, and the images
+        """The candidates' positions, those no earlier run verified, their images, and the images
         whose facts no earlier run took."""
-        table = self.table
-        keys = sorted({(min(a, b), max(a, b)) for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist())})
-        todo = [key for key in keys if digest_key(table.digests, *key) not in self.cache.verdicts]
-        involved = np.unique(np.asarray(keys, dtype=np.int64).ravel())
-        undescribed = [k for k in involved.tolist() if str(table.digests[k]) not in self.cache.facts]
-        return keys, todo, involved, undescribed
+        positions = self._positions(i, j)
+        todo = positions[self._code[positions] < 0]
+        involved = np.unique(np.concatenate(self._pairs_at(positions)))
+        undescribed = involved[~self._fact_known[involved]]
+        return positions, todo, involved, undescribed
 
     def _job(self, images: np.ndarray, pairs: list[tuple[int, int]]) -> VerifyJob:
         table = self.table
         files = tuple((k, table_record(table, k)) for k in np.asarray(images).tolist())
-        same = [bool(table.digests[a] == table.digests[b]) for a, b in pairs]
+        first, second = (np.asarray([pair[k] for pair in pairs], dtype=np.int64) for k in (0, 1))
+        same = (self._digests[first] == self._digests[second]).tolist()
         return VerifyJob(
             str(table.root),
             files,
@@ -248,16 +326,20 @@ class PairChecks:
             self.config.max_image_pixels,
         )
 
-    def _count(self, keys: list[tuple[int, int]], involved: np.ndarray) -> None:
-        """Count the outcomes of ``keys`` and take the facts of ``involved`` images (each image once)."""
-        for key in keys:
-            self.verify(*key)
-        for k in involved[~self._seen[involved]].tolist():
-            self._seen[k] = True
-            facts = self.cache.facts.get(str(self.table.digests[k]))
-            if facts is not None:
-                self.camera[k] = facts[0]
-                self.low_information += int(facts[1])
+    def _count(self, positions: np.ndarray, involved: np.ndarray) -> None:
+        """Count the outcomes of the candidates at ``positions`` and take the facts of ``involved``
+        images (each pair and image once)."""
+        fresh = positions[~self._counted[positions]]
+        self._counted[fresh] = True
+        for code, count in enumerate(np.bincount(self._code[fresh], minlength=len(self._reasons)).tolist()):
+            if count:
+                reason = self._reasons[code]
+                self.outcomes[reason] = self.outcomes.get(reason, 0) + count
+        first = involved[~self._seen[involved]]
+        self._seen[first] = True
+        known = first[self._fact_known[first]]
+        self.camera[known] = self._fact_camera[known]
+        self.low_information += int(self._fact_low[known].sum())
 
     def forget(self) -> None:
         """Drop the evidence of the last batch checked."""
@@ -269,33 +351,90 @@ class PairChecks:
         self._pool.shutdown()
 
     def _judge(self, key: tuple[int, int]) -> Verdict:
-        known = self.cache.verdicts.get(digest_key(self.table.digests, *key))
-        if known is not None:
-            return known
         for k in key:  # a keeper check comes after its batch's evidence was dropped
             if k not in self.evidence:
                 self.evidence[k] = describe_file(
                     self.table.root, table_record(self.table, k), self.config.max_image_pixels
                 )
         a, b = key
-        return judge(
-            self.evidence.get(a), self.evidence.get(b), self.table.digests[a] == self.table.digests[b], self.settings
-        )
+        return judge(self.evidence.get(a), self.evidence.get(b), self._digests[a] == self._digests[b], self.settings)
+
+    def _verdict_at(self, position: int) -> Verdict:
+        reason = self._reasons[int(self._code[position])]
+        if self._ok[position]:
+            return True, reason, self._scores.get(position) or {}
+        return slim((False, reason, NO_SCORES))
+
+    def verified(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Whether each candidate pair ``(i, j)`` is verified (every one checked by now)."""
+        n = len(self.table.ids)
+        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+        found = positions_in(self._keys, np.minimum(i, j) * n + np.maximum(i, j))
+        if np.any(found < 0) or np.any(self._code[found] < 0):
+            raise ValueError("pairs that are not checked candidates")
+        return self._ok[found]
 
     def verify(self, a: int, b: int) -> Verdict:
         """The verdict of images ``a`` and ``b`` (a :data:`imgdedup.search.cluster.Verifier`)."""
         key = (min(a, b), max(a, b))
-        if key not in self.verdicts:
-            self.verdicts[key] = slim(self._judge(key))
-        if key not in self._counted:
-            self._counted.add(key)
-            outcome = self.verdicts[key][1]
-            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-        return self.verdicts[key]
+        position = int(positions_in(self._keys, np.asarray([key[0] * len(self.table.ids) + key[1]]))[0])
+        if position >= 0:
+            if self._code[position] < 0:  # a candidate no batch held yet
+                self._keep(position, slim(self._recall_or_judge(key)))
+            if not self._counted[position]:
+                self._count(np.asarray([position]), np.zeros(0, dtype=np.int64))
+            return self._verdict_at(position)
+        verdict = self._extra.get(key)
+        if verdict is None:
+            verdict = self._extra[key] = slim(self._recall_or_judge(key))
+        if key not in self._extra_counted:
+            self._extra_counted.add(key)
+            self.outcomes[verdict[1]] = self.outcomes.get(verdict[1], 0) + 1
+        return verdict
+
+    def _recall_or_judge(self, key: tuple[int, int]) -> Verdict:
+        """The kept verdict of two images, or a fresh one."""
+        row = int(self.kept.rows_of(self._digests[[key[0]]], self._digests[[key[1]]])[0])
+        return self.kept.verdict(row) if row >= 0 else self._judge(key)
 
     def save(self) -> None:
         """Keep this run's verdicts in the store, with those of its current files from earlier runs."""
-        for key, verdict in self.verdicts.items():
-            if verdict[1] != "unreadable":  # it may be readable next time
-                self.cache.verdicts[digest_key(self.table.digests, *key)] = verdict
-        save_verdicts(self.location, self.cache.kept(str(d) for d in self.table.digests))
+        judged = np.flatnonzero(self._code >= 0)
+        a, b = self._pairs_at(judged)
+        extra = list(self._extra.items())
+        run_a = np.concatenate([a, np.asarray([k[0] for k, _ in extra], dtype=np.int64)])
+        run_b = np.concatenate([b, np.asarray([k[1] for k, _ in extra], dtype=np.int64)])
+        ok = np.concatenate([self._ok[judged], np.asarray([v[0] for _, v in extra], dtype=bool)])
+        codes = np.concatenate(
+            [self._code[judged], np.asarray([self._reason_code(v[1]) for _, v in extra], dtype=np.int16)]
+        )
+        scores = {n: self._scores[p] for n, p in enumerate(judged.tolist()) if p in self._scores}
+        scores.update({len(judged) + n: v[2] for n, (_, v) in enumerate(extra) if v[0]})
+        readable = codes != self._reason_code("unreadable")  # it may be readable next time
+        # an earlier run's verdicts and facts of files still here
+        kept = self.kept
+        current = positions_in(np.unique(self._digests), kept.digests) >= 0
+        old = np.flatnonzero(current[kept.a] & current[kept.b])
+        run_rows = np.flatnonzero(readable)
+        offset = len(self._digests)
+        old_fact_at = np.flatnonzero(current[kept.described])
+        old_facts = kept.described[old_fact_at]
+        known = np.flatnonzero(self._fact_known)
+        table = build_table(
+            np.concatenate([self._digests, kept.digests]),
+            np.concatenate([run_a[run_rows], offset + kept.a[old]]),
+            np.concatenate([run_b[run_rows], offset + kept.b[old]]),
+            np.concatenate([ok[run_rows], kept.ok[old]]),
+            np.concatenate([codes[run_rows], self._kept_codes()[kept.evidence[old]]]),
+            tuple(self._reasons),
+            {
+                **{n: scores[r] for n, r in enumerate(run_rows.tolist()) if r in scores},
+                **{len(run_rows) + n: kept.scores[r] for n, r in enumerate(old.tolist()) if r in kept.scores},
+            },
+            (
+                np.concatenate([self._digests[known], kept.digests[old_facts]]),
+                np.concatenate([self._fact_camera[known], kept.camera[old_fact_at]]),
+                np.concatenate([self._fact_low[known], kept.low_information[old_fact_at]]),
+            ),
+        )
+        save_verdicts(self.location, table)
