@@ -30,7 +30,7 @@ from imgdedup.pipeline.inprocess import Progress
 from imgdedup.pipeline.plan import read_chunk_work, read_plan
 from imgdedup.pipeline.results import read_json
 from imgdedup.pipeline.run import RunSummary, StageClock, default_out_dir, open_store, prepare_out_dir
-from imgdedup.pipeline.verification import MapJobs, VerifyJob
+from imgdedup.pipeline.verify_jobs import MapJobs, VerifyJob
 from imgdedup.review.report import human_bytes
 from imgdedup.storage.locations import is_url, join
 from imgdedup.tasks.dedup import (

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from imgdedup.config import Config
 from imgdedup.pipeline import chunks, clustering, indexing, reporting
 from imgdedup.pipeline.run import RunSummary
-from imgdedup.pipeline.verification import MapJobs, VerifyJob, run_verify_job
+from imgdedup.pipeline.verify_jobs import MapJobs, VerifyJob, run_verify_job
 from imgdedup.storage.store import Store
 
 

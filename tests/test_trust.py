@@ -439,7 +439,7 @@ def test_a_picture_found_inside_a_larger_one_with_blank_around_it_is_a_part_not_
 
 
 def test_an_unchanged_rerun_reuses_the_kept_verdicts(tmp_path, monkeypatch):
-    import imgdedup.pipeline.verification as verification
+    import imgdedup.pipeline.verify_jobs as verify_jobs
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -452,8 +452,8 @@ def test_an_unchanged_rerun_reuses_the_kept_verdicts(tmp_path, monkeypatch):
     kept = list((tmp_path / "store" / "verdicts").glob("verdicts-*.npz"))
     assert len(kept) == 1
     described = []
-    real = verification.describe_image
-    monkeypatch.setattr(verification, "describe_image", lambda *a, **k: described.append(1) or real(*a, **k))
+    real = verify_jobs.describe_image
+    monkeypatch.setattr(verify_jobs, "describe_image", lambda *a, **k: described.append(1) or real(*a, **k))
     find_duplicates_in_folder(folder, config, tmp_path / "second")
     assert described == []  # every pair's verdict was kept: nothing is decoded again
     first, second = (json.loads((tmp_path / r / "clusters.json").read_text()) for r in ("first", "second"))
@@ -465,7 +465,7 @@ def test_an_unchanged_rerun_reuses_the_kept_verdicts(tmp_path, monkeypatch):
 
 
 def test_a_rerun_after_files_change_verifies_only_pairs_with_a_new_file_and_forgets_removed_ones(tmp_path, monkeypatch):
-    import imgdedup.pipeline.verification as verification
+    import imgdedup.pipeline.verify_jobs as verify_jobs
     from imgdedup.imaging.discover import content_digest
     from imgdedup.search.verdicts import load_verdicts
 
@@ -483,13 +483,13 @@ def test_a_rerun_after_files_change_verifies_only_pairs_with_a_new_file_and_forg
     new.save(folder / "c.png")
     new.resize((250, 190)).save(folder / "c-small.jpg", quality=85)
     checked = []
-    real = verification.verify_pair
+    real = verify_jobs.verify_pair
 
     def verify_pair(a, b, *args, **kwargs):
         checked.append({a.full_size, b.full_size})
         return real(a, b, *args, **kwargs)
 
-    monkeypatch.setattr(verification, "verify_pair", verify_pair)
+    monkeypatch.setattr(verify_jobs, "verify_pair", verify_pair)
     find_duplicates_in_folder(folder, config, tmp_path / "second")
     assert checked and all(sizes & {(500, 380), (250, 190)} for sizes in checked)
     document = json.loads((tmp_path / "second" / "clusters.json").read_text())
@@ -509,6 +509,7 @@ def test_verifying_a_batch_at_a_time_on_threads_or_worker_processes_finds_the_sa
     import imgdedup.pipeline.clustering as clustering
     import imgdedup.pipeline.inprocess as inprocess
     import imgdedup.pipeline.verification as verification
+    import imgdedup.pipeline.verify_jobs as verify_jobs
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -540,7 +541,7 @@ def test_verifying_a_batch_at_a_time_on_threads_or_worker_processes_finds_the_sa
     real_map = inprocess.map_chunks
 
     def map_chunks(function, items, args, workers, done=None):
-        if function is verification.run_verify_job:
+        if function is verify_jobs.run_verify_job:
             jobs.append(len(items))
         return real_map(function, items, args, workers, done)
 
@@ -560,7 +561,7 @@ def test_a_verification_job_sends_back_refuted_pairs_without_their_scores(tmp_pa
     import pickle
 
     from imgdedup.imaging.discover import FileRecord
-    from imgdedup.pipeline.verification import VerifyJob, run_verify_job
+    from imgdedup.pipeline.verify_jobs import VerifyJob, run_verify_job
     from imgdedup.search.verify import VerifySettings
 
     scene = textured_scene(31)

@@ -14,7 +14,8 @@ Modules, in the order a run uses them (each imports only those above it):
 - ``embedders``: one embedder per process and setting, the embedding of a batch
 - ``chunks``: preprocess (discover and plan), hash and embed one chunk, commit
 - ``indexing``: the run's images and the search for pairs, cut into tiles
-- ``verification``: describe the candidates' images, verify their pairs, keep the verdicts in the store
+- ``verify_jobs``: a share of the images to describe and pairs to verify, run anywhere (worker processes, Dask)
+- ``verification``: the run's candidate pairs verified in batches or jobs, their verdicts kept in the store
 - ``clustering``: cluster the verified pairs, write duplicates.json and clusters.json/.csv
 - ``reporting``: report.html, summary.json, scores against a ground truth
 - ``inprocess``: :func:`find_duplicates_in_folder`, every stage in this process

@@ -18,7 +18,8 @@ from imgdedup.pipeline.results import (
     write_errors_csv,
     write_json,
 )
-from imgdedup.pipeline.verification import MapJobs, PairChecks
+from imgdedup.pipeline.verification import PairChecks
+from imgdedup.pipeline.verify_jobs import MapJobs
 from imgdedup.search.batches import component_batches, pair_batches
 from imgdedup.search.cluster import cluster_pairs, clusters_of_groups, keeper_order, verified_groups
 from imgdedup.search.cosine import pair_dots
@@ -60,7 +61,7 @@ def verified_clusters(
     evidence dropped before the next. The clusters equal those of one
     :func:`cluster_pairs` over all pairs. ``batch_images`` defaults to
     :data:`VERIFY_BATCH_IMAGES`. With ``map_jobs`` the candidate pairs are verified
-    in :class:`~imgdedup.pipeline.verification.VerifyJob` s of that many images
+    in :class:`~imgdedup.pipeline.verify_jobs.VerifyJob` s of that many images
     (``find`` runs them on its worker processes, ``run`` as tasks on its Dask workers).
     """
     batch_images = batch_images or VERIFY_BATCH_IMAGES

@@ -13,7 +13,7 @@ from imgdedup.pipeline.plan import read_chunk_work, read_plan
 from imgdedup.pipeline.pool import find_workers, map_chunks, threads_per_worker
 from imgdedup.pipeline.reporting import report
 from imgdedup.pipeline.run import RunSummary, StageClock, open_store, prepare_out_dir
-from imgdedup.pipeline.verification import run_verify_job
+from imgdedup.pipeline.verify_jobs import run_verify_job
 
 #: ``progress(stage, done, total)``: a stage starts (``done`` 0) and advances; ``total`` is None
 #: for a stage that has no count. Stages: discover (files found), read (images read, hashed and,

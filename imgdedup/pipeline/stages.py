@@ -40,7 +40,7 @@ from imgdedup.pipeline.run import (
     prepare_out_dir,
     show_name,
 )
-from imgdedup.pipeline.verification import describe_candidates
+from imgdedup.pipeline.verify_jobs import describe_candidates
 
 __all__ = [
     "UNREADABLE_SHOWN",
