@@ -327,6 +327,21 @@ def test_a_file_edited_between_hashing_and_embedding_is_recorded_not_mixed(tmp_p
     assert "changed after" not in (tmp_path / "again" / "errors.csv").read_text()
 
 
+def test_a_manifest_keeps_its_text_columns_no_wider_than_their_longest_value(tmp_path):
+    from imgdedup.storage.store import Manifest
+
+    signature = "pillow-12 max_pixels=178956970 compat=False " + "x" * 20  # as long as a decoder's
+    readable = Manifest(
+        ids=[f"f{k}.jpg" for k in range(1000)], refused_under=np.where(np.ones(1000, bool), "", signature)
+    )
+    assert readable.refused_under.dtype == np.dtype("U1")  # was U65: 260 bytes a file, for nothing
+    parts = Manifest.concatenate([readable, Manifest(ids=["bad.jpg"], refused_under=np.asarray([signature]))])
+    assert parts.refused_under.dtype == np.dtype(f"U{len(signature)}") and parts.refused_under[-1] == signature
+    parts.save(tmp_path / "manifest.npz")
+    loaded = Manifest.load(tmp_path / "manifest.npz")
+    assert loaded.refused_under.tolist() == [""] * 1000 + [signature] and loaded.ids == parts.ids
+
+
 def test_unreadable_files_are_read_again_when_the_reason_may_no_longer_hold(tmp_path):
     """A file refused under --compat (its format) or a small max_image_pixels is read by a later run without
     them; one refused for its content under the same settings is not read again."""

@@ -129,6 +129,11 @@ def cluster(
     store = Store.open(plan.store)
     manifest = store.load_manifest()
     table, rows = image_table(manifest, plan.root)
+    files = len(manifest)
+    errors = [
+        (manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()
+    ]
+    del manifest  # a million files' manifest is about 300 MB that verification has no use for
     pairs = locations.load_npz(as_location(pairs_path))
     i, j, distance, similarity = pairs["i"], pairs["j"], pairs["distance"], pairs["similarity"]
     keep, vetoed = veto_pairs(i, j, table.ids, table.width, table.height, config.pair_rules)
@@ -190,13 +195,10 @@ def cluster(
         join(out_dir, "duplicates.json"),
         duplicates_map(table.ids, i, j, similarity if by_similarity else distance, higher_is_closer=by_similarity),
     )
-    errors = [
-        (manifest.ids[k], str(manifest.reason[k])) for k in np.flatnonzero(manifest.status == STATUS_ERROR).tolist()
-    ]
     write_clusters_csv(join(out_dir, "clusters.csv"), document)
     write_errors_csv(join(out_dir, "errors.csv"), errors)
     document.update(
-        files=len(manifest),
+        files=files,
         images=len(table.ids),
         decoded=plan.to_process,
         store=plan.store,
