@@ -30,7 +30,7 @@ from imgdedup.pipeline.inprocess import Progress
 from imgdedup.pipeline.plan import read_chunk_work, read_plan
 from imgdedup.pipeline.results import read_json
 from imgdedup.pipeline.run import RunSummary, StageClock, default_out_dir, open_store, prepare_out_dir
-from imgdedup.pipeline.verify_jobs import MapJobs, VerifyJob
+from imgdedup.pipeline.verify_jobs import JobResult, MapJobs, VerifyJob
 from imgdedup.review.report import human_bytes
 from imgdedup.storage.locations import is_url, join
 from imgdedup.tasks.dedup import (
@@ -137,7 +137,7 @@ def verify_on_workers(placement: Placement) -> MapJobs:
     verification uses every worker of the cluster instead of this process's threads.
     """
 
-    def map_jobs(jobs: list[VerifyJob]) -> list[tuple]:
+    def map_jobs(jobs: list[VerifyJob]) -> list[JobResult]:
         with on_resources(placement.hash):
             futures = verify_job.map(list(range(len(jobs))), jobs)
         return [future.result() for future in futures]

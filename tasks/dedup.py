@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from imgdedup.config import Config
 from imgdedup.pipeline import chunks, clustering, indexing, reporting
 from imgdedup.pipeline.run import RunSummary
-from imgdedup.pipeline.verify_jobs import MapJobs, VerifyJob, run_verify_job
+from imgdedup.pipeline.verify_jobs import JobResult, MapJobs, VerifyJob, run_verify_job
 from imgdedup.storage.store import Store
 
 
@@ -53,7 +53,7 @@ def merge_index(plan_path: str, search_path: str, tile_paths: list[str], config:
 
 
 @task(name="verify_job", retries=2, retry_delay_seconds=1, task_run_name="verify_job-{number}")
-def verify_job(number: int, job: VerifyJob) -> tuple:
+def verify_job(number: int, job: VerifyJob) -> JobResult:
     return run_verify_job(job)
 
 

@@ -560,7 +560,6 @@ def test_verifying_a_batch_at_a_time_on_threads_or_worker_processes_finds_the_sa
 def test_a_verification_job_sends_back_refuted_pairs_without_their_scores(tmp_path):
     import pickle
 
-    from imgdedup.imaging.discover import FileRecord
     from imgdedup.pipeline.verify_jobs import VerifyJob, run_verify_job
     from imgdedup.search.verify import VerifySettings
 
@@ -568,15 +567,25 @@ def test_a_verification_job_sends_back_refuted_pairs_without_their_scores(tmp_pa
     scene.save(tmp_path / "a.png")
     scene.resize((360, 270)).save(tmp_path / "a-small.jpg", quality=85)
     textured_scene(32).save(tmp_path / "b.png")
-    files = tuple(
-        (k, FileRecord(id=name, size=(tmp_path / name).stat().st_size, mtime_ns=0))
-        for k, name in enumerate(["a.png", "a-small.jpg", "b.png"])
+    (tmp_path / "gone.png").write_bytes(b"not an image")
+    names = ["a.png", "a-small.jpg", "b.png", "gone.png"]
+    job = VerifyJob(
+        root=str(tmp_path),
+        images=np.asarray([10, 11, 12, 13]),
+        ids=tuple(names),
+        sizes=np.asarray([(tmp_path / n).stat().st_size for n in names]),
+        mtime_ns=np.asarray([(tmp_path / n).stat().st_mtime_ns for n in names]),
+        first=np.asarray([10, 10, 12]),
+        second=np.asarray([11, 12, 13]),
+        same=np.zeros(3, dtype=bool),
+        settings=VerifySettings(),
+        max_pixels=10**8,
     )
-    job = VerifyJob(str(tmp_path), files, ((0, 1, False), (0, 2, False)), VerifySettings(), 10**8)
-    (copy, other), facts = pickle.loads(pickle.dumps(run_verify_job(job)))  # as a worker sends them
-    assert copy[0] and copy[2]["aligned"] > 0.9  # a verified pair keeps the scores the report shows
-    assert not other[0] and other[1] == "structure" and not other[2]  # a refuted one only its reason
-    assert set(facts) == {0, 1, 2}
+    result = pickle.loads(pickle.dumps(run_verify_job(job)))  # as a worker sends it
+    assert result.ok.tolist() == [True, False, False]
+    assert [result.reasons[c] for c in result.codes] == [result.reasons[result.codes[0]], "structure", "unreadable"]
+    assert result.scores[0]["aligned"] > 0.9 and set(result.scores) == {0}  # verified pairs keep their scores
+    assert result.described.tolist() == [True, True, True, False] and not result.camera.any()
 
 
 def test_the_report_says_why_each_member_is_in_its_cluster(tmp_path):

@@ -25,7 +25,15 @@ import numpy as np
 
 from imgdedup.config import Config
 from imgdedup.pipeline.results import ImageTable
-from imgdedup.pipeline.verify_jobs import MapJobs, VerifyJob, describe_candidates, describe_file, judge, table_record
+from imgdedup.pipeline.verify_jobs import (
+    JobResult,
+    MapJobs,
+    VerifyJob,
+    describe_candidates,
+    describe_file,
+    judge,
+    table_record,
+)
 from imgdedup.search.batches import pair_batches
 from imgdedup.search.verdicts import (
     NO_SCORES,
@@ -213,18 +221,13 @@ class PairChecks:
         def jobs():
             # built as they are handed out, a wave at a time: memory holds JOB_WAVE jobs, not all
             for batch in batches:
-                pairs = list(zip(ta[batch].tolist(), tb[batch].tolist()))
-                yield self._job(np.unique(np.concatenate([ta[batch], tb[batch]])), pairs), todo[batch]
+                yield self._job(np.unique(np.concatenate([ta[batch], tb[batch]])), ta[batch], tb[batch]), todo[batch]
             for start in range(0, len(alone), job_images):  # facts only: a camera, low information
-                yield self._job(alone[start : start + job_images], []), todo[:0]
+                yield self._job(alone[start : start + job_images], ta[:0], tb[:0]), todo[:0]
 
         for wave in _waves(jobs(), JOB_WAVE):
-            for (_, kept_at), (verdicts, facts) in zip(wave, map_jobs([job for job, _ in wave])):
-                for position, verdict in zip(kept_at.tolist(), verdicts):
-                    self._keep(position, verdict)
-                for k, found in facts.items():
-                    if found is not None:
-                        self._take_facts(k, *found)
+            for (job, kept_at), result in zip(wave, map_jobs([job for job, _ in wave])):
+                self._take_result(job, kept_at, result)
         self._count(positions, involved)
 
     def _plan(self, i: np.ndarray, j: np.ndarray):
@@ -236,18 +239,33 @@ class PairChecks:
         undescribed = involved[~self._fact_known[involved]]
         return positions, todo, involved, undescribed
 
-    def _job(self, images: np.ndarray, pairs: list[tuple[int, int]]) -> VerifyJob:
+    def _job(self, images: np.ndarray, first: np.ndarray, second: np.ndarray) -> VerifyJob:
         table = self.table
-        files = tuple((k, table_record(table, k)) for k in np.asarray(images).tolist())
-        first, second = (np.asarray([pair[k] for pair in pairs], dtype=np.int64) for k in (0, 1))
-        same = (self._digests[first] == self._digests[second]).tolist()
+        images = np.asarray(images, dtype=np.int64)
         return VerifyJob(
-            str(table.root),
-            files,
-            tuple((a, b, s) for (a, b), s in zip(pairs, same)),
-            self.settings,
-            self.config.max_image_pixels,
+            root=str(table.root),
+            images=images,
+            ids=tuple(table.ids[k] for k in images.tolist()),
+            sizes=np.asarray(table.sizes)[images],
+            mtime_ns=np.asarray(table.mtime_ns)[images],
+            first=first,
+            second=second,
+            same=self._digests[first] == self._digests[second],
+            settings=self.settings,
+            max_pixels=self.config.max_image_pixels,
         )
+
+    def _take_result(self, job: VerifyJob, positions: np.ndarray, result: JobResult) -> None:
+        """Keep a job's verdicts (of the candidates at ``positions``) and its files' facts."""
+        codes = np.asarray([self._reason_code(r) for r in result.reasons] or [0], dtype=np.int16)
+        self._ok[positions] = result.ok
+        self._code[positions] = codes[result.codes]
+        for k, scores in result.scores.items():
+            self._scores[int(positions[k])] = scores
+        described = job.images[result.described]
+        self._fact_known[described] = True
+        self._fact_camera[described] = result.camera[result.described]
+        self._fact_low[described] = result.low_information[result.described]
 
     def _count(self, positions: np.ndarray, involved: np.ndarray) -> None:
         """Count the outcomes of the candidates at ``positions`` and take the facts of ``involved``

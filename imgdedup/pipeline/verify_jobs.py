@@ -28,7 +28,7 @@ from imgdedup.search.verdicts import Verdict
 from imgdedup.search.verify import VerifySettings, verify_pair
 
 #: ``map_jobs(jobs)``: each :class:`VerifyJob`'s :func:`run_verify_job` result, in order.
-MapJobs = Callable[[Sequence["VerifyJob"]], Sequence[tuple]]
+MapJobs = Callable[[Sequence["VerifyJob"]], Sequence["JobResult"]]
 
 
 def describe_file(root: str, record: FileRecord, max_pixels: int):
@@ -77,28 +77,67 @@ def judge(a, b, same_digest: bool, settings: VerifySettings) -> Verdict:
 class VerifyJob:
     """A share of a run's candidate pairs for a worker process: files to describe, pairs to verify.
 
-    ``files`` are ``(index, file)``; ``pairs`` are
-    ``(a, b, same digest)`` by index. Only verdicts and facts come back: the
-    evidence (about 60 KB an image) stays in the worker.
+    Files are ``images`` (indices in the run's image table) with their ``ids``, ``sizes`` and
+    ``mtime_ns``; pairs are ``(first[k], second[k])`` by image index, ``same[k]`` when their
+    contents are equal. Arrays, not a Python object per file and pair: the flow process builds
+    and pickles hundreds of jobs of thousands of pairs at a million images. Only verdicts and
+    facts come back (:class:`JobResult`): the evidence (about 60 KB an image) stays in the worker.
     """
 
     root: str
-    files: tuple[tuple[int, FileRecord], ...]
-    pairs: tuple[tuple[int, int, bool], ...]
+    images: np.ndarray
+    ids: tuple[str, ...]
+    sizes: np.ndarray
+    mtime_ns: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    same: np.ndarray
     settings: VerifySettings
     max_pixels: int
 
 
-def run_verify_job(job: VerifyJob) -> tuple[list[Verdict], dict[int, tuple[bool, bool] | None]]:
-    """Describe a job's files and verify its pairs: the verdicts (a refuted one without its scores), in
-    the order of ``job.pairs``, and each file's ``(camera, low_information)`` (None when unreadable)."""
-    evidence = {k: describe_file(job.root, record, job.max_pixels) for k, record in job.files}
-    # refuted pairs travel without their scores, as they are kept (slim; one empty dict, pickled once):
-    # most of a large run's pairs are refuted chance look-alikes, and their scores filled the flow process
-    unscored: dict = {}
-    verdicts = []
-    for a, b, same in job.pairs:
-        verdict = judge(evidence.get(a), evidence.get(b), same, job.settings)
-        verdicts.append(verdict if verdict[0] else (verdict[0], verdict[1], unscored))
-    facts = {k: None if found is None else (found.camera, found.low_information) for k, found in evidence.items()}
-    return verdicts, facts
+@dataclass(frozen=True)
+class JobResult:
+    """What a :class:`VerifyJob` sends back, as arrays aligned with its pairs and its files.
+
+    ``ok[k]`` and ``reasons[codes[k]]`` are pair ``k``'s verdict; ``scores`` holds the
+    verified pairs' scores by ``k`` (a refuted pair keeps its reason only, as it is kept:
+    most of a large run's pairs are refuted chance look-alikes). ``described[f]`` says
+    whether file ``f`` was readable, ``camera`` and ``low_information`` its facts.
+    """
+
+    ok: np.ndarray
+    codes: np.ndarray
+    reasons: tuple[str, ...]
+    scores: dict[int, dict]
+    described: np.ndarray
+    camera: np.ndarray
+    low_information: np.ndarray
+
+
+def run_verify_job(job: VerifyJob) -> JobResult:
+    """Describe a job's files and verify its pairs."""
+    files = zip(job.images.tolist(), job.ids, job.sizes.tolist(), job.mtime_ns.tolist())
+    evidence = {
+        k: describe_file(job.root, FileRecord(id=file_id, size=size, mtime_ns=mtime), job.max_pixels)
+        for k, file_id, size, mtime in files
+    }
+    ok = np.zeros(len(job.first), dtype=bool)
+    codes = np.zeros(len(job.first), dtype=np.int16)
+    reasons: dict[str, int] = {}
+    scores: dict[int, dict] = {}
+    for n, (a, b, same) in enumerate(zip(job.first.tolist(), job.second.tolist(), job.same.tolist())):
+        verified, reason, pair_scores = judge(evidence.get(a), evidence.get(b), same, job.settings)
+        ok[n], codes[n] = verified, reasons.setdefault(reason, len(reasons))
+        if verified:
+            scores[n] = dict(pair_scores)
+    found = [evidence[k] for k in job.images.tolist()]
+    return JobResult(
+        ok,
+        codes,
+        tuple(reasons),
+        scores,
+        np.asarray([f is not None for f in found], dtype=bool),
+        np.asarray([f is not None and f.camera for f in found], dtype=bool),
+        np.asarray([f is not None and f.low_information for f in found], dtype=bool),
+    )
