@@ -42,6 +42,7 @@ from imgdedup.search.verdicts import (
     build_table,
     load_verdicts,
     positions_in,
+    renumbered,
     save_verdicts,
     slim,
     verdicts_location,
@@ -349,7 +350,7 @@ class PairChecks:
         codes = np.concatenate(
             [self._code[judged], np.asarray([self._reason_code(v[1]) for _, v in extra], dtype=np.int16)]
         )
-        scores = {n: self._scores[p] for n, p in enumerate(judged.tolist()) if p in self._scores}
+        scores = renumbered(self._scores, judged, len(self._keys))
         scores.update({len(judged) + n: v[2] for n, (_, v) in enumerate(extra) if v[0]})
         readable = codes != self._reason_code("unreadable")  # it may be readable next time
         # an earlier run's verdicts and facts of files still here
@@ -369,8 +370,8 @@ class PairChecks:
             np.concatenate([codes[run_rows], self._kept_codes()[kept.evidence[old]]]),
             tuple(self._reasons),
             {
-                **{n: scores[r] for n, r in enumerate(run_rows.tolist()) if r in scores},
-                **{len(run_rows) + n: kept.scores[r] for n, r in enumerate(old.tolist()) if r in kept.scores},
+                **renumbered(scores, run_rows, len(codes)),
+                **{len(run_rows) + n: s for n, s in renumbered(kept.scores, old, len(kept)).items()},
             },
             (
                 np.concatenate([self._digests[known], kept.digests[old_facts]]),
