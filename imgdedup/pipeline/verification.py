@@ -123,7 +123,6 @@ class PairChecks:
         self._reasons: list[str] = []
         self._code_of: dict[str, int] = {}
         self._extra: dict[tuple[int, int], Verdict] = {}  # pairs checked on request: a member and its keeper
-        self._extra_counted: set[tuple[int, int]] = set()
         self.outcomes: dict[str, int] = {}
         self.evidence: dict = {}
         self.camera = np.zeros(n, bool)
@@ -144,16 +143,19 @@ class PairChecks:
         """The kept file's reason codes as this run's."""
         return np.asarray([self._reason_code(r) for r in self.kept.reasons] or [0], dtype=np.int16)
 
+    def _pair_keys(self, i, j) -> np.ndarray:
+        """The key ``a * N + b`` (``a <= b``) of each pair ``(i[k], j[k])``, either order."""
+        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+        return np.minimum(i, j) * len(self.table.ids) + np.maximum(i, j)
+
     def candidates(self, i: np.ndarray, j: np.ndarray) -> None:
         """Take the run's candidate pairs ``(i, j)``, with the verdicts an earlier run kept of them."""
-        n = len(self.table.ids)
-        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-        self._keys = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
+        self._keys = np.unique(self._pair_keys(i, j))
         self._ok = np.zeros(len(self._keys), dtype=bool)
         self._code = np.full(len(self._keys), -1, dtype=np.int16)
         self._counted = np.zeros(len(self._keys), dtype=bool)
         self._scores = {}
-        a, b = np.divmod(self._keys, n)
+        a, b = self._pairs_at(np.arange(len(self._keys)))
         rows = self.kept.rows_of(self._digests[a], self._digests[b])
         hit = np.flatnonzero(rows >= 0)
         self._ok[hit] = self.kept.ok[rows[hit]]
@@ -164,10 +166,7 @@ class PairChecks:
 
     def _positions(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Positions of the candidate pairs ``(i, j)`` among the candidates, each once."""
-        n = len(self.table.ids)
-        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-        keys = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
-        found = positions_in(self._keys, keys)
+        found = positions_in(self._keys, np.unique(self._pair_keys(i, j)))
         if np.any(found < 0):
             raise ValueError("pairs that are not among the candidates (call `candidates` first)")
         return found
@@ -309,9 +308,7 @@ class PairChecks:
 
     def verified(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Whether each candidate pair ``(i, j)`` is verified (every one checked by now)."""
-        n = len(self.table.ids)
-        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-        found = positions_in(self._keys, np.minimum(i, j) * n + np.maximum(i, j))
+        found = positions_in(self._keys, self._pair_keys(i, j))
         if np.any(found < 0) or np.any(self._code[found] < 0):
             raise ValueError("pairs that are not checked candidates")
         return self._ok[found]
@@ -319,7 +316,7 @@ class PairChecks:
     def verify(self, a: int, b: int) -> Verdict:
         """The verdict of images ``a`` and ``b`` (a :data:`imgdedup.search.cluster.Verifier`)."""
         key = (min(a, b), max(a, b))
-        position = int(positions_in(self._keys, np.asarray([key[0] * len(self.table.ids) + key[1]]))[0])
+        position = int(positions_in(self._keys, self._pair_keys([a], [b]))[0])
         if position >= 0:
             if self._code[position] < 0:  # a candidate no batch held yet
                 self._keep(position, slim(self._recall_or_judge(key)))
@@ -327,10 +324,8 @@ class PairChecks:
                 self._count(np.asarray([position]), np.zeros(0, dtype=np.int64))
             return self._verdict_at(position)
         verdict = self._extra.get(key)
-        if verdict is None:
+        if verdict is None:  # checked and counted once
             verdict = self._extra[key] = slim(self._recall_or_judge(key))
-        if key not in self._extra_counted:
-            self._extra_counted.add(key)
             self.outcomes[verdict[1]] = self.outcomes.get(verdict[1], 0) + 1
         return verdict
 

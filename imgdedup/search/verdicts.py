@@ -158,9 +158,9 @@ def load_verdicts(location: Location) -> VerdictTable:
         camera=data["camera"].astype(bool),
         low_information=data["low_information"].astype(bool),
     )
-    order = np.argsort(table._keys(), kind="stable")
-    if np.any(order != np.arange(len(order))):  # written unsorted by an earlier version: sort once
-        table = _take_rows(table, order)
+    keys = table._keys()
+    if np.any(keys[1:] < keys[:-1]):  # every writer sorts them, but rows_of would answer wrongly if not
+        table = _take_rows(table, np.argsort(keys, kind="stable"))
     return table
 
 
@@ -256,15 +256,15 @@ def table_of(verdicts: Mapping[tuple[str, str], Verdict], facts: Mapping[str, tu
 
 
 def save_verdicts(location: Location, table: VerdictTable) -> Location:
-    """Write ``table`` to ``location``, replacing what was there (one whole file); only the digests its
-    pairs and facts name are written."""
+    """Write ``table`` (rows sorted by ``(a, b)``, as :func:`build_table` and :func:`load_verdicts` give
+    them) to ``location``, replacing what was there (one whole file); only the digests its pairs and
+    facts name are written. Dropping the others renumbers the digests in the same order, so the rows
+    stay sorted."""
     if isinstance(location, Path):
         location.parent.mkdir(parents=True, exist_ok=True)
     used = np.unique(np.concatenate([table.a, table.b, table.described]))
     position = np.full(len(table.digests), -1, dtype=np.int64)
     position[used] = np.arange(len(used))
-    order = np.argsort(position[table.a] * max(1, len(used)) + position[table.b], kind="stable")
-    table = _take_rows(table, order)
     scored = np.asarray(sorted(n for n, s in table.scores.items() if table.ok[n] and s), dtype=np.int64)
     return locations.save_npz(
         location,
