@@ -181,3 +181,25 @@ def test_a_failed_chunk_does_not_stop_find_and_is_retried(sample_folder, tmp_pat
     second = find_duplicates_in_folder(folder, config, tmp_path / "run2")
     assert (second.unreadable, second.images, second.decoded) == (0, len(truth), len(poisoned))
     assert found_pairs(json.loads((tmp_path / "run2" / "duplicates.json").read_text())) == known_pairs(truth)
+
+
+def worker_pid(_item: int) -> int:
+    import time
+
+    time.sleep(0.2)  # long enough that both workers take items
+    return os.getpid()
+
+
+def test_a_run_starts_its_worker_processes_once_for_all_its_stages():
+    """find's stages share one pool: the processes that hashed also search and verify, instead of
+    a fresh pair of interpreters (about a second of imports each) per stage and per wave of jobs."""
+    from imgdedup.pipeline.pool import WorkerPool, map_chunks
+
+    with WorkerPool(2) as pool:
+        stages = [map_chunks(worker_pid, list(range(4)), (), 2, pool=pool) for _ in range(3)]
+    used = {pid for stage in stages for pid in stage}
+    assert len(used) == 2 and os.getpid() not in used
+    alone = [set(map_chunks(worker_pid, list(range(4)), (), 2)) for _ in range(2)]
+    assert not alone[0] & alone[1] and not alone[0] & used  # without it, each call starts its own
+    with pytest.raises(ValueError, match="workers"):
+        WorkerPool(0)

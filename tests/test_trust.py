@@ -540,10 +540,10 @@ def test_verifying_a_batch_at_a_time_on_threads_or_worker_processes_finds_the_sa
     jobs = []
     real_map = inprocess.map_chunks
 
-    def map_chunks(function, items, args, workers, done=None):
+    def map_chunks(function, items, args, workers, done=None, pool=None):
         if function is verify_jobs.run_verify_job:
             jobs.append(len(items))
-        return real_map(function, items, args, workers, done)
+        return real_map(function, items, args, workers, done, pool)
 
     monkeypatch.setattr(inprocess, "map_chunks", map_chunks)
     held.clear()

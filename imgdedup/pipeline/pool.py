@@ -10,7 +10,9 @@ nor in which order: it equals the serial run's, byte for byte.
 Workers are started with ``spawn``: a fresh interpreter does not inherit the
 parent's threads (ONNX Runtime's pools, the store lock's) nor a stale copy of
 its environment, at the cost of about a second of imports per worker, paid
-once per run.
+once per run: :class:`WorkerPool` keeps one pool for every stage of a run (hash
+chunks, search tiles, verification jobs), where a pool per stage, and one per
+wave of verification jobs, started its workers again each time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 
 #: Smallest chunk ``find`` gives its own worker: below this a process start costs more than it saves.
 FIND_MIN_SPLIT = 64
@@ -67,12 +69,53 @@ def threads_per_worker(workers: int) -> int:
     return max(1, available_cores() // max(1, workers))
 
 
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+class WorkerPool:
+    """The worker processes of one run, started when first needed and kept for all its stages.
+
+    ``with WorkerPool(workers) as pool:`` then ``map_chunks(..., pool=pool)``;
+    the processes start as work is handed to them (at most ``workers``) and end
+    when the ``with`` block does.
+    """
+
+    def __init__(self, workers: int) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"`workers` must be a positive int, got {workers!r}")
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = _process_pool(self.workers)
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def map_chunks(
     function: Callable[..., object],
     chunk_paths: Sequence[object],
     args: tuple,
     workers: int,
     done: Callable[[int], None] | None = None,
+    pool: WorkerPool | None = None,
 ) -> list[object]:
     """``[function(path, *args) for path in chunk_paths]``, on up to ``workers`` processes.
 
@@ -90,6 +133,8 @@ def map_chunks(
         this process.
     done : callable, optional
         Called as ``done(k)`` as soon as item ``k`` (its position in ``chunk_paths``) is finished.
+    pool : WorkerPool, optional
+        The run's worker processes; without one, a pool is started for this call and ended after it.
 
     Returns
     -------
@@ -107,22 +152,26 @@ def map_chunks(
             if done:
                 done(k)
         return results
-    context = multiprocessing.get_context("spawn")
-    results: list[object] = [None] * total
-    with ProcessPoolExecutor(
-        max_workers=min(workers, total), mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
-    ) as pool:
-        pending = {pool.submit(function, path, *args): k for k, path in enumerate(chunk_paths)}
-        try:
-            while pending:
-                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in ready:
-                    k = pending.pop(future)
-                    results[k] = future.result()
-                    if done:
-                        done(k)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    if pool is not None:
+        return _map_on(pool.executor(), function, chunk_paths, args, done)
+    with _process_pool(min(workers, total)) as own:
+        return _map_on(own, function, chunk_paths, args, done)
+
+
+def _map_on(executor: Executor, function, chunk_paths, args, done) -> list[object]:
+    results: list[object] = [None] * len(chunk_paths)
+    pending = {executor.submit(function, path, *args): k for k, path in enumerate(chunk_paths)}
+    try:
+        while pending:
+            ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in ready:
+                k = pending.pop(future)
+                results[k] = future.result()
+                if done:
+                    done(k)
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        wait(pending)  # the chunks already running finish (their files are whole) before the error
+        raise
     return results
