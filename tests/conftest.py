@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +17,11 @@ os.environ["HOME"] = _HOME
 os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, ".cache")
 os.environ["IMGDEDUP_HOME"] = tempfile.mkdtemp(prefix="imgdedup-home-")
 os.environ.pop("IMGDEDUP_CACHE_DIR", None)
+#: The throwaway homes, removed when the process that made them exits (a session left 4 MB of
+#: them in the temporary folder, several GB over many sessions).
+TEST_HOMES = (_PREFECT_HOME, _HOME, os.environ["IMGDEDUP_HOME"])
+for _home in TEST_HOMES:
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
 
 import pytest  # noqa: E402
 
