@@ -152,17 +152,29 @@ def common_levels(a, b, side: int = 32) -> tuple[float, float, float]:
     return _correlation(ga, gb), float(np.abs(ga - gb).mean()), float(np.abs(ca - cb).mean())
 
 
-def _cut_correlations(x: np.ndarray, y: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Correlation of ``x`` and ``y`` (H, W) with the last ``cuts`` rows dropped, for every cut at once
-    (running sums over rows: one pass, however many cuts)."""
-    n = x.shape[1]
-    sums = [np.cumsum(v.sum(axis=1)) for v in (x, y, x * x, y * y, x * y)]
-    rows = x.shape[0] - cuts
-    sx, sy, sxx, syy, sxy = (s[rows - 1] for s in sums)
-    count = rows * n
+def _cut_correlations(sums: list[np.ndarray], width: int, cuts: np.ndarray) -> np.ndarray:
+    """Correlation of two maps with their last ``cuts`` lines dropped, for every cut at once, from
+    ``sums``: the running sums over lines of x, y, x * x, y * y and x * y (one pass, however many cuts)."""
+    lines = len(sums[0]) - cuts
+    sx, sy, sxx, syy, sxy = (s[lines - 1] for s in sums)
+    count = lines * width
     covariance = sxy - sx * sy / count
     spread = np.sqrt(np.maximum(sxx - sx * sx / count, 0) * np.maximum(syy - sy * sy / count, 0))
     return np.where(spread > 1e-6, covariance / np.maximum(spread, 1e-12), 0.0)
+
+
+def _line_sums(x: np.ndarray, y: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """Per edge, the running sums :func:`_cut_correlations` needs, the lines counted from the
+    opposite edge. The products and line sums are taken once for the four edges."""
+    products = (x, y, x * x, y * y, x * y)
+    rows = [p.sum(axis=1) for p in products]
+    columns = [p.T.sum(axis=1) for p in products]
+    return {
+        "bottom": [np.cumsum(r) for r in rows],
+        "top": [np.cumsum(r[::-1]) for r in rows],
+        "right": [np.cumsum(c) for c in columns],
+        "left": [np.cumsum(c[::-1]) for c in columns],
+    }
 
 
 def band_cut(a, b, grid: int = 48, need: float = -1.0) -> tuple[float, float, float, float, str]:
@@ -184,15 +196,13 @@ def band_cut(a, b, grid: int = 48, need: float = -1.0) -> tuple[float, float, fl
     aspect = a.small.shape[1] / a.small.shape[0]
     h, w = (grid, max(8, round(grid * aspect))) if aspect <= 1 else (max(8, round(grid / aspect)), grid)
     ga, gb = (cv2.resize(e.small.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for e in (a, b))
-    # each edge as "the last rows" of a flipped or transposed view
-    views = {"bottom": lambda v: v, "top": lambda v: v[::-1], "right": lambda v: v.T, "left": lambda v: v.T[::-1]}
     best = (-1.0, "", 0)
-    for edge, view in views.items():
-        length = view(ga).shape[0]
+    for edge, sums in _line_sums(ga, gb).items():
+        length = len(sums[0])
         cuts = np.arange(max(1, round(0.06 * length)), round(MAX_BAND * length) + 1)
         if not len(cuts):
             continue
-        correlations = _cut_correlations(view(ga), view(gb), cuts)
+        correlations = _cut_correlations(sums, h * w // length, cuts)
         k = int(np.argmax(correlations))
         if correlations[k] > best[0]:
             best = (float(correlations[k]), edge, int(cuts[k]))
