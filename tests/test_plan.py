@@ -44,3 +44,39 @@ def test_whole_rounds_keep_every_worker_busy_to_the_last_chunk():
     assert sizes(chunk_bounds(400, 2000, 2, min_split=64, whole_rounds=True)) == [200, 200]
     assert sizes(chunk_bounds(100, 2000, 2, min_split=64, whole_rounds=True)) == [100]
     assert sizes(chunk_bounds(4100, 2000, 2)) == [1367, 1367, 1366]  # the flow's plan is unchanged
+
+
+def test_commit_finds_the_files_no_chunk_processed():
+    """A file is not processed when the manifest has no entry of its fingerprint, or its entry was
+    read without error but lacks a feature the run needs; an entry recorded as unreadable counts as done."""
+    import numpy as np
+
+    from imgdedup.imaging.discover import FileRecord
+    from imgdedup.pipeline.chunks import _not_processed
+    from imgdedup.storage.store import STATUS_ERROR, STATUS_OK, Manifest
+
+    ids = ["same.jpg", "touched.jpg", "no-hash.jpg", "unreadable.jpg"]
+    manifest = Manifest(
+        ids=ids,
+        size=np.array([10, 20, 30, 40]),
+        mtime_ns=np.array([1, 2, 3, 4]),
+        status=np.array([STATUS_OK, STATUS_OK, STATUS_OK, STATUS_ERROR], dtype=np.uint8),
+        reason=np.array(["", "", "", "cannot identify image file"]),
+        row=np.array([0, 1, 2, -1]),
+        width=np.full(4, 8, np.int32),
+        height=np.full(4, 8, np.int32),
+        formats=np.array(["JPEG"] * 4),
+        digests=np.array(["a", "b", "c", "d"], "U32"),
+        features={"hash:phash": np.array([True, True, False, False])},
+    )
+    records = [
+        FileRecord("same.jpg", 10, 1),
+        FileRecord("touched.jpg", 20, 99),  # modified since its entry was written
+        FileRecord("no-hash.jpg", 30, 3),
+        FileRecord("unreadable.jpg", 40, 4),
+        FileRecord("new.jpg", 50, 5),
+    ]
+    assert _not_processed(manifest, records, ["hash:phash"]).tolist() == [False, True, True, False, True]
+    assert _not_processed(manifest, records, []).tolist() == [False, True, False, False, True]
+    empty = Manifest(ids=[])
+    assert _not_processed(empty, records[:2], ["hash:phash"]).tolist() == [True, True]

@@ -275,6 +275,24 @@ def process_chunk_or_skip(work_path: str | os.PathLike, config: Config, threads:
         return None
 
 
+def _not_processed(manifest: Manifest, records: list, features) -> np.ndarray:
+    """Whether each discovered file lacks a manifest entry of its fingerprint, or an entry read
+    without error lacks one of ``features``: its chunk failed. Array by array, not file by file (a
+    million files' Python loop, each asking for a feature mask, took 24 s)."""
+    position = manifest.position()
+    found = np.fromiter((position.get(r.id, -1) for r in records), dtype=np.int64, count=len(records))
+    if not len(manifest):
+        return np.ones(len(records), dtype=bool)
+    at = np.maximum(found, 0)
+    sizes = np.fromiter((r.size for r in records), dtype=np.int64, count=len(records))
+    mtimes = np.fromiter((r.mtime_ns for r in records), dtype=np.int64, count=len(records))
+    fresh = (found >= 0) & (manifest.size[at] == sizes) & (manifest.mtime_ns[at] == mtimes)
+    complete = np.ones(len(records), dtype=bool)
+    for feature in features:
+        complete &= manifest.has(feature)[at]
+    return ~fresh | ((manifest.status[at] == STATUS_OK) & ~complete)
+
+
 def commit(plan_path: str | os.PathLike, config: Config) -> Location:
     """Merge the run's committed chunks into the manifest, drop deleted files; return the manifest path.
 
@@ -286,13 +304,7 @@ def commit(plan_path: str | os.PathLike, config: Config) -> Location:
     store = Store.open(plan.store)
     records = read_discovered(plan.discovered_path)
     manifest = merge_pending(store, store.load_manifest())
-    position = manifest.position()
-    missing = []
-    for record in records:
-        m = position.get(record.id)
-        fresh = m is not None and manifest.size[m] == record.size and manifest.mtime_ns[m] == record.mtime_ns
-        if not fresh or (manifest.status[m] == STATUS_OK and not all(manifest.has(f)[m] for f in plan.features)):
-            missing.append(record)
+    missing = [records[k] for k in np.flatnonzero(_not_processed(manifest, records, plan.features)).tolist()]
     if missing:
         n = len(missing)
         failed = Manifest(

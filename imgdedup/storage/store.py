@@ -116,7 +116,8 @@ class Manifest:
         return {file_id: k for k, file_id in enumerate(self.ids)}
 
     def has(self, feature: str) -> np.ndarray:
-        return self.features.get(feature, np.zeros(len(self.ids), dtype=bool))
+        mask = self.features.get(feature)  # not .get(feature, zeros): that builds the zeros every call
+        return mask if mask is not None else np.zeros(len(self.ids), dtype=bool)
 
     def take(self, keep: np.ndarray) -> "Manifest":
         """The entries at positions ``keep`` (an index array), in that order."""
