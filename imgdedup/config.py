@@ -158,10 +158,15 @@ class Config(BaseModel):
 
     @property
     def hash_methods(self) -> tuple[str, ...]:
-        """The hashes this run needs: its own, or the one cnn (phash) and hybrid use."""
+        """The whole-image hashes this run needs: its own, or phash for cnn (its distances to the keeper).
+
+        hybrid needs none: its hashes are taken on the image as the embedder prepares it
+        (``TRIMMED_HASH_ARRAYS``, written by the embed task), so its hash task decodes no pixels.
+        Decoding a 2 MP JPEG even at 1/8 scale costs about as much as the embedder's own decode.
+        """
         if self.method in HASH_METHODS:
             return (self.method,)
-        return ("phash",)
+        return () if self.method == "hybrid" else ("phash",)
 
     @property
     def features(self) -> tuple[str, ...]:

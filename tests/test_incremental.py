@@ -200,13 +200,13 @@ def test_deleted_files_leave_the_results(library, tmp_path):
 
 def test_compat_and_default_hashes_are_kept_apart(library, tmp_path):
     """A compat run on a store filled by a default run reads every image again (its pixel path differs)."""
-    config = load_config(store=str(tmp_path / "store"))
+    config = load_config(store=str(tmp_path / "store"), method="phash")
     find_duplicates_in_folder(library, config, tmp_path / "default")
     compat = find_duplicates_in_folder(library, config.replace(compat=True), tmp_path / "compat")
     assert compat.decoded == compat.files
     again = find_duplicates_in_folder(library, config.replace(compat=True), tmp_path / "compat-again")
     assert again.decoded == 0
-    _, reference = full_run(library, tmp_path, "compat-full", compat=True)
+    _, reference = full_run(library, tmp_path, "compat-full", method="phash", compat=True)
     assert (tmp_path / "compat" / "duplicates.json").read_text() == (reference / "duplicates.json").read_text()
 
 
@@ -370,3 +370,16 @@ def test_unreadable_files_are_read_again_when_the_reason_may_no_longer_hold(tmp_
     assert default.decoded == default.files and default.unreadable == 1  # only notes.txt stays unreadable
     assert find_duplicates_in_folder(folder, load_config(method="phash", store=store), tmp_path / "again").decoded == 0
     assert Image.open(folder / "icon.tga").format == "TGA"
+
+
+def test_hybrid_keeps_no_whole_image_hashes_and_phash_reads_them_later(library, tmp_path):
+    """hybrid's hash task reads only headers (its hashes come from the embedder's decode): a phash run on
+    its store then hashes every image, and finds what a phash run on a fresh store finds."""
+    config = load_config(store=str(tmp_path / "store"))
+    hybrid = find_duplicates_in_folder(library, config, tmp_path / "hybrid")
+    assert hybrid.decoded == hybrid.files and hybrid.clusters > 0
+    assert "hashes_phash" not in open_store(library, config).group()
+    phash = find_duplicates_in_folder(library, config.replace(method="phash"), tmp_path / "phash")
+    assert phash.decoded == phash.files
+    _, reference = full_run(library, tmp_path, "phash-full", method="phash")
+    assert (tmp_path / "phash" / "duplicates.json").read_text() == (reference / "duplicates.json").read_text()

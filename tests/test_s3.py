@@ -154,8 +154,7 @@ def test_store_and_run_folder_on_s3_equal_local_ones(bucket, local_reference):
     fs = fsspec.filesystem("s3")
     store = fs.find("library/stores/find")
     assert (
-        "library/stores/find/manifest.npz" in store
-        and "library/stores/find/arrays.zarr/hashes_phash/zarr.json" in store
+        "library/stores/find/manifest.npz" in store and "library/stores/find/arrays.zarr/embeddings/zarr.json" in store
     )
     assert not [p for p in store if "/pending/" in p or p.endswith("/lock")]  # committed and released
     data = page_data(_s3_text("s3://library/runs/find/report.html"))

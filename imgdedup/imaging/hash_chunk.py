@@ -75,11 +75,15 @@ def hash_image_bytes(
 
     The file is opened once. ``compat`` follows imagededup 0.3.3 bit for bit.
     Otherwise the default path decodes only what the largest hash input needs
-    (``fast=False`` decodes at full size instead, for comparisons).
+    (``fast=False`` decodes at full size instead, for comparisons). With no
+    ``methods`` only the header is read (size, format): the pixels are left to
+    the embed task, which decodes them anyway and records a file it cannot decode.
     """
     image = open_image(data, max_pixels)
     try:
         image_format = image.info.get("raw_format") or image.format or "unknown"
+        if not methods:
+            return [], oriented_size(image), image_format
         if compat:
             size = image.size
             pixels = compat_rgb(image, keep_gray=True)

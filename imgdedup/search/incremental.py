@@ -120,7 +120,6 @@ def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -
     way (the cluster stage verifies each, see :mod:`imgdedup.search.verify`, and
     checks the rest of a group against its keeper).
     """
-    primary = config.hash_methods[0]
     if config.method == "hybrid":
         ci, cj, cs = found
         near = trimmed_distance(store, rows, ci, cj)
@@ -132,7 +131,7 @@ def finish_pairs(store: Store, rows: np.ndarray, config: Config, found: Pairs) -
         i, j, distance = ci[keep], cj[keep], near[keep]
     else:
         i, j, _ = found
-        hashes = store.read_rows(config.hash_array(primary), rows)
+        hashes = store.read_rows(config.hash_array(config.hash_methods[0]), rows)
         distance = np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.uint8)
     if config.uses_embeddings:
         vectors = PositionRows(store, "embeddings", rows, np.concatenate([i, j]))
