@@ -1,3 +1,4 @@
+import io
 import os
 
 import numpy as np
@@ -149,6 +150,40 @@ def test_other_formats_are_box_reduced_early(tmp_path):
     _photo_like((1600, 1200)).save(path)
     gray = load_image(path.read_bytes(), mode="L", draft_size=(32, 32))
     assert gray.size == (100, 100)  # factors 16 x 12: both sides stay >= 3 x 32
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1080, 1920), (590, 1996), (2560, 1080)])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_copy_resized_to_its_longer_side_keeps_its_shape(size, fmt):
+    """Verification's evidence and thumbnails come from a copy scaled to its longer side: it must keep the
+    picture's aspect ratio (a 1080 x 1920 PNG was box-reduced to 1080 x 960, wider than tall), while
+    it is still reduced early (one factor, the longer side staying >= 3 x 320)."""
+    from imgdedup.imaging.describe import describe_image
+
+    buffer = io.BytesIO()
+    _photo_like(size).save(buffer, fmt)
+    data = buffer.getvalue()
+    image = load_image(data, mode="RGB", draft_size=(320, 320), keep_aspect=True)
+    assert abs(image.size[0] / image.size[1] - size[0] / size[1]) < 0.01 * size[0] / size[1]
+    assert 320 <= max(image.size) < 2 * 3 * 320
+    evidence = describe_image(data)
+    assert max(evidence.size) == 320 and evidence.full_size == size
+    assert round(320 * min(size) / max(size)) - 1 <= min(evidence.size) <= round(320 * min(size) / max(size)) + 1
+    assert (evidence.size[0] > evidence.size[1]) == (size[0] > size[1])
+
+
+def test_thumbnails_keep_the_shape_of_long_pictures(tmp_path):
+    from imgdedup.review.thumbnails import make_thumbnails
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    members = []
+    for name, size in [("wide.png", (2400, 400)), ("tall.png", (500, 1900))]:
+        _photo_like(size).save(folder / name)
+        members.append({"path": name, "bytes": (folder / name).stat().st_size, "digest": name[:4]})
+    sources = make_thumbnails(str(folder), members, tmp_path / "thumbs", 160)
+    shapes = {digest: Image.open(tmp_path / src).size for digest, src in sources.items()}
+    assert shapes == {"wide": (160, 27), "tall": (42, 160)}
 
 
 def test_fast_path_agrees_with_full_decode(tmp_path):

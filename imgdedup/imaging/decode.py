@@ -395,24 +395,33 @@ def _reducible(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # P, CMYK, YCbCr, LAB, HSV
 
 
-def _reduce_early(image: Image.Image, side: int) -> Image.Image:
-    """Integer box reduction while both sides stay >= ``REDUCING_GAP * side``."""
+def _reduce_early(image: Image.Image, side: int, keep_aspect: bool = False) -> Image.Image:
+    """Integer box reduction while both sides stay >= ``REDUCING_GAP * side``, each axis by its own
+    factor (the caller resizes to a fixed square); with ``keep_aspect`` both by one factor, while the
+    longer side stays that large."""
     width, height = image.size
     factor_x = max(int(width / side / REDUCING_GAP), 1)
     factor_y = max(int(height / side / REDUCING_GAP), 1)
+    if keep_aspect:
+        factor_x = factor_y = max(int(max(width, height) / side / REDUCING_GAP), 1)
     if factor_x == 1 and factor_y == 1:
         return image
     return _reducible(image).reduce((factor_x, factor_y))
 
 
-def load_opened(image: Image.Image, mode: str = "RGB", draft_size: tuple[int, int] | None = None) -> Image.Image:
+def load_opened(
+    image: Image.Image, mode: str = "RGB", draft_size: tuple[int, int] | None = None, *, keep_aspect: bool = False
+) -> Image.Image:
     """Default pixel path on an image from :func:`open_image`: oriented, flattened, in ``mode``.
 
     ``draft_size`` says how large the result must stay (both sides, in either
     orientation): JPEG/MPO then decode at the smallest DCT scale (1/2, 1/4, 1/8)
     that keeps both sides at least that large, luma only when ``mode`` is 'L';
     any format is then box-reduced by an integer factor while both sides stay at
-    least ``REDUCING_GAP`` times that large.
+    least ``REDUCING_GAP`` times that large: each side by its own factor, for callers
+    that resize to a fixed square. With ``keep_aspect`` both sides by one factor,
+    while the longer side stays that large, so the picture keeps its shape (a copy
+    resized to its longer side: the evidence of verification, thumbnails).
     """
     orientation = exif_orientation(image)
     side = max(draft_size) if draft_size is not None else None
@@ -424,20 +433,25 @@ def load_opened(image: Image.Image, mode: str = "RGB", draft_size: tuple[int, in
             pass  # a decoder that cannot draft decodes at full size
     image = _decode(image)
     if side is not None:
-        image = _reduce_early(image, side)
+        image = _reduce_early(image, side, keep_aspect=keep_aspect)
     return flatten(_orient(image, orientation), mode)
 
 
 def load_image(
-    data: bytes, mode: str = "RGB", max_pixels: int = 178_956_970, draft_size: tuple[int, int] | None = None
+    data: bytes,
+    mode: str = "RGB",
+    max_pixels: int = 178_956_970,
+    draft_size: tuple[int, int] | None = None,
+    *,
+    keep_aspect: bool = False,
 ) -> Image.Image:
     """Default pixel path: bytes -> oriented, flattened image in ``mode``.
 
     ``draft_size`` lets the decoder skip pixels as long as both sides stay at
-    least that large (see :func:`load_opened`): a 64-bit hash never needs full
-    resolution.
+    least that large (see :func:`load_opened`, also for ``keep_aspect``): a 64-bit
+    hash never needs full resolution.
     """
-    return load_opened(open_image(data, max_pixels), mode, draft_size)
+    return load_opened(open_image(data, max_pixels), mode, draft_size, keep_aspect=keep_aspect)
 
 
 def compat_rgb(image: Image.Image, keep_gray: bool = False) -> Image.Image:

@@ -183,7 +183,9 @@ def describe_image(data: bytes, max_pixels: int = 178_956_970) -> ImageEvidence:
     camera = (opened.format in EXIF_FORMATS or "exif" in opened.info) and has_camera_metadata(opened)
     full_size = opened.size
     blur = chroma_blur(opened)
-    image = load_opened(opened, "RGB", draft_size=(SIDE, SIDE))
+    # the picture keeps its aspect ratio: sizes and shapes are evidence (each side reduced by its own
+    # factor, a 1080 x 1920 PNG became 1080 x 960, wider than tall)
+    image = load_opened(opened, "RGB", draft_size=(SIDE, SIDE), keep_aspect=True)
     if (full_size[0] > full_size[1]) != (image.width > image.height):
         full_size = full_size[::-1]  # EXIF orientation turned it
     if max(image.size) > SIDE:

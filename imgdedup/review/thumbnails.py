@@ -30,7 +30,7 @@ def thumbnail_name(digest: str, size: int) -> str:
 def _write_thumbnail(root: str, member: Mapping, target: Location, size: int) -> bool:
     try:
         data = read_bytes(root, FileRecord(member["path"], member["bytes"], 0))
-        image = load_image(data, mode="RGB", draft_size=(size, size))
+        image = load_image(data, mode="RGB", draft_size=(size, size), keep_aspect=True)
         image.thumbnail((size, size))
         locations.write_with(target, lambda handle: image.save(handle, "JPEG", quality=85))
         return True

@@ -62,8 +62,9 @@ from imgdedup.search.registration import (
 )
 
 #: The rules' version: verdicts kept in a store (:mod:`imgdedup.search.verdicts`) are of one version;
-#: raise it whenever a rule or constant here changes a verdict.
-VERIFY_RULES = 13
+#: raise it whenever a rule or constant here, or the evidence (:mod:`imgdedup.imaging.describe`),
+#: changes a verdict (14: long pictures keep their aspect ratio when described).
+VERIFY_RULES = 14
 #: Mean chroma magnitude (opponent colour, 0..1 units) below which an image counts as grey:
 #: only then is colour not compared (a greyscale copy of a colour picture).
 GREY = 0.012
