@@ -400,10 +400,11 @@ def _reduce_early(image: Image.Image, side: int, keep_aspect: bool = False) -> I
     factor (the caller resizes to a fixed square); with ``keep_aspect`` both by one factor, while the
     longer side stays that large."""
     width, height = image.size
-    factor_x = max(int(width / side / REDUCING_GAP), 1)
-    factor_y = max(int(height / side / REDUCING_GAP), 1)
     if keep_aspect:
         factor_x = factor_y = max(int(max(width, height) / side / REDUCING_GAP), 1)
+    else:
+        factor_x = max(int(width / side / REDUCING_GAP), 1)
+        factor_y = max(int(height / side / REDUCING_GAP), 1)
     if factor_x == 1 and factor_y == 1:
         return image
     return _reducible(image).reduce((factor_x, factor_y))
